@@ -1,0 +1,130 @@
+//! Format detection from a line's first byte and its distinctive top-level keys, without parsing.
+
+use memchr::memmem;
+
+/// The formats a line or document can be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// OTLP/JSON `ExportTraceServiceRequest` / `TracesData`.
+    OtlpTraces,
+    /// OTLP/JSON `ExportLogsServiceRequest` / `LogsData`.
+    OtlpLogs,
+    /// OTLP/JSON metrics: recognised so they are reported, not indexed.
+    OtlpMetrics,
+    /// Zipkin v2: an array of spans or one span object.
+    Zipkin,
+    /// Jaeger UI download `{"data":[{traceID, spans, processes}]}` or one trace object.
+    Jaeger,
+    /// Any other JSON object: a structured log line.
+    JsonLog,
+    /// Anything else: a text log line.
+    Text,
+}
+
+/// Detects the format of one line. Cheap: looks at the first non-blank byte and searches for
+/// quoted keys that only the span formats use. A JSON log that happens to contain such a key
+/// still decodes, because a failed span decode falls back to the JSON log decoder.
+pub fn detect(line: &str) -> Format {
+    let trimmed = line.trim_start();
+    match trimmed.as_bytes().first() {
+        Some(b'{') => detect_object(trimmed),
+        Some(b'[') => {
+            if has_key(trimmed, "traceId") && (has_key(trimmed, "id") || has_key(trimmed, "name")) {
+                Format::Zipkin
+            } else {
+                Format::Text
+            }
+        }
+        _ => Format::Text,
+    }
+}
+
+/// Detects the format of a whole document (possibly pretty-printed over many lines).
+pub fn detect_document(doc: &str) -> Format {
+    detect(doc)
+}
+
+fn detect_object(obj: &str) -> Format {
+    // The first key decides the common case at once (the Collector writes it first).
+    let first = first_key(obj);
+    match first {
+        Some("resourceSpans" | "resource_spans") => return Format::OtlpTraces,
+        Some("resourceLogs" | "resource_logs") => return Format::OtlpLogs,
+        Some("resourceMetrics" | "resource_metrics") => return Format::OtlpMetrics,
+        _ => {}
+    }
+    if has_key(obj, "resourceSpans") || has_key(obj, "resource_spans") {
+        return Format::OtlpTraces;
+    }
+    if has_key(obj, "resourceLogs") || has_key(obj, "resource_logs") {
+        return Format::OtlpLogs;
+    }
+    if has_key(obj, "resourceMetrics") || has_key(obj, "resource_metrics") {
+        return Format::OtlpMetrics;
+    }
+    if has_key(obj, "traceID")
+        && (has_key(obj, "spans") || has_key(obj, "spanID"))
+        && (has_key(obj, "processes") || has_key(obj, "operationName") || first == Some("data"))
+    {
+        return Format::Jaeger;
+    }
+    if has_key(obj, "traceId")
+        && has_key(obj, "id")
+        && (has_key(obj, "localEndpoint")
+            || has_key(obj, "remoteEndpoint")
+            || has_key(obj, "duration")
+            || has_key(obj, "annotations")
+            || has_key(obj, "parentId"))
+    {
+        return Format::Zipkin;
+    }
+    Format::JsonLog
+}
+
+/// Whether `"key"` followed by optional blanks and `:` occurs. Inside a JSON string quotes are
+/// escaped, so an unescaped `"key":` is a real key (of this object or a nested one).
+fn has_key(text: &str, key: &str) -> bool {
+    let mut needle = Vec::with_capacity(key.len() + 2);
+    needle.push(b'"');
+    needle.extend_from_slice(key.as_bytes());
+    needle.push(b'"');
+    let bytes = text.as_bytes();
+    memmem::find_iter(bytes, &needle).any(|at| {
+        let escaped = at > 0 && bytes[at - 1] == b'\\';
+        let rest = &bytes[at + needle.len()..];
+        let colon = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':');
+        !escaped && colon
+    })
+}
+
+/// The first key of an object, when it has no escapes.
+fn first_key(obj: &str) -> Option<&str> {
+    let rest = obj.strip_prefix('{')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find('"')?;
+    let key = &rest[..end];
+    (!key.contains('\\')).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_by_first_byte_and_keys() {
+        assert_eq!(detect(r#"{"resourceSpans":[]}"#), Format::OtlpTraces);
+        assert_eq!(detect(r#"{"resource_logs":[]}"#), Format::OtlpLogs);
+        assert_eq!(detect(r#"  {"x":1, "resourceLogs" : []}"#), Format::OtlpLogs);
+        assert_eq!(detect(r#"{"resourceMetrics":[]}"#), Format::OtlpMetrics);
+        assert_eq!(detect(r#"[{"traceId":"a","id":"b"}]"#), Format::Zipkin);
+        assert_eq!(
+            detect(r#"{"traceId":"a","id":"b","localEndpoint":{"serviceName":"x"}}"#),
+            Format::Zipkin
+        );
+        assert_eq!(detect(r#"{"data":[{"traceID":"a","spans":[],"processes":{}}]}"#), Format::Jaeger);
+        assert_eq!(detect(r#"{"msg":"hi","trace_id":"abc"}"#), Format::JsonLog);
+        assert_eq!(detect(r#"{"msg":"say \"resourceSpans\": now"}"#), Format::JsonLog);
+        assert_eq!(detect("2024-01-01 INFO hello"), Format::Text);
+        assert_eq!(detect("[INFO] hello"), Format::Text);
+    }
+}

@@ -1,0 +1,3 @@
+//! threadline index (in progress).
+
+pub mod schema;

@@ -1,0 +1,177 @@
+//! The tantivy schema: one index, two kinds of documents (spans and logs), linked by trace id.
+//!
+//! Only `record` is stored (the record as compact JSON, in the zstd doc store); everything a
+//! search filters, sorts or counts on is indexed and/or a fast field. Trace assembly reads the
+//! stored JSON; trace summaries read fast fields only.
+
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions,
+    NumericOptions, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::RAW_TOKENIZER_NAME;
+
+/// Field names; the query language and aggregations address fields by these.
+pub mod names {
+    /// `"span"` or `"log"`.
+    pub const KIND: &str = "kind";
+    /// 32 lowercase hex. For a record known only by the low 64 bits of its trace, the W3C
+    /// left-padded form (and `TRACE_PARTIAL` is set).
+    pub const TRACE_ID: &str = "trace_id";
+    /// Low 64 bits of the trace id of every linked record (u64).
+    pub const TRACE_LOW64: &str = "trace_low64";
+    /// 1 when the record's trace id is known only by its low 64 bits (Datadog decimal ids, and
+    /// 64-bit Zipkin/Jaeger ids), so lookups of a full id also match on `TRACE_LOW64`.
+    pub const TRACE_PARTIAL: &str = "trace_partial";
+    pub const SPAN_ID: &str = "span_id";
+    pub const PARENT_SPAN_ID: &str = "parent_span_id";
+    pub const SERVICE: &str = "service";
+    /// Span name (an exact keyword, not a phrase).
+    pub const NAME: &str = "name";
+    /// Span kind: `SERVER`, `CLIENT`, ...
+    pub const SPAN_KIND: &str = "span_kind";
+    /// `OK` | `ERROR` | `UNSET` (spans only).
+    pub const STATUS: &str = "status";
+    /// Level ordinal 1 (trace) ..= 6 (fatal) (logs with a level only).
+    pub const LEVEL: &str = "level";
+    /// Span start / log time, nanosecond precision.
+    pub const TIMESTAMP: &str = "timestamp";
+    pub const DURATION_NS: &str = "duration_ns";
+    /// 1 for an error span or a log at level error or above.
+    pub const IS_ERROR: &str = "is_error";
+    /// Full text: log body, span name and status message.
+    pub const BODY: &str = "body";
+    pub const ATTRIBUTES: &str = "attributes";
+    pub const RESOURCE: &str = "resource";
+    /// Attributes of span events (exceptions) and the event names under `event.name`.
+    pub const EVENTS: &str = "events";
+    /// The origin source (file path or receiver), exact.
+    pub const SOURCE: &str = "source";
+    /// `model::Problems` bits; 0 for a clean record.
+    pub const PROBLEMS: &str = "problems";
+    /// The whole record as compact JSON (stored only).
+    pub const RECORD: &str = "record";
+}
+
+/// Handles to every field of the schema.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    pub schema: Schema,
+    pub kind: Field,
+    pub trace_id: Field,
+    pub trace_low64: Field,
+    pub trace_partial: Field,
+    pub span_id: Field,
+    pub parent_span_id: Field,
+    pub service: Field,
+    pub name: Field,
+    pub span_kind: Field,
+    pub status: Field,
+    pub level: Field,
+    pub timestamp: Field,
+    pub duration_ns: Field,
+    pub is_error: Field,
+    pub body: Field,
+    pub attributes: Field,
+    pub resource: Field,
+    pub events: Field,
+    pub source: Field,
+    pub problems: Field,
+    pub record: Field,
+}
+
+impl Fields {
+    pub fn new() -> Fields {
+        let mut b = Schema::builder();
+        let keyword = STRING | FAST;
+        let num = NumericOptions::default().set_indexed().set_fast();
+        let json = || {
+            JsonObjectOptions::default()
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer(RAW_TOKENIZER_NAME)
+                        .set_index_option(IndexRecordOption::Basic),
+                )
+                .set_fast(RAW_TOKENIZER_NAME)
+                .set_expand_dots_enabled()
+        };
+        let kind = b.add_text_field(names::KIND, keyword.clone());
+        let trace_id = b.add_text_field(names::TRACE_ID, keyword.clone());
+        let trace_low64 = b.add_u64_field(names::TRACE_LOW64, num.clone());
+        let trace_partial = b.add_u64_field(names::TRACE_PARTIAL, INDEXED);
+        let span_id = b.add_text_field(names::SPAN_ID, keyword.clone());
+        let parent_span_id = b.add_text_field(names::PARENT_SPAN_ID, keyword.clone());
+        let service = b.add_text_field(names::SERVICE, keyword.clone());
+        let name = b.add_text_field(names::NAME, keyword.clone());
+        let span_kind = b.add_text_field(names::SPAN_KIND, keyword.clone());
+        let status = b.add_text_field(names::STATUS, keyword.clone());
+        let level = b.add_u64_field(names::LEVEL, num.clone());
+        let timestamp = b.add_date_field(
+            names::TIMESTAMP,
+            DateOptions::default()
+                .set_indexed()
+                .set_fast()
+                .set_precision(DateTimePrecision::Nanoseconds),
+        );
+        let duration_ns = b.add_i64_field(names::DURATION_NS, num.clone());
+        let is_error = b.add_u64_field(names::IS_ERROR, num.clone());
+        let body = b.add_text_field(
+            names::BODY,
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("default")
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            ),
+        );
+        let attributes = b.add_json_field(names::ATTRIBUTES, json());
+        let resource = b.add_json_field(names::RESOURCE, json());
+        let events = b.add_json_field(names::EVENTS, json());
+        let source = b.add_text_field(names::SOURCE, STRING);
+        let problems = b.add_u64_field(names::PROBLEMS, num);
+        let record = b.add_bytes_field(names::RECORD, STORED);
+        Fields {
+            schema: b.build(),
+            kind,
+            trace_id,
+            trace_low64,
+            trace_partial,
+            span_id,
+            parent_span_id,
+            service,
+            name,
+            span_kind,
+            status,
+            level,
+            timestamp,
+            duration_ns,
+            is_error,
+            body,
+            attributes,
+            resource,
+            events,
+            source,
+            problems,
+            record,
+        }
+    }
+
+    /// Handles for an existing index's schema (which must be this schema).
+    pub fn from_schema(schema: &Schema) -> Result<Fields, tantivy::TantivyError> {
+        let expected = Fields::new();
+        for (field, entry) in expected.schema.fields() {
+            let found = schema.get_field(entry.name())?;
+            if found != field || schema.get_field_entry(found) != entry {
+                return Err(tantivy::TantivyError::SchemaError(format!(
+                    "field {:?} differs from this version's schema; re-create the index",
+                    entry.name()
+                )));
+            }
+        }
+        Ok(expected)
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields::new()
+    }
+}

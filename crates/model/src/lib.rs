@@ -1,0 +1,12 @@
+//! threadline's data model: ids, spans, log records and attribute values. No I/O.
+
+mod attr;
+mod ids;
+mod record;
+
+pub use attr::{AttrValue, Attributes, KeyValue};
+pub use ids::{IdError, SpanId, TraceId, TraceParent, TraceRef, XRayHeader};
+pub use record::{
+    Level, LogRecord, Origin, Problems, Record, Scope, Span, SpanEvent, SpanKind, SpanLink, Status,
+    StatusCode,
+};
