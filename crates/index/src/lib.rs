@@ -1,3 +1,268 @@
-//! threadline index (in progress).
+//! threadline's index: one tantivy index of spans and logs linked by trace id, written by one
+//! writer thread whose commits carry the sources' checkpoints, and read for trace assembly,
+//! search, trace search and aggregations.
+//!
+//! The entry point is [`Index`]: open it, start its [`Writer`], and query it. The index knows
+//! nothing of files or HTTP: sources hand it [`Batch`]es of records with opaque checkpoints.
 
+mod agg;
+mod collect;
+pub mod doc;
+mod error;
+pub mod query;
 pub mod schema;
+mod search;
+mod trace;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{IndexReader, IndexSettings, ReloadPolicy};
+
+pub use crate::agg::{
+    AggBucket, AggRequest, AggResponse, AttributeKey, DurationStats, ServiceInfo, Services,
+};
+pub use crate::error::{Error, Result};
+pub use crate::schema::Fields;
+pub use crate::search::{
+    SearchRequest, SearchResponse, TraceSearchRequest, TraceSearchResponse, TraceSummary,
+};
+pub use crate::trace::{Trace, TraceLog, TraceSpan};
+pub use crate::writer::{
+    Ack, Batch, TrySendError, Writer, WriterConfig, WriterHandle, WriterStats,
+};
+
+use crate::error::Context as _;
+
+/// Bytes of the doc store's compressed blocks: bigger compresses better, but every stored
+/// record read decompresses a whole block.
+const DOCSTORE_BLOCKSIZE: usize = 32 * 1024;
+/// zstd level of the doc store (3 is zstd's default: fast, and far smaller than lz4 on JSON).
+const DOCSTORE_ZSTD_LEVEL: i32 = 3;
+/// The version of the commit payload format.
+const PAYLOAD_VERSION: u64 = 1;
+
+/// An open index: cheap to clone, shared by the writer thread and every reader.
+#[derive(Clone)]
+pub struct Index {
+    inner: Arc<Inner>,
+}
+
+/// The sources' checkpoints as of the last commit: source key → the source's own position
+/// value (for a file, its fingerprint key → byte offset of the last complete line indexed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checkpoints(BTreeMap<String, serde_json::Value>);
+
+struct Inner {
+    tantivy: tantivy::Index,
+    fields: Fields,
+    /// Reloaded by the writer right after each commit (read-your-writes).
+    reader: IndexReader,
+    /// `None` for an in-memory index.
+    path: Option<PathBuf>,
+}
+
+impl Index {
+    /// Opens the index in `dir`, creating the directory and an empty index when there is none.
+    pub fn open_or_create(dir: impl AsRef<Path>) -> Result<Index> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let open_err = |source| Error::Open {
+            path: dir.to_owned(),
+            source,
+        };
+        let exists = dir.join("meta.json").exists();
+        let tantivy = if exists {
+            tantivy::Index::open_in_dir(dir).map_err(open_err)?
+        } else {
+            tantivy::Index::builder()
+                .schema(Fields::new().schema)
+                .settings(settings())
+                .create_in_dir(dir)
+                .map_err(open_err)?
+        };
+        let fields = Fields::from_schema(&tantivy.schema()).map_err(open_err)?;
+        Index::with_tantivy(tantivy, fields, Some(dir.to_owned()))
+    }
+
+    /// A fresh index in memory (tests, demos). Checkpoints work as on disk.
+    pub fn create_in_ram() -> Result<Index> {
+        let fields = Fields::new();
+        let tantivy = tantivy::Index::builder()
+            .schema(fields.schema.clone())
+            .settings(settings())
+            .create_in_ram()
+            .context("creating an in-memory index")?;
+        Index::with_tantivy(tantivy, fields, None)
+    }
+
+    fn with_tantivy(
+        tantivy: tantivy::Index,
+        fields: Fields,
+        path: Option<PathBuf>,
+    ) -> Result<Index> {
+        let reader = tantivy
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .context("opening the index reader")?;
+        Ok(Index {
+            inner: Arc::new(Inner {
+                tantivy,
+                fields,
+                reader,
+                path,
+            }),
+        })
+    }
+
+    /// The schema's field handles.
+    pub fn fields(&self) -> &Fields {
+        &self.inner.fields
+    }
+
+    /// The underlying tantivy index (for tools; writing must go through [`Writer`]).
+    pub fn tantivy(&self) -> &tantivy::Index {
+        &self.inner.tantivy
+    }
+
+    /// The directory of an on-disk index.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Number of documents (spans and logs) visible to searches.
+    pub fn num_docs(&self) -> u64 {
+        self.inner.reader.searcher().num_docs()
+    }
+
+    /// The checkpoints stored in the last commit's payload; empty for a new index. A tailer
+    /// resumes from these on start: they describe exactly what the index holds.
+    pub fn checkpoints(&self) -> Result<Checkpoints> {
+        let metas = self
+            .inner
+            .tantivy
+            .load_metas()
+            .context("reading the index metadata")?;
+        Checkpoints::from_payload(metas.payload.as_deref())
+    }
+
+    /// Reloads the reader so searches see the last commit (the writer does this after each of
+    /// its commits; another process's commits need this call).
+    pub fn reload(&self) -> Result<()> {
+        self.inner
+            .reader
+            .reload()
+            .context("reloading the index reader")
+    }
+
+    pub(crate) fn searcher(&self) -> tantivy::Searcher {
+        self.inner.reader.searcher()
+    }
+
+    pub(crate) fn reader(&self) -> &IndexReader {
+        &self.inner.reader
+    }
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.inner.path)
+            .field("num_docs", &self.num_docs())
+            .finish()
+    }
+}
+
+impl Checkpoints {
+    pub fn new() -> Checkpoints {
+        Checkpoints::default()
+    }
+
+    /// The checkpoint of one source.
+    pub fn get(&self, source_key: &str) -> Option<&serde_json::Value> {
+        self.0.get(source_key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn insert(&mut self, source_key: String, value: serde_json::Value) {
+        self.0.insert(source_key, value);
+    }
+
+    /// Reads `{"v":1,"checkpoints":{...}}`; no payload means no checkpoints.
+    pub(crate) fn from_payload(payload: Option<&str>) -> Result<Checkpoints> {
+        let Some(payload) = payload.filter(|p| !p.trim().is_empty()) else {
+            return Ok(Checkpoints::default());
+        };
+        let bad = |message: String| Error::Payload { message };
+        let value: serde_json::Value =
+            serde_json::from_str(payload).map_err(|e| bad(e.to_string()))?;
+        match value.get("v").and_then(serde_json::Value::as_u64) {
+            Some(PAYLOAD_VERSION) => {}
+            other => return Err(bad(format!("unsupported version {other:?}"))),
+        }
+        let map = match value.get("checkpoints") {
+            None | Some(serde_json::Value::Null) => BTreeMap::new(),
+            Some(serde_json::Value::Object(map)) => {
+                map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+            Some(_) => return Err(bad("\"checkpoints\" is not an object".into())),
+        };
+        Ok(Checkpoints(map))
+    }
+
+    /// The compact payload of a commit.
+    pub(crate) fn to_payload(&self) -> String {
+        serde_json::json!({"v": PAYLOAD_VERSION, "checkpoints": self.0}).to_string()
+    }
+}
+
+fn settings() -> IndexSettings {
+    IndexSettings {
+        docstore_compression: Compressor::Zstd(ZstdCompressor {
+            compression_level: Some(DOCSTORE_ZSTD_LEVEL),
+        }),
+        docstore_blocksize: DOCSTORE_BLOCKSIZE,
+        ..IndexSettings::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trips_and_rejects_other_versions() {
+        assert!(Checkpoints::from_payload(None).unwrap().is_empty());
+        let mut checkpoints = Checkpoints::new();
+        checkpoints.insert("file:abc".into(), serde_json::json!({"offset": 42}));
+        let payload = checkpoints.to_payload();
+        assert_eq!(
+            payload,
+            r#"{"checkpoints":{"file:abc":{"offset":42}},"v":1}"#
+        );
+        assert_eq!(
+            Checkpoints::from_payload(Some(&payload)).unwrap(),
+            checkpoints
+        );
+        assert!(Checkpoints::from_payload(Some(r#"{"v":2,"checkpoints":{}}"#)).is_err());
+        assert!(Checkpoints::from_payload(Some("not json")).is_err());
+    }
+}

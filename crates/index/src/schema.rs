@@ -50,6 +50,9 @@ pub mod names {
     pub const PROBLEMS: &str = "problems";
     /// The whole record as compact JSON (stored only).
     pub const RECORD: &str = "record";
+    /// A per-index sequence number assigned by the writer (u64, unique, fast): the stable
+    /// tiebreak after `TIMESTAMP` for ordering and cursor paging, independent of segments.
+    pub const SEQ: &str = "seq";
 }
 
 /// Handles to every field of the schema.
@@ -77,6 +80,7 @@ pub struct Fields {
     pub source: Field,
     pub problems: Field,
     pub record: Field,
+    pub seq: Field,
 }
 
 impl Fields {
@@ -125,9 +129,11 @@ impl Fields {
         let attributes = b.add_json_field(names::ATTRIBUTES, json());
         let resource = b.add_json_field(names::RESOURCE, json());
         let events = b.add_json_field(names::EVENTS, json());
-        let source = b.add_text_field(names::SOURCE, STRING);
-        let problems = b.add_u64_field(names::PROBLEMS, num);
+        // Fast so that records can be counted by file.
+        let source = b.add_text_field(names::SOURCE, keyword.clone());
+        let problems = b.add_u64_field(names::PROBLEMS, num.clone());
         let record = b.add_bytes_field(names::RECORD, STORED);
+        let seq = b.add_u64_field(names::SEQ, num);
         Fields {
             schema: b.build(),
             kind,
@@ -151,6 +157,7 @@ impl Fields {
             source,
             problems,
             record,
+            seq,
         }
     }
 

@@ -29,7 +29,10 @@ impl Attributes {
     }
 
     pub fn push(&mut self, key: impl Into<String>, value: AttrValue) {
-        self.0.push(KeyValue { key: key.into(), value });
+        self.0.push(KeyValue {
+            key: key.into(),
+            value,
+        });
     }
 
     pub fn get(&self, key: &str) -> Option<&AttrValue> {
@@ -67,7 +70,11 @@ impl<'a> IntoIterator for &'a Attributes {
 
 impl FromIterator<(String, AttrValue)> for Attributes {
     fn from_iter<I: IntoIterator<Item = (String, AttrValue)>>(iter: I) -> Self {
-        Attributes(iter.into_iter().map(|(key, value)| KeyValue { key, value }).collect())
+        Attributes(
+            iter.into_iter()
+                .map(|(key, value)| KeyValue { key, value })
+                .collect(),
+        )
     }
 }
 
@@ -185,8 +192,14 @@ mod tests {
     fn text_of_nested_values_is_json() {
         let mut map = Attributes::new();
         map.push("a", AttrValue::Int(1));
-        map.push("b\"", AttrValue::Array(vec![AttrValue::Bool(true), "x\n".into()]));
-        assert_eq!(AttrValue::Map(map).to_text(), r#"{"a":1,"b\"":[true,"x\n"]}"#);
+        map.push(
+            "b\"",
+            AttrValue::Array(vec![AttrValue::Bool(true), "x\n".into()]),
+        );
+        assert_eq!(
+            AttrValue::Map(map).to_text(),
+            r#"{"a":1,"b\"":[true,"x\n"]}"#
+        );
         assert_eq!(AttrValue::Float(f64::NAN).to_text(), "\"NaN\"");
         assert_eq!(AttrValue::Bytes(vec![1, 2]).to_text(), "\"AQI=\"");
     }

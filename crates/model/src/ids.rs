@@ -97,7 +97,10 @@ impl TraceId {
             0 => return Err(IdError::Empty),
             16 => bytes.try_into().expect("length checked"),
             got => {
-                return Err(IdError::Length { expected: "16 bytes", got });
+                return Err(IdError::Length {
+                    expected: "16 bytes",
+                    got,
+                });
             }
         };
         TraceId::from_u128(u128::from_be_bytes(bytes)).ok_or(IdError::AllZero)
@@ -108,14 +111,20 @@ impl TraceId {
         match s.len() {
             32 | 16 => TraceId::from_hex_lenient(s),
             0 => Err(IdError::Empty),
-            got => Err(IdError::Length { expected: "16 or 32 hex digits", got }),
+            got => Err(IdError::Length {
+                expected: "16 or 32 hex digits",
+                got,
+            }),
         }
     }
 
     /// 1 to 32 hex digits, left-padded: Jaeger's own API drops leading zeros.
     pub fn from_hex_lenient(s: &str) -> Result<TraceId, IdError> {
         if s.len() > 32 {
-            return Err(IdError::Length { expected: "at most 32 hex digits", got: s.len() });
+            return Err(IdError::Length {
+                expected: "at most 32 hex digits",
+                got: s.len(),
+            });
         }
         let value = parse_hex(s)?;
         TraceId::from_u128(value).ok_or(IdError::AllZero)
@@ -137,8 +146,12 @@ impl TraceId {
 
     /// An AWS X-Ray id `1-5759e988-bd862e3fe1be46a994272793`: 8 hex of epoch seconds then 24 hex.
     pub fn from_xray(s: &str) -> Result<TraceId, IdError> {
-        let rest = s.strip_prefix("1-").ok_or(IdError::XRay("expected version 1- prefix"))?;
-        let (time, unique) = rest.split_once('-').ok_or(IdError::XRay("expected two '-'"))?;
+        let rest = s
+            .strip_prefix("1-")
+            .ok_or(IdError::XRay("expected version 1- prefix"))?;
+        let (time, unique) = rest
+            .split_once('-')
+            .ok_or(IdError::XRay("expected two '-'"))?;
         if time.len() != 8 || unique.len() != 24 {
             return Err(IdError::XRay("expected 8 then 24 hex digits"));
         }
@@ -177,7 +190,12 @@ impl SpanId {
         let bytes: [u8; 8] = match bytes.len() {
             0 => return Err(IdError::Empty),
             8 => bytes.try_into().expect("length checked"),
-            got => return Err(IdError::Length { expected: "8 bytes", got }),
+            got => {
+                return Err(IdError::Length {
+                    expected: "8 bytes",
+                    got,
+                });
+            }
         };
         SpanId::from_u64(u64::from_be_bytes(bytes)).ok_or(IdError::AllZero)
     }
@@ -187,14 +205,20 @@ impl SpanId {
         match s.len() {
             16 => SpanId::from_hex_lenient(s),
             0 => Err(IdError::Empty),
-            got => Err(IdError::Length { expected: "16 hex digits", got }),
+            got => Err(IdError::Length {
+                expected: "16 hex digits",
+                got,
+            }),
         }
     }
 
     /// 1 to 16 hex digits, left-padded (Jaeger drops leading zeros).
     pub fn from_hex_lenient(s: &str) -> Result<SpanId, IdError> {
         if s.len() > 16 {
-            return Err(IdError::Length { expected: "at most 16 hex digits", got: s.len() });
+            return Err(IdError::Length {
+                expected: "at most 16 hex digits",
+                got: s.len(),
+            });
         }
         let value = parse_hex(s)? as u64;
         SpanId::from_u64(value).ok_or(IdError::AllZero)
@@ -319,7 +343,9 @@ impl TraceParent {
             return Err(IdError::TraceParent("version ff is invalid"));
         }
         if version == 0 && b.len() != 55 {
-            return Err(IdError::TraceParent("version 00 must be exactly 55 characters"));
+            return Err(IdError::TraceParent(
+                "version 00 must be exactly 55 characters",
+            ));
         }
         if b.len() > 55 && b[55] != b'-' {
             return Err(IdError::TraceParent("expected '-' after the flags"));
@@ -349,7 +375,9 @@ impl XRayHeader {
         let mut parent_id = None;
         let mut sampled = None;
         for field in s.split(';') {
-            let Some((key, value)) = field.split_once('=') else { continue };
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
             match key.trim() {
                 "Root" => root = Some(TraceId::from_xray(value.trim())?),
                 "Parent" => parent_id = SpanId::from_hex(value.trim()).ok(),
@@ -364,7 +392,11 @@ impl XRayHeader {
             }
         }
         let trace_id = root.ok_or(IdError::XRay("no Root= field"))?;
-        Ok(XRayHeader { trace_id, parent_id, sampled })
+        Ok(XRayHeader {
+            trace_id,
+            parent_id,
+            sampled,
+        })
     }
 }
 
@@ -478,7 +510,10 @@ fn parse_decimal_u64(s: &str) -> Result<u64, IdError> {
         return Err(IdError::InvalidChar { ch, pos });
     }
     if s.starts_with('-') {
-        return s.parse::<i64>().map(|v| v as u64).map_err(|_| IdError::DecimalRange);
+        return s
+            .parse::<i64>()
+            .map(|v| v as u64)
+            .map_err(|_| IdError::DecimalRange);
     }
     s.parse::<u64>().map_err(|_| IdError::DecimalRange)
 }
@@ -514,22 +549,33 @@ mod tests {
         let span = SpanId::from_decimal("17213210219539181940").unwrap();
         assert_eq!(span.to_string(), "eee19b7ec3c1b174");
         assert_eq!(SpanId::from_decimal("-1").unwrap().as_u64(), u64::MAX);
-        assert_eq!(TraceRef::from_decimal("18446744073709551616"), Err(IdError::DecimalRange));
+        assert_eq!(
+            TraceRef::from_decimal("18446744073709551616"),
+            Err(IdError::DecimalRange)
+        );
     }
 
     #[test]
     fn xray_cloud_and_base64() {
         let x = TraceId::from_xray("1-5759e988-bd862e3fe1be46a994272793").unwrap();
         assert_eq!(x.to_string(), "5759e988bd862e3fe1be46a994272793");
-        let h = XRayHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1").unwrap();
+        let h = XRayHeader::parse(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        )
+        .unwrap();
         assert_eq!(h.trace_id, x);
         assert_eq!(h.parent_id.unwrap().to_string(), "53995c3f42cd8ad8");
         assert_eq!(h.sampled, Some(true));
-        let g = TraceId::from_cloud_trace("projects/my-proj/traces/4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let g =
+            TraceId::from_cloud_trace("projects/my-proj/traces/4bf92f3577b34da6a3ce929d0e0e4736")
+                .unwrap();
         assert_eq!(g.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         let b = TraceId::from_base64("W47/95gDgQPSabYzgT/GDA==").unwrap();
         assert_eq!(b.to_string(), "5b8efff798038103d269b633813fc60c");
-        assert_eq!(SpanId::from_base64("7uGbfsPBsXQ=").unwrap().to_string(), "eee19b7ec3c1b174");
+        assert_eq!(
+            SpanId::from_base64("7uGbfsPBsXQ=").unwrap().to_string(),
+            "eee19b7ec3c1b174"
+        );
     }
 
     #[test]
@@ -544,7 +590,10 @@ mod tests {
         ] {
             assert_eq!(TraceRef::parse_any(s).unwrap().to_string(), want, "{s}");
         }
-        assert!(matches!(TraceRef::parse_any("12345"), Ok(TraceRef::Low64(_))));
+        assert!(matches!(
+            TraceRef::parse_any("12345"),
+            Ok(TraceRef::Low64(_))
+        ));
         assert_eq!(TraceRef::parse_any("not-an-id"), Err(IdError::Unrecognised));
         assert_eq!(SpanId::parse_any("0"), Err(IdError::AllZero));
     }
@@ -563,8 +612,12 @@ mod tests {
         assert!(TraceParent::parse(&format!("{TP}-")).is_err());
         assert!(TraceParent::parse(&format!("ff{}", &TP[2..])).is_err());
         assert!(TraceParent::parse(&TP.to_uppercase()).is_err());
-        assert!(TraceParent::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_err());
-        assert!(TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01").is_err());
+        assert!(
+            TraceParent::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_err()
+        );
+        assert!(
+            TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01").is_err()
+        );
         assert!(TraceParent::parse(&format!("\t {TP} ")).is_ok());
     }
 }

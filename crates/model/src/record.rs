@@ -308,8 +308,14 @@ impl StatusCode {
 }
 
 impl Level {
-    pub const ALL: [Level; 6] =
-        [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error, Level::Fatal];
+    pub const ALL: [Level; 6] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
 
     /// OTLP severity number ranges: 1–4 trace, 5–8 debug, 9–12 info, 13–16 warn, 17–20 error,
     /// 21–24 fatal.
@@ -403,7 +409,10 @@ mod tests {
         assert_eq!(SpanKind::parse("SPAN_KIND_SERVER"), Some(SpanKind::Server));
         assert_eq!(SpanKind::parse("client"), Some(SpanKind::Client));
         assert_eq!(SpanKind::from_otlp(4), SpanKind::Producer);
-        assert_eq!(StatusCode::parse("STATUS_CODE_ERROR"), Some(StatusCode::Error));
+        assert_eq!(
+            StatusCode::parse("STATUS_CODE_ERROR"),
+            Some(StatusCode::Error)
+        );
         assert_eq!(StatusCode::from_otlp(1), StatusCode::Ok);
     }
 

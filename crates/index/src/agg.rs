@@ -1,0 +1,605 @@
+//! Aggregations on tantivy's aggregation module: counts by field or attribute value, by time
+//! bucket, and both; duration stats and percentiles; and the services listing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use model::Level;
+use serde_json::{Map, Value, json};
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::{AggContextParams, AggregationCollector};
+use tantivy::collector::Count;
+use tantivy::query::{AllQuery, Query};
+use tantivy::schema::Type;
+
+use crate::Index;
+use crate::error::{Context as _, Error, Result};
+use crate::schema::names;
+use crate::search::{elapsed_ms, within};
+
+/// Buckets per field unless the request says otherwise.
+const DEFAULT_SIZE: usize = 100;
+
+/// Counts of matching records grouped by up to two fields and/or a time interval.
+#[derive(Debug, Clone, Default)]
+pub struct AggRequest<'a> {
+    pub query: &'a str,
+    pub from_ns: Option<i64>,
+    pub to_ns: Option<i64>,
+    pub now_ns: Option<i64>,
+    /// Field or attribute names (at most two): `service`, `name`, `status`, `level`, `kind`,
+    /// `span_kind`, `source`, `trace_id`, ... or an attribute (`card.bin`, which means
+    /// `attributes.card.bin` or else `resource.card.bin`; `attr.x`/`resource.x` pick one).
+    pub by: Vec<String>,
+    /// Fixed time buckets aligned to the epoch (UTC), at least 1 ms.
+    pub interval: Option<Duration>,
+    /// Most values per field (0 means 100).
+    pub size: usize,
+    /// Compute count/min/max/avg/sum of `duration_ns` per bucket (spans only have one).
+    pub duration_stats: bool,
+    /// Percentiles of `duration_ns` per bucket, e.g. `[50.0, 95.0, 99.0]`.
+    pub duration_percentiles: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggResponse {
+    pub buckets: Vec<AggBucket>,
+    /// Records matching the query in the time range.
+    pub total: u64,
+    pub took_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggBucket {
+    /// (name, value) per dimension, in request order, then `("time", RFC 3339)`.
+    pub key: Vec<(String, String)>,
+    pub count: u64,
+    pub duration: Option<DurationStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DurationStats {
+    pub count: u64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub avg: Option<f64>,
+    pub sum: f64,
+    /// (percent, value in ns).
+    pub percentiles: Vec<(f64, Option<f64>)>,
+}
+
+/// What the index holds: services with their span names, and attribute keys.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Services {
+    pub services: Vec<ServiceInfo>,
+    pub attribute_keys: Vec<AttributeKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// Spans and logs.
+    pub records: u64,
+    /// Span names (operations), most frequent first.
+    pub span_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeKey {
+    /// As the query language addresses it: `attributes.card.bin`, `resource.service.version`,
+    /// `events.exception.type`.
+    pub path: String,
+    /// `str`, `i64`, `f64`, `bool`, ... (a key can have several).
+    pub types: Vec<String>,
+    /// Distinct string values in the largest segment: a rough lower bound.
+    pub cardinality: Option<u64>,
+}
+
+/// One dimension of the request, resolved to a fast field path.
+#[derive(Debug)]
+struct Dimension {
+    label: String,
+    field: String,
+    is_level: bool,
+}
+
+impl Index {
+    /// Counts (and duration metrics) of matching records per bucket.
+    pub fn aggregate(&self, request: &AggRequest<'_>) -> Result<AggResponse> {
+        let query = self.compile(request.query, request.now_ns)?;
+        self.aggregate_compiled(query, request)
+    }
+
+    /// [`Index::aggregate`] with an already built tantivy query.
+    pub fn aggregate_compiled(
+        &self,
+        query: Box<dyn Query>,
+        request: &AggRequest<'_>,
+    ) -> Result<AggResponse> {
+        let started = Instant::now();
+        if request.by.len() > 2 {
+            return Err(Error::Aggregation {
+                message: "at most two fields in `by`".into(),
+            });
+        }
+        let dims: Vec<Dimension> = request
+            .by
+            .iter()
+            .map(|by| self.dimension(by))
+            .collect::<Result<_>>()?;
+        let size = if request.size == 0 {
+            DEFAULT_SIZE
+        } else {
+            request.size
+        };
+        let interval_ms = match request.interval {
+            Some(interval) if interval.as_millis() == 0 => {
+                return Err(Error::Aggregation {
+                    message: "the interval must be at least 1ms".into(),
+                });
+            }
+            Some(interval) => Some(interval.as_millis()),
+            None => None,
+        };
+        let tree = agg_tree(&dims, interval_ms, size, request);
+        let aggregations: Aggregations = serde_json::from_value(Value::Object(tree.clone()))
+            .map_err(|e| Error::Aggregation {
+                message: e.to_string(),
+            })?;
+        let collector = AggregationCollector::from_aggs(aggregations, AggContextParams::default());
+        let query = within(self.fields(), query, request.from_ns, request.to_ns);
+        let (total, results) = self
+            .searcher()
+            .search(&*query, &(Count, collector))
+            .map_err(|e| Error::Aggregation {
+                message: e.to_string(),
+            })?;
+        let results = serde_json::to_value(&results).map_err(|e| Error::Aggregation {
+            message: e.to_string(),
+        })?;
+        let mut buckets = Vec::new();
+        let mut prefix = Vec::new();
+        flatten(
+            &dims,
+            interval_ms.is_some(),
+            &results,
+            total as u64,
+            &mut prefix,
+            &mut buckets,
+        );
+        let buckets = merge_and_sort(buckets);
+        Ok(AggResponse {
+            buckets,
+            total: total as u64,
+            took_ms: elapsed_ms(started),
+        })
+    }
+
+    /// Services, their span names, and the attribute keys in the index.
+    pub fn services(&self) -> Result<Services> {
+        let request = json!({
+            "services": {
+                "terms": {"field": names::SERVICE, "size": 10_000},
+                "aggs": {"names": {"terms": {"field": names::NAME, "size": 10_000}}},
+            }
+        });
+        let aggregations: Aggregations =
+            serde_json::from_value(request).map_err(|e| Error::Aggregation {
+                message: e.to_string(),
+            })?;
+        let collector = AggregationCollector::from_aggs(aggregations, AggContextParams::default());
+        let results = self
+            .searcher()
+            .search(&AllQuery, &collector)
+            .context("listing services")?;
+        let results = serde_json::to_value(&results).map_err(|e| Error::Aggregation {
+            message: e.to_string(),
+        })?;
+        let services = buckets_of(&results["services"])
+            .map(|bucket| ServiceInfo {
+                name: key_text(&bucket["key"]),
+                records: bucket["doc_count"].as_u64().unwrap_or(0),
+                span_names: buckets_of(&bucket["names"])
+                    .map(|b| key_text(&b["key"]))
+                    .collect(),
+            })
+            .filter(|s| !s.name.is_empty())
+            .collect();
+        Ok(Services {
+            services,
+            attribute_keys: self.attribute_keys()?,
+        })
+    }
+
+    fn attribute_keys(&self) -> Result<Vec<AttributeKey>> {
+        let metadata = self
+            .tantivy()
+            .fields_metadata()
+            .context("listing attribute keys")?;
+        let searcher = self.searcher();
+        let mut keys: BTreeMap<String, AttributeKey> = BTreeMap::new();
+        for field in metadata {
+            let is_attr = [names::ATTRIBUTES, names::RESOURCE, names::EVENTS]
+                .iter()
+                .any(|root| {
+                    field
+                        .field_name
+                        .strip_prefix(root)
+                        .is_some_and(|r| r.starts_with('.'))
+                });
+            if !is_attr {
+                continue;
+            }
+            let key = keys
+                .entry(field.field_name.clone())
+                .or_insert_with(|| AttributeKey {
+                    path: field.field_name.clone(),
+                    types: Vec::new(),
+                    cardinality: None,
+                });
+            let typ = type_name(field.typ).to_owned();
+            if !key.types.contains(&typ) {
+                key.types.push(typ);
+            }
+            if field.typ == Type::Str {
+                for segment in searcher.segment_readers() {
+                    let column = segment
+                        .fast_fields()
+                        .str(&field.field_name)
+                        .context("reading a column")?;
+                    if let Some(column) = column {
+                        let n = column.num_terms() as u64;
+                        key.cardinality = Some(key.cardinality.unwrap_or(0).max(n));
+                    }
+                }
+            }
+        }
+        Ok(keys.into_values().collect())
+    }
+
+    /// A `by` name to a fast field path.
+    fn dimension(&self, by: &str) -> Result<Dimension> {
+        let label = by.to_owned();
+        let known = match by {
+            "service" | "service.name" => Some(names::SERVICE),
+            "name" | "span.name" | "operation" => Some(names::NAME),
+            "status" | "status.code" => Some(names::STATUS),
+            "level" | "severity" => Some(names::LEVEL),
+            "kind" => Some(names::KIND),
+            "span_kind" | "span.kind" => Some(names::SPAN_KIND),
+            "source" => Some(names::SOURCE),
+            "trace_id" => Some(names::TRACE_ID),
+            "span_id" => Some(names::SPAN_ID),
+            "parent_span_id" => Some(names::PARENT_SPAN_ID),
+            _ => None,
+        };
+        if let Some(field) = known {
+            return Ok(Dimension {
+                label,
+                field: field.to_owned(),
+                is_level: field == names::LEVEL,
+            });
+        }
+        if by.is_empty() {
+            return Err(Error::Aggregation {
+                message: "empty field name in `by`".into(),
+            });
+        }
+        let explicit = [
+            ("attr.", names::ATTRIBUTES),
+            ("attributes.", names::ATTRIBUTES),
+            ("resource.", names::RESOURCE),
+            ("events.", names::EVENTS),
+            ("event.", names::EVENTS),
+        ];
+        for (prefix, root) in explicit {
+            if let Some(key) = by.strip_prefix(prefix) {
+                return Ok(Dimension {
+                    label,
+                    field: format!("{root}.{key}"),
+                    is_level: false,
+                });
+            }
+        }
+        let in_attributes = format!("{}.{by}", names::ATTRIBUTES);
+        let in_resource = format!("{}.{by}", names::RESOURCE);
+        let field = if !self.has_column(&in_attributes)? && self.has_column(&in_resource)? {
+            in_resource
+        } else {
+            in_attributes
+        };
+        Ok(Dimension {
+            label,
+            field,
+            is_level: false,
+        })
+    }
+
+    fn has_column(&self, path: &str) -> Result<bool> {
+        for segment in self.searcher().segment_readers() {
+            let handles = segment
+                .fast_fields()
+                .dynamic_column_handles(path)
+                .context("reading columns")?;
+            if !handles.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl AggResponse {
+    /// `{"buckets": [{"key": {...}, "count": N, "duration_ns"?: {...}}], "total": N, "took_ms": N}`.
+    pub fn to_json(&self) -> Value {
+        let buckets: Vec<Value> = self.buckets.iter().map(AggBucket::to_json).collect();
+        json!({"buckets": buckets, "total": self.total, "took_ms": self.took_ms})
+    }
+}
+
+impl AggBucket {
+    pub fn to_json(&self) -> Value {
+        let key: Map<String, Value> = self
+            .key
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let mut out = json!({"key": key, "count": self.count});
+        if let Some(d) = &self.duration {
+            let mut stats =
+                json!({"count": d.count, "min": d.min, "max": d.max, "avg": d.avg, "sum": d.sum});
+            for (percent, value) in &d.percentiles {
+                stats[format!("p{percent}")] = json!(value);
+            }
+            out["duration_ns"] = stats;
+        }
+        out
+    }
+}
+
+impl Services {
+    pub fn to_json(&self) -> Value {
+        let services: Vec<Value> = self
+            .services
+            .iter()
+            .map(|s| json!({"name": s.name, "records": s.records, "span_names": s.span_names}))
+            .collect();
+        let keys: Vec<Value> = self
+            .attribute_keys
+            .iter()
+            .map(|k| json!({"path": k.path, "types": k.types, "cardinality": k.cardinality}))
+            .collect();
+        json!({"services": services, "attribute_keys": keys})
+    }
+}
+
+/// The nested request: terms(by[0]) → terms(by[1]) → date_histogram → metrics.
+fn agg_tree(
+    dims: &[Dimension],
+    interval_ms: Option<u128>,
+    size: usize,
+    request: &AggRequest<'_>,
+) -> Map<String, Value> {
+    let mut leaf = Map::new();
+    if request.duration_stats || !request.duration_percentiles.is_empty() {
+        leaf.insert(
+            "stats".into(),
+            json!({"stats": {"field": names::DURATION_NS}}),
+        );
+    }
+    if !request.duration_percentiles.is_empty() {
+        leaf.insert(
+            "pct".into(),
+            json!({"percentiles": {"field": names::DURATION_NS, "percents": request.duration_percentiles, "keyed": false}}),
+        );
+    }
+    let mut tree = leaf;
+    if let Some(ms) = interval_ms {
+        let mut agg = json!({"date_histogram": {"field": names::TIMESTAMP, "fixed_interval": format!("{ms}ms"), "min_doc_count": 1}});
+        if !tree.is_empty() {
+            agg["aggs"] = Value::Object(tree);
+        }
+        tree = Map::from_iter([("time".to_owned(), agg)]);
+    }
+    for (i, dim) in dims.iter().enumerate().rev() {
+        // Ask for more than `size`: a value stored as a number in some records and as text in
+        // others comes back twice and is merged afterwards.
+        let mut agg =
+            json!({"terms": {"field": dim.field, "size": size * 2, "segment_size": size * 20}});
+        if !tree.is_empty() {
+            agg["aggs"] = Value::Object(tree);
+        }
+        tree = Map::from_iter([(format!("by{i}"), agg)]);
+    }
+    tree
+}
+
+/// Walks the nested results into flat buckets.
+fn flatten(
+    dims: &[Dimension],
+    has_time: bool,
+    node: &Value,
+    count: u64,
+    prefix: &mut Vec<(String, String)>,
+    out: &mut Vec<AggBucket>,
+) {
+    let depth = prefix.len();
+    if depth < dims.len() {
+        let dim = &dims[depth];
+        for bucket in buckets_of(&node[format!("by{depth}")]) {
+            let mut value = key_text(&bucket["key"]);
+            if dim.is_level
+                && let Some(level) = value.parse::<u8>().ok().and_then(Level::from_ordinal)
+            {
+                value = level.as_str().to_owned();
+            }
+            prefix.push((dim.label.clone(), value));
+            flatten(
+                dims,
+                has_time,
+                bucket,
+                bucket["doc_count"].as_u64().unwrap_or(0),
+                prefix,
+                out,
+            );
+            prefix.pop();
+        }
+        return;
+    }
+    if has_time {
+        for bucket in buckets_of(&node["time"]) {
+            let ms = bucket["key"].as_f64().unwrap_or(0.0) as i64;
+            let time = jiff::Timestamp::from_millisecond(ms)
+                .map_or_else(|_| ms.to_string(), |t| t.to_string());
+            let mut key = prefix.clone();
+            key.push(("time".into(), time));
+            let count = bucket["doc_count"].as_u64().unwrap_or(0);
+            out.push(AggBucket {
+                key,
+                count,
+                duration: duration_of(bucket),
+            });
+        }
+        return;
+    }
+    out.push(AggBucket {
+        key: prefix.clone(),
+        count,
+        duration: duration_of(node),
+    });
+}
+
+fn duration_of(node: &Value) -> Option<DurationStats> {
+    let stats = node.get("stats")?;
+    let mut d = DurationStats {
+        count: stats["count"].as_u64().unwrap_or(0),
+        min: stats["min"].as_f64(),
+        max: stats["max"].as_f64(),
+        avg: stats["avg"].as_f64(),
+        sum: stats["sum"].as_f64().unwrap_or(0.0),
+        percentiles: Vec::new(),
+    };
+    if let Some(values) = node.pointer("/pct/values").and_then(Value::as_array) {
+        d.percentiles = values
+            .iter()
+            .map(|v| (v["key"].as_f64().unwrap_or(0.0), v["value"].as_f64()))
+            .collect();
+    }
+    Some(d)
+}
+
+/// Buckets with the same key text (a number and its string) become one; then the largest
+/// groups first, time ascending within a group.
+fn merge_and_sort(buckets: Vec<AggBucket>) -> Vec<AggBucket> {
+    let mut merged: Vec<AggBucket> = Vec::with_capacity(buckets.len());
+    let mut position: HashMap<Vec<(String, String)>, usize> = HashMap::new();
+    for bucket in buckets {
+        match position.get(&bucket.key) {
+            Some(&i) => {
+                let into = &mut merged[i];
+                into.duration = merge_duration(
+                    into.duration.take(),
+                    bucket.duration,
+                    into.count,
+                    bucket.count,
+                );
+                into.count += bucket.count;
+            }
+            None => {
+                position.insert(bucket.key.clone(), merged.len());
+                merged.push(bucket);
+            }
+        }
+    }
+    let group = |b: &AggBucket| -> Vec<(String, String)> {
+        b.key.iter().filter(|(k, _)| k != "time").cloned().collect()
+    };
+    let mut group_count: HashMap<Vec<(String, String)>, u64> = HashMap::new();
+    for b in &merged {
+        *group_count.entry(group(b)).or_default() += b.count;
+    }
+    merged.sort_by(|a, b| {
+        let (ga, gb) = (group(a), group(b));
+        group_count[&gb]
+            .cmp(&group_count[&ga])
+            .then_with(|| ga.cmp(&gb))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    merged
+}
+
+/// Stats merge exactly; percentiles cannot, so the larger bucket's are kept.
+fn merge_duration(
+    a: Option<DurationStats>,
+    b: Option<DurationStats>,
+    n_a: u64,
+    n_b: u64,
+) -> Option<DurationStats> {
+    let (a, b) = match (a, b) {
+        (Some(a), Some(b)) => (a, b),
+        (a, b) => return a.or(b),
+    };
+    let pick = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
+        (Some(x), Some(y)) => Some(f(x, y)),
+        (x, y) => x.or(y),
+    };
+    let count = a.count + b.count;
+    let sum = a.sum + b.sum;
+    Some(DurationStats {
+        count,
+        min: pick(a.min, b.min, f64::min),
+        max: pick(a.max, b.max, f64::max),
+        avg: (count > 0).then(|| sum / count as f64),
+        sum,
+        percentiles: if n_a >= n_b {
+            a.percentiles
+        } else {
+            b.percentiles
+        },
+    })
+}
+
+fn buckets_of(node: &Value) -> impl Iterator<Item = &Value> {
+    node.get("buckets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// A bucket key as text: strings as they are, whole numbers without a fraction.
+fn key_text(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.to_string()
+            } else if let Some(u) = n.as_u64() {
+                u.to_string()
+            } else {
+                let f = n.as_f64().unwrap_or(0.0);
+                if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+                    (f as i64).to_string()
+                } else {
+                    f.to_string()
+                }
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn type_name(typ: Type) -> &'static str {
+    match typ {
+        Type::Str => "str",
+        Type::U64 => "u64",
+        Type::I64 => "i64",
+        Type::F64 => "f64",
+        Type::Bool => "bool",
+        Type::Date => "date",
+        Type::Facet => "facet",
+        Type::Bytes => "bytes",
+        Type::Json => "json",
+        Type::IpAddr => "ip",
+        _ => "other",
+    }
+}

@@ -1,0 +1,454 @@
+//! Trace assembly: every span and log of one trace from one query, as a span tree with each log
+//! under the span that wrote it, plus a summary and a first analysis (self time, orphans,
+//! critical path).
+
+use std::collections::{BTreeSet, HashMap};
+
+use model::{Level, SpanId, TraceId};
+use serde_json::{Value, json};
+use tantivy::query::{BooleanQuery, Query, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value as _};
+use tantivy::{TantivyDocument, Term};
+
+use crate::Index;
+use crate::collect::{AllMatches, Match};
+use crate::error::{Context as _, Error, Result};
+use crate::schema::Fields;
+
+/// Everything recorded for one trace.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    pub trace_id: TraceId,
+    /// Depth-first: each root (the true root first, then orphans) followed by its subtree,
+    /// siblings by start time.
+    pub spans: Vec<TraceSpan>,
+    /// By time.
+    pub logs: Vec<TraceLog>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceSpan {
+    pub span_id: Option<SpanId>,
+    pub parent_span_id: Option<SpanId>,
+    pub service: String,
+    pub name: String,
+    /// `SERVER`, `CLIENT`, ...
+    pub kind: String,
+    pub start_ns: i64,
+    pub duration_ns: i64,
+    pub is_error: bool,
+    /// Index of the parent in [`Trace::spans`]; `None` for the root and orphans.
+    pub parent: Option<usize>,
+    pub children: Vec<usize>,
+    pub depth: usize,
+    /// Indexes into [`Trace::logs`] of the logs attached to this span.
+    pub logs: Vec<usize>,
+    /// The stored record (Trace-JSON shape).
+    pub record: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceLog {
+    pub time_ns: i64,
+    pub span_id: Option<SpanId>,
+    pub level: Option<Level>,
+    /// Index into [`Trace::spans`] of the span this log belongs to; `None` for trace-level logs.
+    pub span: Option<usize>,
+    pub record: Value,
+}
+
+impl Index {
+    /// All spans and logs of `trace_id`, including records that know only its low 64 bits;
+    /// `None` when the index holds nothing of it.
+    pub fn trace(&self, trace_id: TraceId) -> Result<Option<Trace>> {
+        let fields = self.fields();
+        let searcher = self.searcher();
+        let query = trace_query(fields, trace_id);
+        let matches = searcher
+            .search(&*query, &AllMatches)
+            .context("collecting a trace")?;
+        if matches.is_empty() {
+            return Ok(None);
+        }
+        let mut spans = Vec::new();
+        let mut logs = Vec::new();
+        for m in matches {
+            let record = load_record(&searcher, fields, &m)?;
+            if m.is_span {
+                spans.push(span_from_record(&m, record));
+            } else {
+                logs.push(log_from_record(&m, record));
+            }
+        }
+        Ok(Some(Trace::assemble(trace_id, spans, logs)))
+    }
+}
+
+/// `trace_id == X OR (trace_low64 == low64(X) AND trace_partial == 1)`; for an id whose high
+/// half is zero (a 64-bit id), any record with the same low half.
+pub(crate) fn trace_query(fields: &Fields, trace_id: TraceId) -> Box<dyn Query> {
+    let low64 = || -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_u64(fields.trace_low64, trace_id.low64()),
+            IndexRecordOption::Basic,
+        ))
+    };
+    if trace_id.high64() == 0 {
+        return low64();
+    }
+    let full: Box<dyn Query> = Box::new(TermQuery::new(
+        Term::from_field_text(fields.trace_id, &trace_id.to_string()),
+        IndexRecordOption::Basic,
+    ));
+    let partial: Box<dyn Query> = Box::new(TermQuery::new(
+        Term::from_field_u64(fields.trace_partial, 1),
+        IndexRecordOption::Basic,
+    ));
+    Box::new(BooleanQuery::union(vec![
+        full,
+        Box::new(BooleanQuery::intersection(vec![low64(), partial])),
+    ]))
+}
+
+/// The stored record JSON of a match.
+pub(crate) fn load_record(
+    searcher: &tantivy::Searcher,
+    fields: &Fields,
+    m: &Match,
+) -> Result<Value> {
+    let document: TantivyDocument = searcher.doc(m.addr).context("loading a stored record")?;
+    let bytes = document
+        .get_first(fields.record)
+        .and_then(|v| v.as_bytes())
+        .unwrap_or(b"{}");
+    serde_json::from_slice(bytes).map_err(|source| Error::StoredRecord { source })
+}
+
+fn str_field<'a>(record: &'a Value, key: &str) -> &'a str {
+    record.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn span_id_field(record: &Value, key: &str) -> Option<SpanId> {
+    record
+        .get(key)
+        .and_then(Value::as_str)
+        .and_then(|s| SpanId::from_hex(s).ok())
+}
+
+fn span_from_record(m: &Match, record: Value) -> TraceSpan {
+    TraceSpan {
+        span_id: span_id_field(&record, "span_id"),
+        parent_span_id: span_id_field(&record, "parent_span_id"),
+        service: str_field(&record, "service").to_owned(),
+        name: str_field(&record, "name").to_owned(),
+        kind: str_field(&record, "kind").to_owned(),
+        start_ns: m.ts,
+        duration_ns: record
+            .get("duration_ns")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        is_error: record.pointer("/status/code").and_then(Value::as_str) == Some("ERROR"),
+        parent: None,
+        children: Vec::new(),
+        depth: 0,
+        logs: Vec::new(),
+        record,
+    }
+}
+
+fn log_from_record(m: &Match, record: Value) -> TraceLog {
+    TraceLog {
+        time_ns: m.ts,
+        span_id: span_id_field(&record, "span_id"),
+        level: Level::parse(str_field(&record, "level")),
+        span: None,
+        record,
+    }
+}
+
+impl TraceSpan {
+    pub fn end_ns(&self) -> i64 {
+        self.start_ns.saturating_add(self.duration_ns)
+    }
+
+    /// The parent is named but not in the trace (lost, not yet arrived, or broken propagation).
+    pub fn is_orphan(&self) -> bool {
+        self.parent_span_id.is_some() && self.parent.is_none()
+    }
+}
+
+impl Trace {
+    /// Builds the tree from spans and logs in time order, and attaches the logs.
+    fn assemble(trace_id: TraceId, spans: Vec<TraceSpan>, mut logs: Vec<TraceLog>) -> Trace {
+        let mut spans = order_as_tree(spans);
+        let mut by_id = HashMap::new();
+        for (i, span) in spans.iter().enumerate() {
+            if let Some(id) = span.span_id {
+                by_id.entry(id).or_insert(i);
+            }
+        }
+        // A log that recorded an incoming traceparent names the caller's span: it belongs to the
+        // server span that is that span's child (prefer SERVER/CONSUMER kinds).
+        let mut child_of = HashMap::new();
+        for (i, span) in spans.iter().enumerate() {
+            if let Some(parent) = span.parent_span_id {
+                let receiving = matches!(span.kind.as_str(), "SERVER" | "CONSUMER");
+                let entry = child_of.entry(parent).or_insert((i, receiving));
+                if receiving && !entry.1 {
+                    *entry = (i, receiving);
+                }
+            }
+        }
+        for (li, log) in logs.iter_mut().enumerate() {
+            let Some(span_id) = log.span_id else { continue };
+            let span = by_id
+                .get(&span_id)
+                .copied()
+                .or_else(|| child_of.get(&span_id).map(|c| c.0));
+            if let Some(si) = span {
+                log.span = Some(si);
+                spans[si].logs.push(li);
+            }
+        }
+        Trace {
+            trace_id,
+            spans,
+            logs,
+        }
+    }
+
+    /// The true root (a span without a parent) or else the earliest orphan.
+    pub fn root(&self) -> Option<&TraceSpan> {
+        self.spans.first()
+    }
+
+    /// Spans whose parent is named but missing.
+    pub fn orphans(&self) -> impl Iterator<Item = &TraceSpan> {
+        self.spans.iter().filter(|s| s.is_orphan())
+    }
+
+    /// Spans with status ERROR plus logs at level error or above.
+    pub fn error_count(&self) -> usize {
+        let spans = self.spans.iter().filter(|s| s.is_error).count();
+        let logs = self
+            .logs
+            .iter()
+            .filter(|l| l.level.is_some_and(|l| l >= Level::Error))
+            .count();
+        spans + logs
+    }
+
+    /// Per span, its duration minus the time covered by its children (clipped to the span).
+    pub fn self_time_ns(&self) -> Vec<i64> {
+        self.spans
+            .iter()
+            .map(|span| {
+                let mut intervals: Vec<(i64, i64)> = span
+                    .children
+                    .iter()
+                    .map(|&c| &self.spans[c])
+                    .map(|c| (c.start_ns.max(span.start_ns), c.end_ns().min(span.end_ns())))
+                    .filter(|(s, e)| e > s)
+                    .collect();
+                intervals.sort_unstable();
+                let mut covered = 0;
+                let mut reach = i64::MIN;
+                for (s, e) in intervals {
+                    let s = s.max(reach);
+                    if e > s {
+                        covered += e - s;
+                        reach = e;
+                    }
+                }
+                (span.duration_ns - covered).max(0)
+            })
+            .collect()
+    }
+
+    /// Indexes of the spans on the critical path from the root, in start order: walking back
+    /// from a span's end, the last child to finish is on it, then the last one to finish before
+    /// that child started, and so on, recursively.
+    pub fn critical_path(&self) -> Vec<usize> {
+        let mut path = Vec::new();
+        if !self.spans.is_empty() {
+            self.walk_critical(0, self.spans[0].end_ns(), &mut path);
+        }
+        path.sort_by_key(|&i| (self.spans[i].start_ns, i));
+        path
+    }
+
+    fn walk_critical(&self, i: usize, limit: i64, path: &mut Vec<usize>) {
+        path.push(i);
+        let span = &self.spans[i];
+        let mut cursor = span.end_ns().min(limit);
+        let mut children = span.children.clone();
+        // Latest-finishing first.
+        children.sort_by_key(|&c| std::cmp::Reverse(self.spans[c].end_ns()));
+        for c in children {
+            let child = &self.spans[c];
+            if child.start_ns < cursor && child.end_ns() > span.start_ns {
+                self.walk_critical(c, cursor, path);
+                cursor = child.start_ns;
+            }
+        }
+    }
+
+    /// The Trace JSON of DESIGN.md. Each span also has `depth` and `children` (span ids); each
+    /// log has `attached_span_id`, the span it belongs to (which differs from its `span_id` when
+    /// the log recorded an incoming traceparent).
+    pub fn to_json(&self) -> Value {
+        let span_id = |i: usize| self.spans[i].span_id.map(|id| id.to_string());
+        let spans: Vec<Value> = self
+            .spans
+            .iter()
+            .map(|span| {
+                let mut record = span.record.clone();
+                if let Some(map) = record.as_object_mut() {
+                    map.insert("depth".into(), json!(span.depth));
+                    let children: Vec<_> = span.children.iter().map(|&c| span_id(c)).collect();
+                    map.insert("children".into(), json!(children));
+                }
+                record
+            })
+            .collect();
+        let logs: Vec<Value> = self
+            .logs
+            .iter()
+            .map(|log| {
+                let mut record = log.record.clone();
+                if let Some(map) = record.as_object_mut() {
+                    map.insert("attached_span_id".into(), json!(log.span.and_then(span_id)));
+                }
+                record
+            })
+            .collect();
+        let self_time: serde_json::Map<String, Value> = self
+            .self_time_ns()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, ns)| Some((span_id(i)?, json!(ns))))
+            .collect();
+        let critical: Vec<_> = self
+            .critical_path()
+            .into_iter()
+            .filter_map(span_id)
+            .collect();
+        let orphans: Vec<_> = self
+            .orphans()
+            .filter_map(|s| s.span_id)
+            .map(|id| id.to_string())
+            .collect();
+        json!({
+            "trace_id": self.trace_id.to_string(),
+            "spans": spans,
+            "logs": logs,
+            "summary": self.summary_json(),
+            "analysis": {
+                "critical_path": critical,
+                "self_time_ns": self_time,
+                "orphans": orphans,
+                "findings": [],
+            },
+        })
+    }
+
+    fn summary_json(&self) -> Value {
+        let services: BTreeSet<&str> = self
+            .spans
+            .iter()
+            .map(|s| s.service.as_str())
+            .chain(self.logs.iter().map(|l| str_field(&l.record, "service")))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let starts = self
+            .spans
+            .iter()
+            .map(|s| s.start_ns)
+            .chain(self.logs.iter().map(|l| l.time_ns));
+        let ends = self
+            .spans
+            .iter()
+            .map(|s| s.end_ns())
+            .chain(self.logs.iter().map(|l| l.time_ns));
+        let start = starts.min().unwrap_or(0);
+        let end = ends.max().unwrap_or(start);
+        json!({
+            "span_count": self.spans.len(),
+            "log_count": self.logs.len(),
+            "error_count": self.error_count(),
+            "services": services,
+            "root_span_id": self.root().and_then(|s| s.span_id).map(|id| id.to_string()),
+            "start": decode::time::format_rfc3339_ns(start),
+            "duration_ns": end - start,
+        })
+    }
+}
+
+/// Reorders spans (given in time order) depth-first, and sets parent, children and depth.
+fn order_as_tree(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
+    let n = spans.len();
+    let mut by_id = HashMap::new();
+    for (i, span) in spans.iter().enumerate() {
+        if let Some(id) = span.span_id {
+            by_id.entry(id).or_insert(i);
+        }
+    }
+    let parent: Vec<Option<usize>> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.parent_span_id
+                .and_then(|p| by_id.get(&p).copied())
+                .filter(|&p| p != i)
+        })
+        .collect();
+    let mut children = vec![Vec::new(); n];
+    for (i, p) in parent.iter().enumerate() {
+        if let Some(p) = *p {
+            children[p].push(i);
+        }
+    }
+    // True roots first, then orphans; each group in time order (the input order).
+    let mut roots: Vec<usize> = (0..n)
+        .filter(|&i| spans[i].parent_span_id.is_none())
+        .collect();
+    roots.extend((0..n).filter(|&i| spans[i].parent_span_id.is_some() && parent[i].is_none()));
+    let mut order = Vec::with_capacity(n);
+    let mut depth = vec![0; n];
+    let mut visited = vec![false; n];
+    let mut visit = |root: usize, order: &mut Vec<usize>, visited: &mut Vec<bool>| {
+        let mut stack = vec![(root, 0)];
+        while let Some((i, d)) = stack.pop() {
+            if std::mem::replace(&mut visited[i], true) {
+                continue;
+            }
+            depth[i] = d;
+            order.push(i);
+            stack.extend(children[i].iter().rev().map(|&c| (c, d + 1)));
+        }
+    };
+    for &root in &roots {
+        visit(root, &mut order, &mut visited);
+    }
+    // Spans in a parent cycle are reachable from no root: show them as roots.
+    for i in 0..n {
+        if !visited[i] {
+            visit(i, &mut order, &mut visited);
+        }
+    }
+    let mut new_index = vec![0; n];
+    for (new, &old) in order.iter().enumerate() {
+        new_index[old] = new;
+    }
+    let mut slots: Vec<Option<TraceSpan>> = spans.into_iter().map(Some).collect();
+    order
+        .iter()
+        .map(|&old| {
+            let mut span = slots[old].take().expect("each span is ordered once");
+            span.depth = depth[old];
+            span.parent = parent[old].map(|p| new_index[p]).filter(|_| span.depth > 0);
+            span.children = children[old].iter().map(|&c| new_index[c]).collect();
+            span
+        })
+        .collect()
+}

@@ -1,0 +1,429 @@
+//! The writer: the one owner of the tantivy `IndexWriter`, on its own thread, fed batches through
+//! a bounded channel. It group-commits on an interval or a size, always with the sources'
+//! checkpoints as the commit payload, reloads the reader, and only then completes the acks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use model::Record;
+use tantivy::indexer::IndexWriterOptions;
+use tantivy::{IndexWriter, Opstamp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Context as _, Error, Result};
+use crate::schema::names;
+use crate::{Checkpoints, Index, doc};
+
+/// Completed with the opstamp of the commit that made the batch durable, or the commit's error.
+pub type Ack = oneshot::Sender<Result<Opstamp>>;
+
+/// Records to index and the positions of their sources once they are indexed.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub records: Vec<Record>,
+    /// Source key → checkpoint after this batch's records; later batches override earlier ones.
+    pub checkpoints: Vec<(String, serde_json::Value)>,
+    /// Completed after the commit that holds this batch ("ack means durable").
+    pub ack: Option<Ack>,
+}
+
+/// Writer tuning; `Default` is right for a single machine.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Commit at most this long after the first uncommitted batch arrived.
+    pub commit_interval: Duration,
+    /// Commit as soon as this many records are pending.
+    pub commit_records: usize,
+    /// Commit as soon as this many bytes (estimated) are pending.
+    pub commit_bytes: usize,
+    /// Batches the channel holds before senders wait (or `try_send` fails).
+    pub queue_capacity: usize,
+    /// tantivy's indexing memory, split over `num_threads` (at least 15 MB each).
+    pub memory_budget: usize,
+    pub num_threads: usize,
+}
+
+/// A batch that `try_send` could not queue, handed back.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The queue is full: answer 429/503 with `Retry-After`, or wait.
+    Full(Batch),
+    /// The writer has stopped.
+    Closed(Batch),
+}
+
+/// A cheap, cloneable handle for sending to the writer (the tailer, the OTLP receiver, ...).
+#[derive(Debug, Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Msg>,
+    counters: Arc<Counters>,
+}
+
+/// The writer thread and a handle to it; derefs to [`WriterHandle`].
+#[derive(Debug)]
+pub struct Writer {
+    handle: WriterHandle,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+/// A snapshot of the writer's counters, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Records in successful commits since start.
+    pub records_indexed: u64,
+    pub commits: u64,
+    pub last_commit_latency: Duration,
+    /// Messages waiting in the channel.
+    pub queue_depth: usize,
+    pub queue_capacity: usize,
+}
+
+enum Msg {
+    Batch(Batch),
+    Flush(oneshot::Sender<Result<Opstamp>>),
+    Shutdown,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    records_indexed: AtomicU64,
+    commits: AtomicU64,
+    last_commit_latency_us: AtomicU64,
+}
+
+/// The writer thread's state.
+struct State {
+    index: Index,
+    writer: IndexWriter,
+    config: WriterConfig,
+    counters: Arc<Counters>,
+    next_seq: u64,
+    /// As of the last commit (the previous payload on start).
+    committed: Checkpoints,
+    last_opstamp: Opstamp,
+    pending_checkpoints: BTreeMap<String, serde_json::Value>,
+    pending_records: usize,
+    pending_bytes: usize,
+    pending_acks: Vec<Ack>,
+    /// When the oldest uncommitted batch arrived.
+    pending_since: Option<Instant>,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            commit_interval: Duration::from_secs(1),
+            commit_records: 100_000,
+            commit_bytes: 64 << 20,
+            queue_capacity: 64,
+            memory_budget: 128 << 20,
+            num_threads: 2,
+        }
+    }
+}
+
+impl Batch {
+    /// A batch without an ack.
+    pub fn new(records: Vec<Record>, checkpoints: Vec<(String, serde_json::Value)>) -> Batch {
+        Batch {
+            records,
+            checkpoints,
+            ack: None,
+        }
+    }
+
+    /// A batch with an ack, and the receiver that completes after its commit.
+    pub fn with_ack(
+        records: Vec<Record>,
+        checkpoints: Vec<(String, serde_json::Value)>,
+    ) -> (Batch, oneshot::Receiver<Result<Opstamp>>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            Batch {
+                records,
+                checkpoints,
+                ack: Some(tx),
+            },
+            rx,
+        )
+    }
+}
+
+impl Writer {
+    /// Takes the index's writer lock (one writer per index, across processes) and starts the
+    /// writer thread. Checkpoints carry over from the last commit's payload.
+    pub fn start(index: &Index, config: WriterConfig) -> Result<Writer> {
+        let num_threads = config.num_threads.clamp(1, 8);
+        let per_thread = (config.memory_budget / num_threads).max(15_000_000);
+        let options = IndexWriterOptions::builder()
+            .memory_budget_per_thread(per_thread)
+            .num_worker_threads(num_threads)
+            .build();
+        let writer: IndexWriter = index
+            .tantivy()
+            .writer_with_options(options)
+            .context("opening the index writer")?;
+        let committed = index.checkpoints()?;
+        let next_seq = next_seq(index)?;
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let state = State {
+            index: index.clone(),
+            last_opstamp: writer.commit_opstamp(),
+            writer,
+            config,
+            counters: counters.clone(),
+            next_seq,
+            committed,
+            pending_checkpoints: BTreeMap::new(),
+            pending_records: 0,
+            pending_bytes: 0,
+            pending_acks: Vec::new(),
+            pending_since: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("threadline-writer".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| Error::Commit {
+                message: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok(Writer {
+            handle: WriterHandle { tx, counters },
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle for another sender.
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    /// Commits everything received so far (batches queued before this call included), waits
+    /// for merges and stops the thread. Blocking: call it off the async runtime
+    /// (`spawn_blocking`).
+    pub fn shutdown(mut self) -> Result<()> {
+        // If the thread already stopped the send fails; joining reports why.
+        let _ = self.handle.tx.blocking_send(Msg::Shutdown);
+        let thread = self.thread.take().expect("joined only here");
+        thread.join().map_err(|_| Error::WriterPanicked)?
+    }
+}
+
+impl std::ops::Deref for Writer {
+    type Target = WriterHandle;
+    fn deref(&self) -> &WriterHandle {
+        &self.handle
+    }
+}
+
+impl WriterHandle {
+    /// Queues a batch, waiting while the queue is full.
+    pub async fn send(&self, batch: Batch) -> Result<()> {
+        self.tx
+            .send(Msg::Batch(batch))
+            .await
+            .map_err(|_| Error::WriterClosed)
+    }
+
+    /// [`WriterHandle::send`] for a plain thread (panics inside an async runtime).
+    pub fn blocking_send(&self, batch: Batch) -> Result<()> {
+        self.tx
+            .blocking_send(Msg::Batch(batch))
+            .map_err(|_| Error::WriterClosed)
+    }
+
+    /// Queues a batch only if there is room now, for callers that must not block.
+    pub fn try_send(&self, batch: Batch) -> Result<(), TrySendError> {
+        self.tx.try_send(Msg::Batch(batch)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(Msg::Batch(b)) => TrySendError::Full(b),
+            mpsc::error::TrySendError::Closed(Msg::Batch(b)) => TrySendError::Closed(b),
+            _ => unreachable!("only batches are sent here"),
+        })
+    }
+
+    /// Commits everything queued before this call and waits until it is durable and visible to
+    /// searches. Returns the opstamp of the last commit.
+    pub async fn flush(&self) -> Result<Opstamp> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(tx))
+            .await
+            .map_err(|_| Error::WriterClosed)?;
+        rx.await.map_err(|_| Error::WriterClosed)?
+    }
+
+    /// [`WriterHandle::flush`] for a plain thread (panics inside an async runtime).
+    pub fn blocking_flush(&self) -> Result<Opstamp> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .blocking_send(Msg::Flush(tx))
+            .map_err(|_| Error::WriterClosed)?;
+        rx.blocking_recv().map_err(|_| Error::WriterClosed)?
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.counters;
+        WriterStats {
+            records_indexed: c.records_indexed.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            last_commit_latency: Duration::from_micros(
+                c.last_commit_latency_us.load(Ordering::Relaxed),
+            ),
+            queue_depth: self.tx.max_capacity() - self.tx.capacity(),
+            queue_capacity: self.tx.max_capacity(),
+        }
+    }
+}
+
+impl State {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Commit {
+                message: format!("cannot start the writer runtime: {e}"),
+            })?;
+        let result = runtime.block_on(self.serve(rx));
+        if let Err(e) = &result {
+            // Whoever waits learns it failed; nothing pending survives a failed commit.
+            for ack in self.pending_acks.drain(..) {
+                let _ = ack.send(Err(Error::Commit {
+                    message: e.to_string(),
+                }));
+            }
+            let _ = self.writer.rollback();
+            return result;
+        }
+        self.writer
+            .wait_merging_threads()
+            .context("waiting for merges at shutdown")
+    }
+
+    async fn serve(&mut self, mut rx: mpsc::Receiver<Msg>) -> Result<()> {
+        loop {
+            let msg = match self.pending_since {
+                Some(since) => {
+                    let deadline =
+                        tokio::time::Instant::from_std(since + self.config.commit_interval);
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(msg) => msg,
+                        Err(_elapsed) => {
+                            self.commit()?;
+                            continue;
+                        }
+                    }
+                }
+                None => rx.recv().await,
+            };
+            match msg {
+                Some(Msg::Batch(batch)) => self.add(batch)?,
+                Some(Msg::Flush(reply)) => self.flush(reply)?,
+                Some(Msg::Shutdown) | None => {
+                    // Take what was queued before the shutdown, refuse anything later.
+                    rx.close();
+                    while let Ok(msg) = rx.try_recv() {
+                        match msg {
+                            Msg::Batch(batch) => self.add(batch)?,
+                            Msg::Flush(reply) => self.flush(reply)?,
+                            Msg::Shutdown => {}
+                        }
+                    }
+                    self.commit()?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, batch: Batch) -> Result<()> {
+        let fields = self.index.fields().clone();
+        for record in &batch.records {
+            let (document, n_bytes) = doc::to_document(record, &fields, self.next_seq);
+            self.next_seq += 1;
+            self.writer
+                .add_document(document)
+                .context("adding a document")?;
+            self.pending_bytes += n_bytes;
+        }
+        self.pending_records += batch.records.len();
+        self.pending_checkpoints.extend(batch.checkpoints);
+        self.pending_acks.extend(batch.ack);
+        self.pending_since.get_or_insert_with(Instant::now);
+        if self.pending_records >= self.config.commit_records
+            || self.pending_bytes >= self.config.commit_bytes
+        {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Commits now and answers the flush; a failed commit also stops the writer.
+    fn flush(&mut self, reply: oneshot::Sender<Result<Opstamp>>) -> Result<()> {
+        match self.commit() {
+            Ok(opstamp) => {
+                let _ = reply.send(Ok(opstamp));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = reply.send(Err(Error::Commit {
+                    message: e.to_string(),
+                }));
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits pending work with the merged checkpoints as payload. Never a plain `commit()`,
+    /// which would clear the payload.
+    fn commit(&mut self) -> Result<Opstamp> {
+        if self.pending_since.is_none() {
+            return Ok(self.last_opstamp);
+        }
+        let started = Instant::now();
+        let mut checkpoints = self.committed.clone();
+        for (key, value) in std::mem::take(&mut self.pending_checkpoints) {
+            checkpoints.insert(key, value);
+        }
+        let payload = checkpoints.to_payload();
+        let mut prepared = self.writer.prepare_commit().context("preparing a commit")?;
+        prepared.set_payload(&payload);
+        let opstamp = prepared.commit().context("committing")?;
+        self.committed = checkpoints;
+        self.last_opstamp = opstamp;
+        // Read-your-writes: the reader uses ReloadPolicy::Manual. A failed reload leaves the
+        // data durable and searches a commit behind; the next commit retries.
+        let _ = self.index.reader().reload();
+        let c = &self.counters;
+        c.records_indexed
+            .fetch_add(self.pending_records as u64, Ordering::Relaxed);
+        c.commits.fetch_add(1, Ordering::Relaxed);
+        c.last_commit_latency_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.pending_records = 0;
+        self.pending_bytes = 0;
+        self.pending_since = None;
+        for ack in self.pending_acks.drain(..) {
+            let _ = ack.send(Ok(opstamp));
+        }
+        Ok(opstamp)
+    }
+}
+
+/// One past the largest sequence number committed, so `seq` stays unique across restarts.
+fn next_seq(index: &Index) -> Result<u64> {
+    let searcher = index.searcher();
+    let mut next = 0;
+    for segment in searcher.segment_readers() {
+        let column = segment
+            .fast_fields()
+            .u64(names::SEQ)
+            .context("reading the seq column")?;
+        if segment.max_doc() > 0 {
+            next = next.max(column.max_value().saturating_add(1));
+        }
+    }
+    Ok(next)
+}

@@ -1,0 +1,281 @@
+//! Aggregations: counts by attribute (number and string values merged), by epoch-aligned time
+//! bucket, value × interval, two fields × interval, level names, duration metrics, services.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use index::{AggRequest, Index};
+use model::{AttrValue, Level};
+
+const A: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// Declines: card.bin 411111 as a number (3, at :03, :07, :12) and as a string (2, at :14, :16),
+/// 550000 as a string (1, at :21); plus spans with durations in the resource-only attribute.
+fn declines() -> Index {
+    let a = trace_id(A);
+    let min = 60 * SEC;
+    let mut records = vec![];
+    for (i, m) in [3, 7, 12].into_iter().enumerate() {
+        records.push(
+            log(None, None, "payment", "declined")
+                .at(T0 + m * min)
+                .offset(i as u64)
+                .level(Level::Warn)
+                .attr("card.bin", AttrValue::Int(411111))
+                .build(),
+        );
+    }
+    for (i, m) in [14, 16].into_iter().enumerate() {
+        records.push(
+            log(None, None, "payment", "declined")
+                .at(T0 + m * min)
+                .offset(10 + i as u64)
+                .level(Level::Error)
+                .attr("card.bin", "411111")
+                .build(),
+        );
+    }
+    records.push(
+        log(None, None, "checkout", "declined")
+            .at(T0 + 21 * min)
+            .offset(20)
+            .attr("card.bin", "550000")
+            .build(),
+    );
+    for (i, ms) in [100, 200, 300, 400].into_iter().enumerate() {
+        records.push(
+            span(a, i as u64 + 1, None, "payment", "charge")
+                .at(T0 + i as i64 * SEC, ms * MS)
+                .resource("deployment.environment", "prod")
+                .build(),
+        );
+    }
+    let index = Index::create_in_ram().unwrap();
+    // Two commits: mixed types across segments too.
+    let second = records.split_off(4);
+    index_batches(&index, vec![records, second]);
+    index
+}
+
+fn keys(response: &index::AggResponse) -> Vec<(Vec<(String, String)>, u64)> {
+    response
+        .buckets
+        .iter()
+        .map(|b| (b.key.clone(), b.count))
+        .collect()
+}
+
+fn k(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn terms_on_an_attribute_merge_numbers_and_strings() {
+    let index = declines();
+    let response = index
+        .aggregate(&AggRequest {
+            by: vec!["card.bin".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        keys(&response),
+        [
+            (k(&[("card.bin", "411111")]), 5),
+            (k(&[("card.bin", "550000")]), 1)
+        ]
+    );
+    assert_eq!(response.total, 10);
+    let json = response.to_json();
+    assert_eq!(
+        json["buckets"][0],
+        serde_json::json!({"key": {"card.bin": "411111"}, "count": 5})
+    );
+}
+
+#[test]
+fn date_histogram_buckets_align_to_the_epoch() {
+    let index = declines();
+    let request = AggRequest {
+        by: vec![],
+        interval: Some(Duration::from_secs(600)),
+        from_ns: Some(T0 + 60 * SEC),
+        ..Default::default()
+    };
+    let response = index.aggregate(&request).unwrap();
+    assert_eq!(
+        keys(&response),
+        [
+            (k(&[("time", "2026-11-20T14:00:00Z")]), 2),
+            (k(&[("time", "2026-11-20T14:10:00Z")]), 3),
+            (k(&[("time", "2026-11-20T14:20:00Z")]), 1),
+        ]
+    );
+}
+
+#[test]
+fn value_by_interval_and_two_fields_by_interval() {
+    let index = declines();
+    let request = AggRequest {
+        by: vec!["card.bin".into()],
+        interval: Some(Duration::from_secs(600)),
+        ..Default::default()
+    };
+    let response = index.aggregate(&request).unwrap();
+    assert_eq!(
+        keys(&response),
+        [
+            (
+                k(&[("card.bin", "411111"), ("time", "2026-11-20T14:00:00Z")]),
+                2
+            ),
+            (
+                k(&[("card.bin", "411111"), ("time", "2026-11-20T14:10:00Z")]),
+                3
+            ),
+            (
+                k(&[("card.bin", "550000"), ("time", "2026-11-20T14:20:00Z")]),
+                1
+            ),
+        ]
+    );
+    assert_eq!(
+        response.to_json()["buckets"][1]["key"],
+        serde_json::json!({"card.bin": "411111", "time": "2026-11-20T14:10:00Z"})
+    );
+
+    let request = AggRequest {
+        query: "",
+        by: vec!["service".into(), "level".into()],
+        interval: Some(Duration::from_secs(600)),
+        from_ns: Some(T0 + 60 * SEC),
+        ..Default::default()
+    };
+    let response = index.aggregate(&request).unwrap();
+    assert_eq!(
+        keys(&response),
+        [
+            // Largest (service, level) group first, then time ascending within it.
+            (
+                k(&[
+                    ("service", "payment"),
+                    ("level", "warn"),
+                    ("time", "2026-11-20T14:00:00Z")
+                ]),
+                2
+            ),
+            (
+                k(&[
+                    ("service", "payment"),
+                    ("level", "warn"),
+                    ("time", "2026-11-20T14:10:00Z")
+                ]),
+                1
+            ),
+            (
+                k(&[
+                    ("service", "payment"),
+                    ("level", "error"),
+                    ("time", "2026-11-20T14:10:00Z")
+                ]),
+                2
+            ),
+            (
+                k(&[
+                    ("service", "checkout"),
+                    ("level", "info"),
+                    ("time", "2026-11-20T14:20:00Z")
+                ]),
+                1
+            ),
+        ]
+    );
+}
+
+#[test]
+fn duration_stats_percentiles_and_resource_fallback() {
+    let index = declines();
+    let request = AggRequest {
+        by: vec!["deployment.environment".into()],
+        duration_stats: true,
+        duration_percentiles: vec![50.0, 99.0],
+        ..Default::default()
+    };
+    let response = index.aggregate(&request).unwrap();
+    assert_eq!(response.buckets.len(), 1);
+    let bucket = &response.buckets[0];
+    assert_eq!(bucket.key, k(&[("deployment.environment", "prod")]));
+    assert_eq!(bucket.count, 4);
+    let d = bucket.duration.as_ref().unwrap();
+    assert_eq!(d.count, 4);
+    assert_eq!(d.min, Some(100.0 * MS as f64));
+    assert_eq!(d.max, Some(400.0 * MS as f64));
+    assert_eq!(d.avg, Some(250.0 * MS as f64));
+    assert_eq!(d.percentiles.len(), 2);
+    let p50 = d.percentiles[0].1.unwrap();
+    assert!(
+        (190.0 * MS as f64..=310.0 * MS as f64).contains(&p50),
+        "{p50}"
+    );
+    let json = bucket.to_json();
+    assert!(json["duration_ns"]["p50"].is_number());
+
+    // No dimension at all: one bucket over everything.
+    let all = index
+        .aggregate(&AggRequest {
+            duration_stats: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.buckets.len(), 1);
+    assert_eq!(all.buckets[0].count, 10);
+    assert_eq!(all.buckets[0].duration.as_ref().unwrap().count, 4);
+
+    assert!(
+        index
+            .aggregate(&AggRequest {
+                by: vec!["a".into(), "b".into(), "c".into()],
+                ..Default::default()
+            })
+            .is_err()
+    );
+}
+
+#[test]
+fn services_listing() {
+    let index = declines();
+    let services = index.services().unwrap();
+    let names: Vec<(&str, u64, Vec<String>)> = services
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.records, s.span_names.clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("payment", 9, vec!["charge".to_owned()]),
+            ("checkout", 1, vec![])
+        ]
+    );
+    let keys: Vec<&str> = services
+        .attribute_keys
+        .iter()
+        .map(|k| k.path.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["attributes.card.bin", "resource.deployment.environment"]
+    );
+    let bin = &services.attribute_keys[0];
+    assert!(
+        bin.types.contains(&"str".to_owned()) && bin.types.contains(&"i64".to_owned()),
+        "{:?}",
+        bin.types
+    );
+    assert!(bin.cardinality.is_some());
+}

@@ -1,0 +1,131 @@
+//! Search, trace search and aggregations through the query language.
+
+mod common;
+
+use common::*;
+use index::{AggRequest, Error, SearchRequest, TraceSearchRequest};
+use model::{AttrValue, Level};
+
+const A: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const B: &str = "5b8efff798038103d269b633813fc60c";
+
+fn records() -> Vec<model::Record> {
+    let (a, b) = (trace_id(A), trace_id(B));
+    vec![
+        span(a, 1, None, "frontend", "POST /checkout")
+            .at(T0, 500 * MS)
+            .build(),
+        span(a, 2, Some(1), "payment", "charge")
+            .at(T0 + MS, 100 * MS)
+            .attr("http.status_code", AttrValue::Int(500))
+            .error("boom")
+            .event(
+                "exception",
+                T0 + 2 * MS,
+                attrs(&[("exception.type", "CardError".into())]),
+            )
+            .build(),
+        span(b, 1, None, "frontend", "POST /checkout")
+            .at(T0 + SEC, 300 * MS)
+            .attr("http.status_code", AttrValue::Int(500))
+            .build(),
+        span(b, 2, Some(1), "payment", "charge")
+            .at(T0 + SEC + MS, 100 * MS)
+            .build(),
+        log(full(a), Some(2), "payment", "card declined: do not honor")
+            .at(T0 + 2 * MS)
+            .level(Level::Error)
+            .attr("card.bin", AttrValue::Int(411111))
+            .build(),
+        log(low64(b), Some(2), "payment", "card declined again")
+            .at(T0 + SEC + 2 * MS)
+            .level(Level::Warn)
+            .offset(1)
+            .attr("card.bin", "411111")
+            .build(),
+    ]
+}
+
+#[test]
+fn search_through_the_language() {
+    let index = index_of(records());
+    let search = |q: &str| {
+        let request = SearchRequest {
+            query: q,
+            limit: 100,
+            now_ns: Some(T0 + 60 * SEC),
+            ..Default::default()
+        };
+        index.search(&request).unwrap()
+    };
+    assert_eq!(
+        search("card.bin = 411111").total,
+        2,
+        "number and string values"
+    );
+    assert_eq!(search("kind = span AND duration > 200ms").total, 2);
+    assert_eq!(search("level >= warn").total, 2);
+    assert_eq!(
+        search("timestamp > now() - 59500ms").total,
+        3,
+        "trace B's records"
+    );
+    assert_eq!(search("exists(exception.type)").total, 1);
+    let declined = search("\"declined\"");
+    assert_eq!(declined.total, 2);
+    assert_eq!(declined.hits[0]["body"], "card declined again");
+    assert_eq!(
+        declined.hits[0]["trace_id"],
+        format!("{:032x}", trace_id(B).low64())
+    );
+
+    let err = index
+        .search(&SearchRequest {
+            query: "service =",
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Query(_)), "{err}");
+    assert!(err.is_bad_request());
+}
+
+#[test]
+fn trace_search_needs_one_span_to_match_everything() {
+    let index = index_of(records());
+    let find = |q: &str| {
+        let request = TraceSearchRequest {
+            query: q,
+            limit: 10,
+            ..Default::default()
+        };
+        let found = index.search_traces(&request).unwrap();
+        found
+            .traces
+            .into_iter()
+            .map(|t| t.trace_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(find("service = payment AND http.status_code = 500"), [A]);
+    assert_eq!(find("service = payment"), [B, A]);
+    assert_eq!(find("http.status_code = 500"), [B, A]);
+    // Logs never make a trace match.
+    assert_eq!(find("card.bin = 411111"), Vec::<String>::new());
+}
+
+#[test]
+fn aggregate_through_the_language() {
+    let index = index_of(records());
+    let request = AggRequest {
+        query: "kind = log",
+        by: vec!["card.bin".into(), "level".into()],
+        ..Default::default()
+    };
+    let response = index.aggregate(&request).unwrap();
+    assert_eq!(response.total, 2);
+    let keys: Vec<_> = response
+        .buckets
+        .iter()
+        .map(|b| (b.key[0].1.as_str(), b.key[1].1.as_str(), b.count))
+        .collect();
+    assert_eq!(keys, [("411111", "error", 1), ("411111", "warn", 1)]);
+}

@@ -1,0 +1,182 @@
+//! The writer: checkpoints ride on every commit's payload and survive reopening; acks complete
+//! only when their records are committed and searchable; a full queue refuses without blocking.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use index::{Batch, Index, SearchRequest, TrySendError, Writer, WriterConfig};
+use serde_json::json;
+
+fn lines(source: &str, range: std::ops::Range<u64>) -> Vec<model::Record> {
+    range
+        .map(|i| {
+            log(None, None, "api", &format!("{source} {i}"))
+                .at(T0 + i as i64)
+                .offset(i)
+                .build()
+        })
+        .collect()
+}
+
+#[test]
+fn checkpoints_survive_commits_merges_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let index = Index::open_or_create(dir.path()).unwrap();
+        assert!(index.checkpoints().unwrap().is_empty());
+        let writer = Writer::start(&index, WriterConfig::default()).unwrap();
+        // Many commits: enough segments for merges to run; every commit keeps all keys.
+        for i in 0..12u64 {
+            let checkpoints = vec![("file:a".to_owned(), json!({"offset": i * 100}))];
+            writer
+                .blocking_send(Batch::new(lines("a", i * 10..i * 10 + 10), checkpoints))
+                .unwrap();
+            if i == 3 {
+                writer
+                    .blocking_send(Batch::new(vec![], vec![("file:b".into(), json!(7))]))
+                    .unwrap();
+            }
+            writer.blocking_flush().unwrap();
+            let now = index.checkpoints().unwrap();
+            assert_eq!(
+                now.get("file:a"),
+                Some(&json!({"offset": i * 100})),
+                "after commit {i}"
+            );
+            assert_eq!(now.get("file:b").is_some(), i >= 3);
+        }
+        // A later batch overrides an earlier one within one commit.
+        writer
+            .blocking_send(Batch::new(vec![], vec![("file:b".into(), json!(8))]))
+            .unwrap();
+        writer
+            .blocking_send(Batch::new(vec![], vec![("file:b".into(), json!(9))]))
+            .unwrap();
+        let stats = writer.stats();
+        assert_eq!(stats.records_indexed, 120);
+        assert!(stats.commits >= 12);
+        writer.shutdown().unwrap();
+        // The payload as tantivy stores it: compact, versioned.
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("meta.json")).unwrap()).unwrap();
+        let payload: serde_json::Value =
+            serde_json::from_str(meta["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(payload["v"], 1);
+        assert_eq!(payload["checkpoints"]["file:b"], 9);
+    }
+    let reopened = Index::open_or_create(dir.path()).unwrap();
+    let checkpoints = reopened.checkpoints().unwrap();
+    assert_eq!(checkpoints.len(), 2);
+    assert_eq!(checkpoints.get("file:a"), Some(&json!({"offset": 1100})));
+    assert_eq!(checkpoints.get("file:b"), Some(&json!(9)));
+    assert_eq!(reopened.num_docs(), 120);
+    // A new writer carries the checkpoints over and keeps seq unique: paging still works.
+    let writer = Writer::start(&reopened, WriterConfig::default()).unwrap();
+    writer
+        .blocking_send(Batch::new(
+            lines("a", 120..130),
+            vec![("file:c".into(), json!(1))],
+        ))
+        .unwrap();
+    writer.shutdown().unwrap();
+    let checkpoints = reopened.checkpoints().unwrap();
+    assert_eq!(checkpoints.len(), 3);
+    assert_eq!(checkpoints.get("file:b"), Some(&json!(9)));
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = None;
+    loop {
+        let page = reopened
+            .search(&SearchRequest {
+                limit: 50,
+                cursor: cursor.as_deref(),
+                ..Default::default()
+            })
+            .unwrap();
+        for hit in &page.hits {
+            assert!(seen.insert(hit["body"].as_str().unwrap().to_owned()));
+        }
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 130);
+}
+
+#[test]
+fn a_second_writer_on_the_same_index_is_refused() {
+    let index = Index::create_in_ram().unwrap();
+    let writer = Writer::start(&index, WriterConfig::default()).unwrap();
+    assert!(Writer::start(&index, WriterConfig::default()).is_err());
+    writer.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_means_committed_and_searchable() {
+    let index = Index::create_in_ram().unwrap();
+    let config = WriterConfig {
+        commit_interval: Duration::from_millis(50),
+        ..WriterConfig::default()
+    };
+    let writer = Writer::start(&index, config).unwrap();
+    let handle = writer.handle();
+    let mut acks = Vec::new();
+    for i in 0..5u64 {
+        let (batch, ack) = Batch::with_ack(lines("otlp", i * 3..i * 3 + 3), vec![]);
+        handle.send(batch).await.unwrap();
+        acks.push(ack);
+    }
+    for ack in acks {
+        let opstamp = ack.await.unwrap().unwrap();
+        assert!(opstamp > 0);
+    }
+    // Acked by the interval commit, with no flush: everything is visible.
+    assert_eq!(index.num_docs(), 15);
+    assert!(index.checkpoints().unwrap().is_empty());
+    assert_eq!(
+        handle.flush().await.unwrap(),
+        handle.flush().await.unwrap(),
+        "nothing pending: no new commit"
+    );
+    tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        handle.send(Batch::default()).await.is_err(),
+        "closed after shutdown"
+    );
+}
+
+#[test]
+fn try_send_refuses_when_the_queue_is_full() {
+    let index = Index::create_in_ram().unwrap();
+    let config = WriterConfig {
+        queue_capacity: 1,
+        commit_interval: Duration::from_secs(60),
+        ..WriterConfig::default()
+    };
+    let writer = Writer::start(&index, config).unwrap();
+    let mut full = 0;
+    let mut sent = 0;
+    for i in 0..2_000u64 {
+        match writer.try_send(Batch::new(lines("x", i * 50..i * 50 + 50), vec![])) {
+            Ok(()) => sent += 1,
+            Err(TrySendError::Full(batch)) => {
+                assert_eq!(batch.records.len(), 50, "the batch is handed back");
+                full += 1;
+            }
+            Err(TrySendError::Closed(_)) => panic!("writer closed"),
+        }
+    }
+    assert!(full > 0, "a one-slot queue fills up");
+    assert!(writer.stats().queue_capacity == 1);
+    writer.shutdown().unwrap();
+    assert_eq!(
+        index.num_docs(),
+        sent * 50,
+        "shutdown commits everything received"
+    );
+}

@@ -1,0 +1,375 @@
+//! Ground truth: what was written, counted record by record as it is written, plus the answers to
+//! a fixed set of queries in threadline's query language.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value, json};
+
+use crate::SimConfig;
+use crate::record::{Level, Record, Val};
+use crate::text::{rfc3339_secs, trace_hex};
+use crate::traffic::{TROUBLED_BIN, order_id, user_id};
+
+/// Everything the simulator knows about what it wrote. See [`crate`] docs for which records carry
+/// which attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroundTruth {
+    /// The seed the traffic came from.
+    pub seed: u64,
+    /// Arrival time of the first request, in ns since the epoch.
+    pub start_ns: i64,
+    /// Requests simulated (checkout and browse).
+    pub requests: u64,
+    /// Per trace id (its 32-hex spelling is `format!("{id:032x}")`).
+    pub traces: BTreeMap<u128, TraceTruth>,
+    pub totals: Totals,
+    pub queries: Vec<QueryCount>,
+    pub aggregations: Vec<Aggregation>,
+}
+
+/// The records that belong to one trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceTruth {
+    /// Span records carrying this trace id.
+    pub spans: u64,
+    /// Log records carrying this trace id (Datadog logs: its low 64 bits).
+    pub logs: u64,
+    /// Name of the span without a parent (every trace written has exactly one).
+    pub root: Option<String>,
+    /// Whether any of its spans has status ERROR.
+    pub error: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub traces: u64,
+    pub spans: u64,
+    pub logs: u64,
+    /// Log records with no trace context (health checks).
+    pub logs_without_trace: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    /// Per file, keyed by the path relative to the output folder.
+    pub files: BTreeMap<String, FileTotals>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileTotals {
+    pub format: &'static str,
+    pub spans: u64,
+    pub logs: u64,
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+/// A query in threadline's language and the number of records (spans + logs) it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryCount {
+    pub q: String,
+    pub count: u64,
+}
+
+/// A query grouped by fields and/or time buckets, with the count per bucket key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregation {
+    pub q: String,
+    pub by: Vec<String>,
+    /// e.g. `"10m"`; buckets are then keyed by their start, `YYYY-MM-DDTHH:MM:00Z`.
+    pub interval: Option<String>,
+    pub buckets: BTreeMap<String, u64>,
+}
+
+impl GroundTruth {
+    /// The JSON written to `ground_truth.json`.
+    pub fn to_json(&self) -> Value {
+        let mut traces = serde_json::Map::new();
+        for (id, t) in &self.traces {
+            traces.insert(
+                trace_hex(*id),
+                json!({"spans": t.spans, "logs": t.logs, "root": t.root, "error": t.error}),
+            );
+        }
+        let files: serde_json::Map<String, Value> = self
+            .totals
+            .files
+            .iter()
+            .map(|(path, f)| {
+                let v = json!({"format": f.format, "spans": f.spans, "logs": f.logs, "lines": f.lines, "bytes": f.bytes});
+                (path.clone(), v)
+            })
+            .collect();
+        json!({
+            "seed": self.seed,
+            "start": crate::text::rfc3339_secs(self.start_ns),
+            "start_ns": self.start_ns,
+            "requests": self.requests,
+            "totals": {
+                "traces": self.totals.traces,
+                "spans": self.totals.spans,
+                "logs": self.totals.logs,
+                "logs_without_trace": self.totals.logs_without_trace,
+                "lines": self.totals.lines,
+                "bytes": self.totals.bytes,
+                "files": files,
+            },
+            "queries": self.queries.iter().map(|q| json!({"q": q.q, "count": q.count})).collect::<Vec<_>>(),
+            "aggregations": self.aggregations.iter().map(|a| json!({
+                "q": a.q, "by": a.by, "interval": a.interval, "buckets": a.buckets,
+            })).collect::<Vec<_>>(),
+            "traces": traces,
+        })
+    }
+}
+
+type Pred = Box<dyn Fn(&Record) -> bool>;
+type KeyFn = Box<dyn Fn(&Record) -> Option<String>>;
+
+/// Accumulates the ground truth while records are written.
+pub(crate) struct Truth {
+    traces: HashMap<u128, TraceTruth>,
+    logs_without_trace: u64,
+    queries: Vec<(String, Pred, u64)>,
+    aggregations: Vec<(Aggregation, Pred, KeyFn)>,
+}
+
+impl std::fmt::Debug for Truth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Truth")
+            .field("traces", &self.traces.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Truth {
+    pub(crate) fn new(cfg: &SimConfig) -> Truth {
+        let users = cfg.users.max(1) as u64;
+        let mut queries: Vec<(String, Pred)> = Vec::new();
+        for code in [
+            "do_not_honor",
+            "insufficient_funds",
+            "card_declined",
+            "expired_card",
+            "incorrect_cvc",
+            "fraudulent",
+        ] {
+            queries.push((
+                format!("decline_code = \"{code}\""),
+                Box::new(move |r| r.attr_str("decline_code") == Some(code)),
+            ));
+        }
+        queries.push((
+            "decline_code = \"do_not_honor\" AND kind = log".into(),
+            Box::new(|r| is_log(r) && r.attr_str("decline_code") == Some("do_not_honor")),
+        ));
+        queries.push((
+            "kind = span AND name = stripe_api_call".into(),
+            Box::new(|r| span_named(r, "stripe_api_call")),
+        ));
+        queries.push((
+            "kind = span AND name = stripe_api_call AND status = ERROR".into(),
+            Box::new(|r| span_named(r, "stripe_api_call") && span_error(r)),
+        ));
+        queries.push((
+            "kind = span AND service = payment-service AND status = ERROR".into(),
+            Box::new(|r| is_span(r) && r.service().name() == "payment-service" && span_error(r)),
+        ));
+        queries.push((
+            "exception.type = \"java.net.SocketTimeoutException\" AND kind = span".into(),
+            Box::new(|r| {
+                matches!(r, Record::Span(s) if s.events.iter().any(|e| e.attrs.iter().any(|a| a.key == "exception.type" && a.val == Val::Str("java.net.SocketTimeoutException".into()))))
+            }),
+        ));
+        queries.push((
+            "kind = log AND service = payment-service AND level >= error".into(),
+            Box::new(|r| matches!(r, Record::Log(l) if l.service.name() == "payment-service" && l.level >= Level::Error)),
+        ));
+        queries.push((
+            "kind = log AND level >= warn".into(),
+            Box::new(|r| matches!(r, Record::Log(l) if l.level >= Level::Warn)),
+        ));
+        queries.push((
+            "kind = log AND level = error".into(),
+            Box::new(|r| matches!(r, Record::Log(l) if l.level == Level::Error)),
+        ));
+        queries.push((
+            "kind = log AND service = api-gateway".into(),
+            Box::new(|r| is_log(r) && r.service().name() == "api-gateway"),
+        ));
+        queries.push((
+            "kind = span AND service = inventory-service".into(),
+            Box::new(|r| is_span(r) && r.service().name() == "inventory-service"),
+        ));
+        for rank in [1, 2, 3, 50] {
+            let user = user_id(rank, users);
+            queries.push((
+                format!("user.id = {user}"),
+                Box::new(move |r| r.attr_str("user.id") == Some(user.as_str())),
+            ));
+        }
+        if let Some(index) = (0..1_000).find(|&i| crate::traffic::is_checkout(cfg, i)) {
+            let order = order_id(cfg.seed, index);
+            queries.push((
+                format!("order.id = {order}"),
+                Box::new(move |r| r.attr_str("order.id") == Some(order.as_str())),
+            ));
+        }
+        queries.push((
+            format!("card.bin = {TROUBLED_BIN}"),
+            Box::new(|r| r.attr_str("card.bin") == Some(TROUBLED_BIN)),
+        ));
+        queries.push((
+            "kind = span AND payment.amount_cents > 10000".into(),
+            Box::new(|r| {
+                is_span(r)
+                    && matches!(r.attr("payment.amount_cents"), Some(Val::Int(v)) if *v > 10_000)
+            }),
+        ));
+        queries.push((
+            "kind = span AND db.system = postgresql".into(),
+            Box::new(|r| is_span(r) && r.attr_str("db.system") == Some("postgresql")),
+        ));
+        queries.push((
+            "kind = span AND db.system = postgresql AND duration > 400ms".into(),
+            Box::new(|r| {
+                matches!(r, Record::Span(s) if s.end_ns - s.start_ns > 400_000_000)
+                    && r.attr_str("db.system") == Some("postgresql")
+            }),
+        ));
+        queries.push((
+            "kind = span AND db.statement = \"SELECT sku, available FROM stock WHERE sku = $1\""
+                .into(),
+            Box::new(|r| {
+                is_span(r)
+                    && r.attr_str("db.statement")
+                        == Some("SELECT sku, available FROM stock WHERE sku = $1")
+            }),
+        ));
+        queries.push((
+            "kind = span AND http.response.status_code >= 500".into(),
+            Box::new(|r| {
+                is_span(r)
+                    && matches!(r.attr("http.response.status_code"), Some(Val::Int(v)) if *v >= 500)
+            }),
+        ));
+        queries.push((
+            "kind = span AND name = \"process order_confirmations\"".into(),
+            Box::new(|r| span_named(r, "process order_confirmations")),
+        ));
+
+        let aggregations: Vec<(Aggregation, Pred, KeyFn)> = vec![
+            (
+                aggregation("exists(decline_code)", &["decline_code"], None),
+                Box::new(|r| r.attr("decline_code").is_some()),
+                Box::new(|r| r.attr_str("decline_code").map(str::to_owned)),
+            ),
+            (
+                aggregation("kind = span AND exists(decline_code)", &["card.bin"], None),
+                Box::new(|r| is_span(r) && r.attr("decline_code").is_some()),
+                Box::new(|r| r.attr_str("card.bin").map(str::to_owned)),
+            ),
+            (
+                aggregation(
+                    "kind = span AND name = stripe_api_call AND status = ERROR",
+                    &[],
+                    Some("10m"),
+                ),
+                Box::new(|r| span_named(r, "stripe_api_call") && span_error(r)),
+                Box::new(|r| match r {
+                    Record::Span(s) => Some(rfc3339_secs(
+                        s.start_ns - s.start_ns.rem_euclid(600_000_000_000),
+                    )),
+                    Record::Log(_) => None,
+                }),
+            ),
+            (
+                aggregation("kind = span", &["service"], None),
+                Box::new(is_span),
+                Box::new(|r| Some(r.service().name().to_owned())),
+            ),
+            (
+                aggregation("kind = log", &["service"], None),
+                Box::new(is_log),
+                Box::new(|r| Some(r.service().name().to_owned())),
+            ),
+        ];
+
+        Truth {
+            traces: HashMap::new(),
+            logs_without_trace: 0,
+            queries: queries.into_iter().map(|(q, p)| (q, p, 0)).collect(),
+            aggregations,
+        }
+    }
+
+    pub(crate) fn observe(&mut self, record: &Record) {
+        match record {
+            Record::Span(span) => {
+                let t = self.traces.entry(span.trace_id).or_default();
+                t.spans += 1;
+                if span.parent_span_id.is_none() {
+                    t.root = Some(span.name.to_string());
+                }
+                t.error |= span.error.is_some();
+            }
+            Record::Log(log) => match log.trace_id {
+                Some(trace_id) => self.traces.entry(trace_id).or_default().logs += 1,
+                None => self.logs_without_trace += 1,
+            },
+        }
+        for (_, pred, count) in &mut self.queries {
+            if pred(record) {
+                *count += 1;
+            }
+        }
+        for (agg, pred, key) in &mut self.aggregations {
+            if pred(record)
+                && let Some(k) = key(record)
+            {
+                *agg.buckets.entry(k).or_default() += 1;
+            }
+        }
+    }
+
+    pub(crate) fn finish(self, cfg: &SimConfig, requests: u64, mut totals: Totals) -> GroundTruth {
+        totals.traces = self.traces.len() as u64;
+        totals.logs_without_trace = self.logs_without_trace;
+        GroundTruth {
+            seed: cfg.seed,
+            start_ns: cfg.start_ns,
+            requests,
+            traces: self.traces.into_iter().collect(),
+            totals,
+            queries: self
+                .queries
+                .into_iter()
+                .map(|(q, _, count)| QueryCount { q, count })
+                .collect(),
+            aggregations: self.aggregations.into_iter().map(|(a, _, _)| a).collect(),
+        }
+    }
+}
+
+fn aggregation(q: &str, by: &[&str], interval: Option<&str>) -> Aggregation {
+    Aggregation {
+        q: q.to_owned(),
+        by: by.iter().map(|b| (*b).to_owned()).collect(),
+        interval: interval.map(str::to_owned),
+        buckets: BTreeMap::new(),
+    }
+}
+
+fn is_span(r: &Record) -> bool {
+    matches!(r, Record::Span(_))
+}
+
+fn is_log(r: &Record) -> bool {
+    matches!(r, Record::Log(_))
+}
+
+fn span_named(r: &Record, name: &str) -> bool {
+    matches!(r, Record::Span(s) if s.name == name)
+}
+
+fn span_error(r: &Record) -> bool {
+    matches!(r, Record::Span(s) if s.error.is_some())
+}
