@@ -68,6 +68,14 @@ fn detect_object(obj: &str) -> Format {
     {
         return Format::Jaeger;
     }
+    // Jaeger's legacy v1-model JSON (gogo jsonpb): {"spans":[{"traceId", "spanId",
+    // "operationName", ...}]}, or one such span with its process embedded.
+    if has_key(obj, "operationName")
+        && (has_key(obj, "spans") || has_key(obj, "spanId"))
+        && (has_key(obj, "traceId") || has_key(obj, "traceID"))
+    {
+        return Format::Jaeger;
+    }
     if has_key(obj, "traceId")
         && has_key(obj, "id")
         && (has_key(obj, "localEndpoint")
@@ -114,16 +122,31 @@ mod tests {
     fn detects_by_first_byte_and_keys() {
         assert_eq!(detect(r#"{"resourceSpans":[]}"#), Format::OtlpTraces);
         assert_eq!(detect(r#"{"resource_logs":[]}"#), Format::OtlpLogs);
-        assert_eq!(detect(r#"  {"x":1, "resourceLogs" : []}"#), Format::OtlpLogs);
+        assert_eq!(
+            detect(r#"  {"x":1, "resourceLogs" : []}"#),
+            Format::OtlpLogs
+        );
         assert_eq!(detect(r#"{"resourceMetrics":[]}"#), Format::OtlpMetrics);
         assert_eq!(detect(r#"[{"traceId":"a","id":"b"}]"#), Format::Zipkin);
         assert_eq!(
             detect(r#"{"traceId":"a","id":"b","localEndpoint":{"serviceName":"x"}}"#),
             Format::Zipkin
         );
-        assert_eq!(detect(r#"{"data":[{"traceID":"a","spans":[],"processes":{}}]}"#), Format::Jaeger);
+        assert_eq!(
+            detect(r#"{"data":[{"traceID":"a","spans":[],"processes":{}}]}"#),
+            Format::Jaeger
+        );
+        assert_eq!(
+            detect(
+                r#"{"spans":[{"traceId":"AAAAAAAAAAAAAAAAAAAAEQ==","spanId":"AAAAAAAAAAM=","operationName":"op"}]}"#
+            ),
+            Format::Jaeger
+        );
         assert_eq!(detect(r#"{"msg":"hi","trace_id":"abc"}"#), Format::JsonLog);
-        assert_eq!(detect(r#"{"msg":"say \"resourceSpans\": now"}"#), Format::JsonLog);
+        assert_eq!(
+            detect(r#"{"msg":"say \"resourceSpans\": now"}"#),
+            Format::JsonLog
+        );
         assert_eq!(detect("2024-01-01 INFO hello"), Format::Text);
         assert_eq!(detect("[INFO] hello"), Format::Text);
     }

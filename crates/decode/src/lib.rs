@@ -5,6 +5,7 @@
 //! understands becomes a raw log record with [`Problems::PARSE_ERROR`] set: nothing is dropped,
 //! and one bad line never affects the lines around it. Pure functions over bytes, no I/O.
 
+mod common;
 mod detect;
 mod jaeger;
 mod json_log;
@@ -61,11 +62,19 @@ pub struct Warning {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("pattern {index} ({pattern:?}) is not a valid regex: {source}")]
-    Pattern { index: usize, pattern: String, source: regex::Error },
+    Pattern {
+        index: usize,
+        pattern: String,
+        source: regex::Error,
+    },
     #[error("invalid OTLP protobuf body: {0}")]
     Protobuf(#[from] prost::DecodeError),
     #[error("invalid JSON body at line {line}, column {column}: {message}")]
-    Json { line: usize, column: usize, message: String },
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("the body is not a {expected} document")]
     WrongShape { expected: &'static str },
 }
@@ -83,7 +92,11 @@ pub struct LineContext<'a> {
 
 impl Default for DecoderConfig {
     fn default() -> Self {
-        DecoderConfig { service: None, patterns: Vec::new(), max_line_bytes: DEFAULT_MAX_LINE_BYTES }
+        DecoderConfig {
+            service: None,
+            patterns: Vec::new(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        }
     }
 }
 
@@ -101,12 +114,21 @@ impl Decoder {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Decoder { service: config.service, patterns, max_line_bytes: config.max_line_bytes })
+        Ok(Decoder {
+            service: config.service,
+            patterns,
+            max_line_bytes: config.max_line_bytes,
+        })
     }
 
     /// The service given to records that name none.
     pub fn default_service(&self) -> &str {
         self.service.as_deref().unwrap_or("unknown")
+    }
+
+    /// The source's own text patterns, tried before the built-in ones.
+    pub(crate) fn patterns(&self) -> &[Regex] {
+        &self.patterns
     }
 
     /// Decodes one line (without its newline) and appends what it holds to `out`.
@@ -151,7 +173,8 @@ impl Decoder {
         if !decoded {
             out.records.truncate(first_record);
             problems.insert(Problems::PARSE_ERROR);
-            out.records.push(Record::Log(self.raw_record(line, problems, cx)));
+            out.records
+                .push(Record::Log(self.raw_record(line, problems, cx)));
         } else if !problems.is_empty() {
             for record in &mut out.records[first_record..] {
                 if let Record::Log(log) = record {
@@ -161,7 +184,10 @@ impl Decoder {
         }
         for record in &mut out.records[first_record..] {
             if record.origin().is_none() {
-                record.set_origin(Origin { source: cx.source.to_owned(), offset: cx.offset });
+                record.set_origin(Origin {
+                    source: cx.source.to_owned(),
+                    offset: cx.offset,
+                });
             }
         }
     }
@@ -193,29 +219,49 @@ impl Decoder {
     /// Decodes a whole file's bytes: one JSON document spread over many lines (a pretty-printed
     /// OTLP request, a Jaeger UI download) is decoded whole, anything else line by line.
     /// Returns the number of lines (or 1 for a document).
-    pub fn decode_all(&self, bytes: &[u8], source: &str, read_time_ns: i64, out: &mut Output) -> usize {
+    pub fn decode_all(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        read_time_ns: i64,
+        out: &mut Output,
+    ) -> usize {
         if is_multiline_document(bytes) {
-            let cx = LineContext { source, offset: 0, read_time_ns };
+            let cx = LineContext {
+                source,
+                offset: 0,
+                read_time_ns,
+            };
             let first_record = out.records.len();
             match self.decode_document(bytes, &cx, out) {
                 Ok(_) => {
                     for record in &mut out.records[first_record..] {
                         if record.origin().is_none() {
-                            record.set_origin(Origin { source: source.to_owned(), offset: 0 });
+                            record.set_origin(Origin {
+                                source: source.to_owned(),
+                                offset: 0,
+                            });
                         }
                     }
                     return 1;
                 }
                 Err(err) => {
                     out.records.truncate(first_record);
-                    out.warnings.push(Warning { offset: 0, message: err.to_string() });
+                    out.warnings.push(Warning {
+                        offset: 0,
+                        message: err.to_string(),
+                    });
                 }
             }
         }
         let mut n_lines = 0;
         let mut offset = 0;
         for line in bytes.split_inclusive(|&b| b == b'\n') {
-            let cx = LineContext { source, offset, read_time_ns };
+            let cx = LineContext {
+                source,
+                offset,
+                read_time_ns,
+            };
             self.decode_line(line, &cx, out);
             offset += line.len() as u64;
             n_lines += 1;
@@ -298,8 +344,14 @@ impl Format {
 /// serde_json's error for a document, with its line and column.
 pub(crate) fn json_error(text: &str) -> DecodeError {
     match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-        Err(e) => DecodeError::Json { line: e.line(), column: e.column(), message: e.to_string() },
-        Ok(_) => DecodeError::WrongShape { expected: "known JSON" },
+        Err(e) => DecodeError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        },
+        Ok(_) => DecodeError::WrongShape {
+            expected: "known JSON",
+        },
     }
 }
 
@@ -311,7 +363,9 @@ fn is_multiline_document(bytes: &[u8]) -> bool {
         return false;
     }
     let body = &bytes[start..];
-    let Some(first_newline) = memchr::memchr(b'\n', body) else { return false };
+    let Some(first_newline) = memchr::memchr(b'\n', body) else {
+        return false;
+    };
     if body[first_newline..].iter().all(u8::is_ascii_whitespace) {
         return false;
     }

@@ -26,21 +26,31 @@ fn golden_fixtures() {
 
     let mut failures = Vec::new();
     for input in &inputs {
-        let rel = input.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = input
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let expect_ok = rel.split('/').nth(1) == Some("ok");
         let actual = render_file(input, &rel);
         let n_raw = actual["records"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["problems"].as_array().is_some_and(|p| p.contains(&json!("parse_error"))))
+            .filter(|r| {
+                r["problems"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&json!("parse_error")))
+            })
             .count();
         let n_warnings = actual["warnings"].as_array().unwrap().len();
         if expect_ok && n_raw > 0 {
             failures.push(format!("{rel}: {n_raw} line(s) were not understood"));
         }
         if !expect_ok && n_raw + n_warnings == 0 {
-            failures.push(format!("{rel}: an err/ fixture produced no warning and no raw record"));
+            failures.push(format!(
+                "{rel}: an err/ fixture produced no warning and no raw record"
+            ));
         }
         let actual_text = serde_json::to_string_pretty(&actual).unwrap() + "\n";
         let expected_path = expected_path(input);
@@ -55,20 +65,32 @@ fn golden_fixtures() {
                 expected_path.display(),
                 first_difference(&expected, &actual_text)
             )),
-            Err(_) => failures.push(format!("{rel}: no {} (run with UPDATE_GOLDEN=1)", expected_path.display())),
+            Err(_) => failures.push(format!(
+                "{rel}: no {} (run with UPDATE_GOLDEN=1)",
+                expected_path.display()
+            )),
         }
     }
-    assert!(failures.is_empty(), "{} golden failure(s):\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden failure(s):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 fn collect_inputs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
             collect_inputs(&path, out);
         } else if !path.to_string_lossy().ends_with(".expected.json")
-            && path.file_name().is_some_and(|n| n != "README.md" && n != "LICENSE")
+            && path
+                .file_name()
+                .is_some_and(|n| n != "README.md" && n != "LICENSE")
         {
             out.push(path);
         }
@@ -84,7 +106,11 @@ fn expected_path(input: &Path) -> PathBuf {
 fn render_file(path: &Path, rel: &str) -> Value {
     let bytes = std::fs::read(path).unwrap();
     let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-    let decoder = Decoder::new(DecoderConfig { service: Some(stem), ..DecoderConfig::default() }).unwrap();
+    let decoder = Decoder::new(DecoderConfig {
+        service: Some(stem),
+        ..DecoderConfig::default()
+    })
+    .unwrap();
     let mut out = Output::default();
     decoder.decode_all(&bytes, rel, READ_TIME_NS, &mut out);
     json!({
@@ -187,8 +213,12 @@ fn render_value(v: &AttrValue) -> Value {
         AttrValue::Int(i) => json!({"int": i}),
         AttrValue::Float(f) if f.is_finite() => json!({"float": f}),
         AttrValue::Float(f) => json!({"float": f.to_string()}),
-        AttrValue::Bytes(b) => json!({"bytes": AttrValue::Bytes(b.clone()).to_text().trim_matches('"')}),
-        AttrValue::Array(values) => json!({"array": values.iter().map(render_value).collect::<Vec<_>>()}),
+        AttrValue::Bytes(b) => {
+            json!({"bytes": AttrValue::Bytes(b.clone()).to_text().trim_matches('"')})
+        }
+        AttrValue::Array(values) => {
+            json!({"array": values.iter().map(render_value).collect::<Vec<_>>()})
+        }
         AttrValue::Map(map) => json!({"map": render_attrs(map)}),
     }
 }
