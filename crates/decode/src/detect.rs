@@ -1,7 +1,5 @@
 //! Format detection from a line's first byte and its distinctive top-level keys, without parsing.
 
-use memchr::memmem;
-
 /// The formats a line or document can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -29,7 +27,8 @@ pub fn detect(line: &str) -> Format {
     match trimmed.as_bytes().first() {
         Some(b'{') => detect_object(trimmed),
         Some(b'[') => {
-            if has_key(trimmed, "traceId") && (has_key(trimmed, "id") || has_key(trimmed, "name")) {
+            let keys = Keys::scan(trimmed);
+            if keys.has("traceId") && (keys.has("id") || keys.has("name")) {
                 Format::Zipkin
             } else {
                 Format::Text
@@ -53,6 +52,8 @@ fn detect_object(obj: &str) -> Format {
         Some("resourceMetrics" | "resource_metrics") => return Format::OtlpMetrics,
         _ => {}
     }
+    let keys = Keys::scan(obj);
+    let has_key = |_: &str, key: &str| keys.has(key);
     if has_key(obj, "resourceSpans") || has_key(obj, "resource_spans") {
         return Format::OtlpTraces;
     }
@@ -89,20 +90,42 @@ fn detect_object(obj: &str) -> Format {
     Format::JsonLog
 }
 
-/// Whether `"key"` followed by optional blanks and `:` occurs. Inside a JSON string quotes are
-/// escaped, so an unescaped `"key":` is a real key (of this object or a nested one).
-fn has_key(text: &str, key: &str) -> bool {
-    let mut needle = Vec::with_capacity(key.len() + 2);
-    needle.push(b'"');
-    needle.extend_from_slice(key.as_bytes());
-    needle.push(b'"');
-    let bytes = text.as_bytes();
-    memmem::find_iter(bytes, &needle).any(|at| {
-        let escaped = at > 0 && bytes[at - 1] == b'\\';
-        let rest = &bytes[at + needle.len()..];
-        let colon = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':');
-        !escaped && colon
-    })
+/// The keys of every object in a text (at any depth), found in one pass over its strings: a
+/// string is a key when the next non-blank byte is `:`. Inside a JSON string quotes are escaped,
+/// so a key-like text inside a value is never taken for a key.
+struct Keys<'a>(Vec<&'a str>);
+
+impl<'a> Keys<'a> {
+    fn scan(text: &'a str) -> Keys<'a> {
+        let b = text.as_bytes();
+        let mut keys = Vec::new();
+        let mut pos = 0;
+        while let Some(open) = memchr::memchr(b'"', &b[pos..]) {
+            let start = pos + open + 1;
+            let mut at = start;
+            let mut has_escape = false;
+            let end = loop {
+                match memchr::memchr2(b'"', b'\\', &b[at.min(b.len())..]) {
+                    None => return Keys(keys),
+                    Some(k) if b[at + k] == b'\\' => {
+                        has_escape = true;
+                        at += k + 2;
+                    }
+                    Some(k) => break at + k,
+                }
+            };
+            let next = b[end + 1..].iter().find(|c| !c.is_ascii_whitespace());
+            if next == Some(&b':') && !has_escape {
+                keys.push(&text[start..end]);
+            }
+            pos = end + 1;
+        }
+        Keys(keys)
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.contains(&key)
+    }
 }
 
 /// The first key of an object, when it has no escapes.

@@ -95,6 +95,10 @@ fn add_span(doc: &mut TantivyDocument, fields: &Fields, span: &Span) {
         object.push(("event.name".to_owned(), OwnedValue::Str(event.name.clone())));
         doc.add_field_value(fields.events, &OwnedValue::Object(object));
     }
+    for link in &span.links {
+        add_json(doc, fields.links, &link.attributes);
+    }
+    add_json(doc, fields.scope, &span.scope.attributes);
     doc.add_u64(fields.problems, 0);
 }
 
@@ -186,6 +190,17 @@ fn span_json(span: &Span) -> Value {
     });
     let map = out.as_object_mut().expect("built as an object");
     // Rarely set; left out when empty to keep the doc store small.
+    // Bytes values are stored as base64 text; these lists keep their type for presenters that
+    // tell them apart (Jaeger's `binary` tags).
+    for (key, attributes) in [
+        ("binary_attributes", &span.attributes),
+        ("binary_resource", &span.resource),
+    ] {
+        let keys: Vec<&str> = binary_keys(attributes).collect();
+        if !keys.is_empty() {
+            map.insert(key.into(), json!(keys));
+        }
+    }
     if !span.links.is_empty() {
         let links = span.links.iter().map(|link| {
             json!({
@@ -203,11 +218,14 @@ fn span_json(span: &Span) -> Value {
             Value::String(span.trace_state.clone()),
         );
     }
-    if !span.scope.name.is_empty() {
-        map.insert(
-            "scope".into(),
-            json!({"name": span.scope.name, "version": span.scope.version}),
-        );
+    let scope = &span.scope;
+    if !scope.name.is_empty() || !scope.version.is_empty() || !scope.attributes.is_empty() {
+        let mut object = json!({"name": scope.name, "version": scope.version});
+        // Only when present, so records of scopes without attributes keep their shape.
+        if !scope.attributes.is_empty() {
+            object["attributes"] = attributes_json(&scope.attributes);
+        }
+        map.insert("scope".into(), object);
     }
     if let Some(origin) = &span.origin {
         map.insert(
@@ -219,11 +237,24 @@ fn span_json(span: &Span) -> Value {
 }
 
 fn event_json(event: &SpanEvent) -> Value {
-    json!({
+    let mut out = json!({
         "name": event.name,
         "time": time(event.time_ns),
         "attributes": attributes_json(&event.attributes),
-    })
+    });
+    let binary: Vec<&str> = binary_keys(&event.attributes).collect();
+    if !binary.is_empty() {
+        out["binary_attributes"] = json!(binary);
+    }
+    out
+}
+
+/// Keys whose values are bytes (stored as base64 text, so their type is kept beside them).
+fn binary_keys(attributes: &Attributes) -> impl Iterator<Item = &str> {
+    attributes
+        .iter()
+        .filter(|kv| matches!(kv.value, AttrValue::Bytes(_)))
+        .map(|kv| kv.key.as_str())
 }
 
 fn log_json(log: &LogRecord) -> Value {

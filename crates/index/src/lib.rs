@@ -6,6 +6,7 @@
 //! nothing of files or HTTP: sources hand it [`Batch`]es of records with opaque checkpoints.
 
 mod agg;
+mod catalog;
 mod collect;
 pub mod doc;
 mod error;
@@ -25,6 +26,7 @@ use tantivy::{IndexReader, IndexSettings, ReloadPolicy};
 pub use crate::agg::{
     AggBucket, AggRequest, AggResponse, AttributeKey, DurationStats, ServiceInfo, Services,
 };
+pub use crate::catalog::{DependencyLink, Operation};
 pub use crate::error::{Error, Result};
 pub use crate::schema::Fields;
 pub use crate::search::{
@@ -204,6 +206,10 @@ impl Checkpoints {
 
     pub(crate) fn insert(&mut self, source_key: String, value: serde_json::Value) {
         self.0.insert(source_key, value);
+    }
+
+    pub(crate) fn remove(&mut self, source_key: &str) {
+        self.0.remove(source_key);
     }
 
     /// Reads `{"v":1,"checkpoints":{...}}`; no payload means no checkpoints.

@@ -5,8 +5,8 @@
 //! stored JSON; trace summaries read fast fields only.
 
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions,
-    NumericOptions, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions,
+    NumericOptions, STORED, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::RAW_TOKENIZER_NAME;
 
@@ -53,6 +53,10 @@ pub mod names {
     /// A per-index sequence number assigned by the writer (u64, unique, fast): the stable
     /// tiebreak after `TIMESTAMP` for ordering and cursor paging, independent of segments.
     pub const SEQ: &str = "seq";
+    /// Attributes of span links, one object per link (Jaeger's tag search looks in them).
+    pub const LINKS: &str = "links";
+    /// Attributes of the instrumentation scope of a span.
+    pub const SCOPE: &str = "scope";
 }
 
 /// Handles to every field of the schema.
@@ -81,29 +85,50 @@ pub struct Fields {
     pub problems: Field,
     pub record: Field,
     pub seq: Field,
+    pub links: Field,
+    pub scope: Field,
 }
 
 impl Fields {
     pub fn new() -> Fields {
         let mut b = Schema::builder();
-        let keyword = STRING | FAST;
+        // Nothing is ranked by relevance (hits come newest first), so no field keeps
+        // fieldnorms: they cost a byte per field per document and time at every flush.
+        let raw_terms = || {
+            TextFieldIndexing::default()
+                .set_tokenizer(RAW_TOKENIZER_NAME)
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false)
+        };
+        let keyword = TextOptions::default()
+            .set_indexing_options(raw_terms())
+            .set_fast(RAW_TOKENIZER_NAME);
+        let fast_keyword = TextOptions::default().set_fast(RAW_TOKENIZER_NAME);
         let num = NumericOptions::default().set_indexed().set_fast();
+        let indexed_only = NumericOptions::default().set_indexed();
+        // Values that are (nearly) unique per record and only ever compared by range or sorted
+        // on: a fast field alone serves `RangeQuery` and, since tantivy 0.26, `TermQuery` too.
+        // Indexing them would add a term per record to the dictionary, the costliest part of a
+        // flush.
+        let fast_only = NumericOptions::default().set_fast();
         let json = || {
             JsonObjectOptions::default()
-                .set_indexing_options(
-                    TextFieldIndexing::default()
-                        .set_tokenizer(RAW_TOKENIZER_NAME)
-                        .set_index_option(IndexRecordOption::Basic),
-                )
+                .set_indexing_options(raw_terms())
                 .set_fast(RAW_TOKENIZER_NAME)
                 .set_expand_dots_enabled()
         };
         let kind = b.add_text_field(names::KIND, keyword.clone());
         let trace_id = b.add_text_field(names::TRACE_ID, keyword.clone());
-        let trace_low64 = b.add_u64_field(names::TRACE_LOW64, num.clone());
-        let trace_partial = b.add_u64_field(names::TRACE_PARTIAL, INDEXED);
-        let span_id = b.add_text_field(names::SPAN_ID, keyword.clone());
-        let parent_span_id = b.add_text_field(names::PARENT_SPAN_ID, keyword.clone());
+        // Looked up by term only (trace assembly); as a fast field it would cost 8 bytes per
+        // record: random values do not compress.
+        let trace_low64 = b.add_u64_field(names::TRACE_LOW64, indexed_only.clone());
+        let trace_partial = b.add_u64_field(names::TRACE_PARTIAL, indexed_only);
+        // Span ids are unique per span: an inverted index of them would be the largest term
+        // dictionary of the index (a term per span, per segment) for a rare query. The fast
+        // column serves `span_id = X` (tantivy's fast-field fallback, a column scan),
+        // `exists()`, trace summaries and the dependency catalog.
+        let span_id = b.add_text_field(names::SPAN_ID, fast_keyword.clone());
+        let parent_span_id = b.add_text_field(names::PARENT_SPAN_ID, fast_keyword);
         let service = b.add_text_field(names::SERVICE, keyword.clone());
         let name = b.add_text_field(names::NAME, keyword.clone());
         let span_kind = b.add_text_field(names::SPAN_KIND, keyword.clone());
@@ -112,18 +137,18 @@ impl Fields {
         let timestamp = b.add_date_field(
             names::TIMESTAMP,
             DateOptions::default()
-                .set_indexed()
                 .set_fast()
                 .set_precision(DateTimePrecision::Nanoseconds),
         );
-        let duration_ns = b.add_i64_field(names::DURATION_NS, num.clone());
+        let duration_ns = b.add_i64_field(names::DURATION_NS, fast_only.clone());
         let is_error = b.add_u64_field(names::IS_ERROR, num.clone());
         let body = b.add_text_field(
             names::BODY,
             TextOptions::default().set_indexing_options(
                 TextFieldIndexing::default()
                     .set_tokenizer("default")
-                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+                    .set_fieldnorms(false),
             ),
         );
         let attributes = b.add_json_field(names::ATTRIBUTES, json());
@@ -133,7 +158,10 @@ impl Fields {
         let source = b.add_text_field(names::SOURCE, keyword.clone());
         let problems = b.add_u64_field(names::PROBLEMS, num.clone());
         let record = b.add_bytes_field(names::RECORD, STORED);
-        let seq = b.add_u64_field(names::SEQ, num);
+        let seq = b.add_u64_field(names::SEQ, fast_only);
+        // Added after the others so the earlier fields keep their ids.
+        let links = b.add_json_field(names::LINKS, json());
+        let scope = b.add_json_field(names::SCOPE, json());
         Fields {
             schema: b.build(),
             kind,
@@ -158,6 +186,8 @@ impl Fields {
             problems,
             record,
             seq,
+            links,
+            scope,
         }
     }
 

@@ -24,7 +24,8 @@ pub type Ack = oneshot::Sender<Result<Opstamp>>;
 #[derive(Debug, Default)]
 pub struct Batch {
     pub records: Vec<Record>,
-    /// Source key → checkpoint after this batch's records; later batches override earlier ones.
+    /// Source key → checkpoint after this batch's records; later batches override earlier ones,
+    /// and a `null` value removes the key from the payload.
     pub checkpoints: Vec<(String, serde_json::Value)>,
     /// Completed after the commit that holds this batch ("ack means durable").
     pub ack: Option<Ack>,
@@ -385,7 +386,13 @@ impl State {
         let started = Instant::now();
         let mut checkpoints = self.committed.clone();
         for (key, value) in std::mem::take(&mut self.pending_checkpoints) {
-            checkpoints.insert(key, value);
+            // A source that is gone (the tailer's expiry) sends `null`: forget it, so the
+            // payload does not grow with every file ever rotated away.
+            if value.is_null() {
+                checkpoints.remove(&key);
+            } else {
+                checkpoints.insert(key, value);
+            }
         }
         let payload = checkpoints.to_payload();
         let mut prepared = self.writer.prepare_commit().context("preparing a commit")?;

@@ -106,6 +106,55 @@ fn checkpoints_survive_commits_merges_and_reopen() {
 }
 
 #[test]
+fn a_null_checkpoint_removes_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let index = Index::open_or_create(dir.path()).unwrap();
+        let writer = Writer::start(&index, WriterConfig::default()).unwrap();
+        let set = |key: &str, value: serde_json::Value| {
+            writer
+                .blocking_send(Batch::new(vec![], vec![(key.to_owned(), value)]))
+                .unwrap();
+        };
+        set("file:a", json!({"offset": 1}));
+        set("file:b", json!({"offset": 2}));
+        set("file:c", json!({"offset": 3}));
+        writer.blocking_flush().unwrap();
+        assert_eq!(index.checkpoints().unwrap().len(), 3);
+
+        // Expiry of a committed key, in a later commit.
+        set("file:a", serde_json::Value::Null);
+        // Set and expired within one commit: never stored.
+        set("file:d", json!({"offset": 4}));
+        set("file:d", serde_json::Value::Null);
+        // Expired, then seen again within one commit: the later value wins.
+        set("file:b", serde_json::Value::Null);
+        set("file:b", json!({"offset": 5}));
+        // Expiring a key that was never stored is harmless.
+        set("file:never", serde_json::Value::Null);
+        writer.blocking_flush().unwrap();
+
+        let now = index.checkpoints().unwrap();
+        let keys: Vec<&str> = now.iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["file:b", "file:c"]);
+        assert_eq!(now.get("file:b"), Some(&json!({"offset": 5})));
+        writer.shutdown().unwrap();
+        // No `null` is ever written into the payload.
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("meta.json")).unwrap()).unwrap();
+        let payload: serde_json::Value =
+            serde_json::from_str(meta["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            payload["checkpoints"],
+            json!({"file:b": {"offset": 5}, "file:c": {"offset": 3}})
+        );
+    }
+    let reopened = Index::open_or_create(dir.path()).unwrap();
+    assert_eq!(reopened.checkpoints().unwrap().len(), 2);
+    assert!(reopened.checkpoints().unwrap().get("file:a").is_none());
+}
+
+#[test]
 fn a_second_writer_on_the_same_index_is_refused() {
     let index = Index::create_in_ram().unwrap();
     let writer = Writer::start(&index, WriterConfig::default()).unwrap();

@@ -8,6 +8,7 @@
 
 mod api;
 mod error;
+mod jaeger;
 mod metrics;
 mod openapi;
 mod otlp;
@@ -56,7 +57,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered 503 (live tail streams excepted).
     pub request_timeout: Duration,
-    /// When set, `GET /api/v1/*` needs `Authorization: Bearer <read_token>`.
+    /// When set, `GET /api/v1/*` and the Jaeger API (`/api/*`, `/api/v3/*`) need
+    /// `Authorization: Bearer <read_token>`.
     pub read_token: Option<String>,
     /// When set, `POST /v1/traces` and `/v1/logs` need `Authorization: Bearer <ingest_token>`.
     pub ingest_token: Option<String>,
@@ -217,6 +219,57 @@ fn route_table() -> Vec<(Access, &'static str, &'static str, MethodRouter<AppSta
             "get",
             "/api/v1/openapi.json",
             get(openapi::openapi),
+        ),
+        // Jaeger-compatible query API (Grafana's Jaeger data source, the Jaeger UI).
+        (Access::Read, "get", "/api/services", get(jaeger::services)),
+        (
+            Access::Read,
+            "get",
+            "/api/services/{service}/operations",
+            get(jaeger::service_operations),
+        ),
+        (
+            Access::Read,
+            "get",
+            "/api/operations",
+            get(jaeger::operations),
+        ),
+        (Access::Read, "get", "/api/traces", get(jaeger::find_traces)),
+        (
+            Access::Read,
+            "get",
+            "/api/traces/{trace_id}",
+            get(jaeger::get_trace),
+        ),
+        (
+            Access::Read,
+            "get",
+            "/api/dependencies",
+            get(jaeger::dependencies),
+        ),
+        (
+            Access::Read,
+            "get",
+            "/api/v3/services",
+            get(jaeger::v3_services),
+        ),
+        (
+            Access::Read,
+            "get",
+            "/api/v3/operations",
+            get(jaeger::v3_operations),
+        ),
+        (
+            Access::Read,
+            "get",
+            "/api/v3/traces",
+            get(jaeger::v3_find_traces),
+        ),
+        (
+            Access::Read,
+            "get",
+            "/api/v3/traces/{trace_id}",
+            get(jaeger::v3_get_trace),
         ),
         (Access::Ingest, "post", "/v1/traces", post(otlp::traces)),
         (Access::Ingest, "post", "/v1/logs", post(otlp::logs)),

@@ -250,6 +250,19 @@ fn decode_body(
                 offset: 0,
                 read_time_ns: now,
             };
+            // An OTLP body of the other signal (even an empty one) was posted to the wrong path.
+            let detected = std::str::from_utf8(body).ok().map(decode::detect);
+            if let Some(format @ (Format::OtlpTraces | Format::OtlpLogs | Format::OtlpMetrics)) =
+                detected
+                && format != signal.json_format()
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "the body is {}, not an OTLP {} request: post it to {}",
+                    format.name(),
+                    signal.name(),
+                    other_path(format),
+                )));
+            }
             match state.decoder.decode_document(body, &cx, &mut out) {
                 Ok(format) if format == signal.json_format() => {}
                 Ok(format) => {
