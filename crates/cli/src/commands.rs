@@ -1,0 +1,485 @@
+//! The subcommands: each opens the index, calls the library, and prints text or JSON.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use index::{AggRequest, Batch, Index, SearchRequest, Writer, WriterConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use model::TraceRef;
+use serde_json::{Value, json};
+
+use crate::ingest::{self, Options, Stats};
+use crate::{AggArgs, DemoArgs, IngestArgs, SearchArgs, TraceArgs, timespec, waterfall};
+
+/// Warnings printed to stderr per run; the rest are only counted.
+const MAX_PRINTED_WARNINGS: u64 = 20;
+
+pub fn ingest(index_dir: &Path, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let files = ingest::collect_files(&args.paths)?;
+    let options = Options {
+        service: args.service,
+        patterns: args.patterns,
+    };
+    let started = Instant::now();
+    let stats = ingest_files(index_dir, &files, &options, !args.json)?;
+    let took_ms = started.elapsed().as_millis() as u64;
+    if args.json {
+        print_json(&json!({
+            "files": stats.files, "records": stats.records, "spans": stats.spans, "logs": stats.logs,
+            "unparsed": stats.unparsed, "warnings": stats.warnings, "took_ms": took_ms,
+        }));
+    } else {
+        let mb = stats.bytes as f64 / 1e6;
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        eprintln!(
+            "indexed {} records ({} spans, {} logs, {} unparsed) from {} files, {mb:.1} MB in {:.2}s ({:.1} MB/s); {} warnings",
+            stats.records,
+            stats.spans,
+            stats.logs,
+            stats.unparsed,
+            stats.files,
+            secs,
+            mb / secs,
+            stats.warnings
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Decodes and indexes `files`, committing at the end. Shows a progress bar on a terminal.
+pub fn ingest_files(
+    index_dir: &Path,
+    files: &[std::path::PathBuf],
+    options: &Options,
+    progress: bool,
+) -> anyhow::Result<Stats> {
+    let index = Index::open_or_create(index_dir)
+        .with_context(|| format!("cannot open index {}", index_dir.display()))?;
+    let writer =
+        Writer::start(&index, bulk_writer_config()).context("cannot start the index writer")?;
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = if progress && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(total_bytes);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}")
+                .expect("valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut stats = Stats::default();
+    let mut printed = 0u64;
+    for file in files {
+        bar.set_message(file.display().to_string());
+        let mut sink = |records| {
+            writer
+                .blocking_send(Batch::new(records, Vec::new()))
+                .context("the index writer stopped")
+        };
+        let mut on_warning = |source: &str, w: &decode::Warning| {
+            printed += 1;
+            if printed <= MAX_PRINTED_WARNINGS {
+                bar.suspend(|| eprintln!("warning: {source} at byte {}: {}", w.offset, w.message));
+            }
+        };
+        ingest::decode_file(
+            file,
+            options,
+            &mut stats,
+            &mut sink,
+            &mut on_warning,
+            &|n| bar.inc(n),
+        )
+        .with_context(|| format!("while ingesting {}", file.display()))?;
+    }
+    bar.finish_and_clear();
+    if stats.warnings > MAX_PRINTED_WARNINGS {
+        eprintln!(
+            "... and {} more warnings",
+            stats.warnings - MAX_PRINTED_WARNINGS
+        );
+    }
+    writer.blocking_flush().context("final commit failed")?;
+    writer.shutdown().context("index writer failed")?;
+    Ok(stats)
+}
+
+/// The writer of a one-shot bulk load (see docs/BENCHMARKS.md for the measurements).
+fn bulk_writer_config() -> WriterConfig {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    WriterConfig {
+        // One commit, at the end: `ingest` has no checkpoints to resume from, and each commit
+        // would cut every indexing thread's segment short (more, smaller segments to merge).
+        commit_interval: std::time::Duration::from_secs(24 * 3600),
+        commit_records: usize::MAX,
+        commit_bytes: usize::MAX,
+        // Decoding outruns indexing: a short queue bounds the decoded records in memory.
+        queue_capacity: env("TL_QUEUE", 2),
+        memory_budget: env("TL_BUDGET_MB", 128) << 20,
+        num_threads: env("TL_THREADS", 2),
+        ..WriterConfig::default()
+    }
+}
+
+pub fn trace(index_dir: &Path, args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let index = open_existing(index_dir)?;
+    let trace_ref = TraceRef::parse_any(&args.trace_id)
+        .with_context(|| format!("{:?} is not a trace id", args.trace_id))?;
+    let Some(trace_id) = trace_ref
+        .full()
+        .or_else(|| model::TraceId::from_u128(u128::from(trace_ref.low64())))
+    else {
+        bail!("{:?} is not a trace id", args.trace_id);
+    };
+    let Some(trace) = index.trace(trace_id)? else {
+        eprintln!("trace {trace_id} not found in {}", index_dir.display());
+        return Ok(ExitCode::from(1));
+    };
+    let trace_json = trace.to_json();
+    if args.json {
+        print_json(&trace_json);
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", waterfall::render(&trace_json, color));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let index = open_existing(index_dir)?;
+    let now_ns = timespec::now_ns();
+    let range = timespec::range(
+        args.range.since.as_deref(),
+        args.range.from.as_deref(),
+        args.range.to.as_deref(),
+        now_ns,
+    )?;
+    let response = index.search(&SearchRequest {
+        query: &args.query,
+        from_ns: range.from_ns,
+        to_ns: range.to_ns,
+        limit: args.limit,
+        cursor: args.cursor.as_deref(),
+        now_ns: Some(now_ns),
+    })?;
+    if args.json {
+        print_json(&response.to_json());
+    } else {
+        let mut out = std::io::stdout().lock();
+        for hit in &response.hits {
+            let _ = writeln!(out, "{}", hit_line(hit));
+        }
+        eprintln!(
+            "{} of {} matches ({} ms)",
+            response.hits.len(),
+            response.total,
+            response.took_ms
+        );
+    }
+    Ok(if response.total == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn agg(index_dir: &Path, args: AggArgs) -> anyhow::Result<ExitCode> {
+    if args.by.is_empty() && args.interval.is_none() {
+        bail!("agg needs --by FIELD[,FIELD] and/or --interval DURATION");
+    }
+    let index = open_existing(index_dir)?;
+    let now_ns = timespec::now_ns();
+    let range = timespec::range(
+        args.range.since.as_deref(),
+        args.range.from.as_deref(),
+        args.range.to.as_deref(),
+        now_ns,
+    )?;
+    let interval = args
+        .interval
+        .as_deref()
+        .map(|i| timespec::parse_duration(i).with_context(|| format!("--interval {i:?}")))
+        .transpose()?
+        .map(|ns| std::time::Duration::from_nanos(ns.max(0) as u64));
+    let response = index.aggregate(&AggRequest {
+        query: &args.query,
+        from_ns: range.from_ns,
+        to_ns: range.to_ns,
+        now_ns: Some(now_ns),
+        by: args.by.clone(),
+        interval,
+        size: args.size,
+        duration_stats: args.stats,
+        duration_percentiles: if args.stats {
+            vec![50.0, 95.0, 99.0]
+        } else {
+            Vec::new()
+        },
+    })?;
+    let json = response.to_json();
+    if args.json {
+        print_json(&json);
+    } else {
+        let mut out = std::io::stdout().lock();
+        for bucket in json["buckets"].as_array().into_iter().flatten() {
+            let key: Vec<String> = bucket["key"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                    )
+                })
+                .collect();
+            let stats = match &bucket["duration_ns"] {
+                Value::Object(d) => {
+                    let fmt = |k: &str| {
+                        d.get(k)
+                            .and_then(Value::as_f64)
+                            .map(|v| waterfall::format_duration(v as i64))
+                            .unwrap_or_default()
+                    };
+                    format!(
+                        "  avg {} p50 {} p99 {} max {}",
+                        fmt("avg"),
+                        fmt("p50"),
+                        fmt("p99"),
+                        fmt("max")
+                    )
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "{:>8}  {}{stats}", bucket["count"], key.join("  "));
+        }
+        eprintln!(
+            "{} matching records ({} ms)",
+            response.total, response.took_ms
+        );
+    }
+    Ok(if response.total == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Marks a folder the demo made, so a later demo may wipe it and nothing else.
+const DEMO_MARKER: &str = ".threadline-demo";
+
+pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let root = args
+        .data
+        .clone()
+        .unwrap_or_else(|| Path::new("data").join("demo"));
+    if root.exists() {
+        if !root.join(DEMO_MARKER).exists() {
+            bail!(
+                "{} exists and was not made by `threadline demo`; pass --data DIR",
+                root.display()
+            );
+        }
+        std::fs::remove_dir_all(&root)
+            .with_context(|| format!("cannot clear {}", root.display()))?;
+    }
+    let traffic = root.join("traffic");
+    let index_dir = root.join("index");
+    std::fs::create_dir_all(&traffic)
+        .with_context(|| format!("cannot create {}", traffic.display()))?;
+    std::fs::write(root.join(DEMO_MARKER), "made by threadline demo\n")?;
+
+    // The last hour of checkout traffic, ending now: something to look at from the start.
+    let window_s = 3600.0;
+    let now_ns = timespec::now_ns();
+    let history = checkout_sim::SimConfig {
+        seed: args.seed,
+        traces: args.traces,
+        traces_per_second: args.traces as f64 / window_s,
+        start_ns: now_ns - (window_s * 1e9) as i64,
+        ..checkout_sim::SimConfig::default()
+    };
+    eprintln!(
+        "simulating {} checkout requests of the last hour into {} ...",
+        args.traces,
+        traffic.display()
+    );
+    checkout_sim::generate(&history, &traffic).context("the simulator failed")?;
+    // A failing Stripe call: the request the demo shows first.
+    const FAILED_STRIPE_CALL: &str = "kind = span AND name = stripe_api_call AND status = ERROR";
+
+    /// The trace id of a failing Stripe call, and the waterfall of that request.
+    fn example_trace(index: &Index, now_ns: i64) -> anyhow::Result<Option<(String, String)>> {
+        let example = index.search(&SearchRequest {
+            query: FAILED_STRIPE_CALL,
+            limit: 1,
+            now_ns: Some(now_ns),
+            ..SearchRequest::default()
+        })?;
+        let Some(id) = example.hits.first().and_then(|h| h["trace_id"].as_str()) else {
+            return Ok(None);
+        };
+        let Some(trace) = model::TraceId::from_hex(id)
+            .ok()
+            .and_then(|id| index.trace(id).transpose())
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Ok(Some((
+            id.to_owned(),
+            waterfall::render(&trace.to_json(), color),
+        )))
+    }
+
+    if args.once {
+        // Index the history once, show one request, exit.
+        let files = ingest::collect_files(&[traffic.join("spans"), traffic.join("logs")])?;
+        let started = Instant::now();
+        let stats = ingest_files(&index_dir, &files, &Options::default(), true)?;
+        eprintln!(
+            "indexed {} spans and {} logs from {} files in {:.2}s\n",
+            stats.spans,
+            stats.logs,
+            stats.files,
+            started.elapsed().as_secs_f64()
+        );
+        let index = open_existing(&index_dir)?;
+        let example = example_trace(&index, now_ns)?;
+        if let Some((_, waterfall)) = &example {
+            println!(
+                "A checkout whose Stripe call failed — every span and log line of that request:\n"
+            );
+            print!("{waterfall}");
+        }
+        let idx = index_dir.display();
+        let id = example.map_or_else(|| "TRACE_ID".to_owned(), |(id, _)| id);
+        println!(
+            "\nTry:\n  threadline --index {idx} trace {id}\n  threadline --index {idx} search 'decline_code = \"do_not_honor\"' --since 2h\n  threadline --index {idx} agg 'kind = span AND exists(decline_code)' --by decline_code\n  threadline --index {idx} agg 'kind = span AND name = stripe_api_call AND status = ERROR' --interval 10m"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // Live: the simulator keeps appending, `serve` tails the folder.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let live = checkout_sim::SimConfig {
+        // Another seed than the history's, so live requests do not repeat its trace ids.
+        seed: args.seed ^ now_ns as u64,
+        traces_per_second: args.rate,
+        ..checkout_sim::SimConfig::default()
+    };
+    let simulator = {
+        let (traffic, stop) = (traffic.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("checkout-sim".into())
+            .spawn(move || checkout_sim::run_live(&live, &traffic, stop))
+            .context("cannot start the simulator")?
+    };
+    let mut config = crate::config::Config::default();
+    config.index.dir = index_dir.clone();
+    config.server.listen = args.listen;
+    config.sources = vec![crate::config::SourceSection {
+        include: ["spans", "logs"]
+            .iter()
+            .map(|d| traffic.join(d).join("*").to_string_lossy().into_owned())
+            .collect(),
+        ..crate::config::SourceSection::default()
+    }];
+    let traffic_shown = traffic.display().to_string();
+    let idx = index_dir.display().to_string();
+    let show_examples = move |started: crate::serve::Started| {
+        // Wait for the history to be indexed, then show one request and what to try.
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        let example = loop {
+            match example_trace(&started.index, timespec::now_ns()) {
+                Ok(Some(example)) => break Some(example),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                _ => break None,
+            }
+        };
+        let url = &started.url;
+        let mut out = std::io::stdout().lock();
+        if let Some((_, waterfall)) = &example {
+            let _ = writeln!(
+                out,
+                "\nA checkout whose Stripe call failed — every span and log line of that request:\n"
+            );
+            let _ = write!(out, "{waterfall}");
+        }
+        let id = example.map_or_else(|| "TRACE_ID".to_owned(), |(id, _)| id);
+        let _ = writeln!(
+            out,
+            "\nthreadline is live: the simulator appends checkout traffic to {traffic_shown}; every line is searchable within a second.\nTry:\n  curl -s {url}/api/v1/traces/{id}\n  curl -sG {url}/api/v1/search --data-urlencode 'q=decline_code = \"do_not_honor\"' -d limit=5\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q=kind = span AND exists(decline_code)' -d by=decline_code\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q={FAILED_STRIPE_CALL}' -d interval=10m\n  curl -sG {url}/api/v1/search --data-urlencode 'q=timestamp > now() - 10s' -d limit=3\n  threadline --index {idx} trace {id}\nCtrl-C stops."
+        );
+    };
+    let served = crate::serve::run(config, Some(Box::new(show_examples)));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let simulated = simulator.join();
+    served?;
+    match simulated {
+        Ok(Ok(stats)) => eprintln!(
+            "the simulator wrote {} live requests ({} spans, {} logs)",
+            stats.requests, stats.spans, stats.logs
+        ),
+        Ok(Err(e)) => return Err(anyhow::Error::new(e).context("the simulator failed")),
+        Err(_) => bail!("the simulator panicked"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per hit: time, kind, service, level/status, trace id, text.
+fn hit_line(hit: &Value) -> String {
+    let kind = hit["kind"].as_str().unwrap_or("?");
+    let time = hit["start"].as_str().or(hit["time"].as_str()).unwrap_or("");
+    let trace = hit["trace_id"].as_str().unwrap_or("-");
+    let service = hit["service"].as_str().unwrap_or("");
+    let text: String = if kind == "span" {
+        let status = hit["status"]["code"].as_str().unwrap_or("");
+        let duration = hit["duration_ns"]
+            .as_i64()
+            .map(waterfall::format_duration)
+            .unwrap_or_default();
+        format!("{} {duration} {status}", hit["name"].as_str().unwrap_or(""))
+    } else {
+        format!(
+            "{} {}",
+            hit["level"].as_str().unwrap_or("-"),
+            hit["body"].as_str().unwrap_or("")
+        )
+    };
+    let text: String = text.chars().filter(|c| !c.is_control()).collect();
+    format!("{time} {kind:<4} {service} {trace} {text}")
+}
+
+fn open_existing(index_dir: &Path) -> anyhow::Result<Index> {
+    if !index_dir.join("meta.json").exists() {
+        bail!(
+            "no index at {} (run `threadline ingest PATH` first, or pass --index DIR)",
+            index_dir.display()
+        );
+    }
+    Index::open_or_create(index_dir)
+        .with_context(|| format!("cannot open index {}", index_dir.display()))
+}
+
+fn print_json(value: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    let _ = writeln!(out);
+}

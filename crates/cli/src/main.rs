@@ -1,0 +1,196 @@
+//! The `threadline` binary: flags and glue; the work lives in the library crates.
+
+mod commands;
+mod config;
+mod ingest;
+mod serve;
+mod timespec;
+mod waterfall;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Follow one request through every service it touched: spans and logs linked by trace id.
+#[derive(Debug, Parser)]
+#[command(name = "threadline", version, about, long_about = None)]
+struct Cli {
+    /// Index directory [default: ./data/index; for serve, the config's `index.dir`].
+    #[arg(long, global = true, env = "THREADLINE_INDEX")]
+    index: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The index directory when neither --index nor THREADLINE_INDEX names one.
+const DEFAULT_INDEX: &str = "./data/index";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Tail files, receive OTLP, index, and serve the HTTP API until Ctrl-C.
+    Serve(ServeArgs),
+    /// Index files once (files or folders, recursively).
+    Ingest(IngestArgs),
+    /// Show everything for one trace: the span waterfall with each log under its span.
+    Trace(TraceArgs),
+    /// Search spans and logs with the query language.
+    Search(SearchArgs),
+    /// Count matching records by field values and/or time buckets.
+    Agg(AggArgs),
+    /// Simulated checkout traffic written live into a folder, tailed and served at once.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Config file (TOML, see config/threadline.toml); without it every default applies.
+    #[arg(long, env = "THREADLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of the HTTP API [default: 127.0.0.1:7740]; port 0 picks a free port.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Glob of files to tail (repeatable); replaces the config's sources.
+    #[arg(long = "source", value_name = "GLOB")]
+    sources: Vec<String>,
+    /// Glob of files not to tail, among the --source globs (repeatable).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    excludes: Vec<String>,
+    /// Service name for records of the --source files that name none (default: the file name).
+    #[arg(long)]
+    service: Option<String>,
+    /// Extra regex for text lines of the --source files (repeatable).
+    #[arg(long = "pattern")]
+    patterns: Vec<String>,
+    /// Also receive OTLP/HTTP on this address (e.g. 127.0.0.1:4318).
+    #[arg(long)]
+    otlp_listen: Option<SocketAddr>,
+    /// Longest a read line waits to be committed and searchable (e.g. 500ms).
+    #[arg(long)]
+    commit_interval: Option<String>,
+    /// Lines longer than this many bytes are cut and flagged.
+    #[arg(long)]
+    max_line_bytes: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// Files or folders to index.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Service name for records that name none (default: each file's stem).
+    #[arg(long)]
+    service: Option<String>,
+    /// Extra regex for text lines (named groups trace_id, span_id, time, level, service, message).
+    #[arg(long = "pattern")]
+    patterns: Vec<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct TraceArgs {
+    /// Trace id: 32 or 16 hex digits, a traceparent, an X-Ray id, a decimal Datadog id, ...
+    trace_id: String,
+    /// Print the Trace JSON instead of the waterfall.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct TimeRange {
+    /// Only records newer than this (e.g. 30m, 1h, 2d).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    since: Option<String>,
+    /// Start of the time range (RFC 3339 or now() - 1h).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the time range (RFC 3339 or now()).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// Query, e.g. 'service = payment-service AND level >= warn'. Empty matches everything.
+    query: String,
+    #[command(flatten)]
+    range: TimeRange,
+    /// Maximum number of hits.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Continue after a previous page (the cursor printed by --json).
+    #[arg(long)]
+    cursor: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct AggArgs {
+    /// Query selecting the records to count.
+    query: String,
+    /// Fields or attributes to group by, comma-separated (e.g. decline_code,card.bin).
+    #[arg(long, value_delimiter = ',')]
+    by: Vec<String>,
+    /// Time bucket width (e.g. 10m, 1h), buckets aligned to the epoch in UTC.
+    #[arg(long)]
+    interval: Option<String>,
+    /// Most values per field.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Add duration statistics and p50/p95/p99 per bucket.
+    #[arg(long)]
+    stats: bool,
+    #[command(flatten)]
+    range: TimeRange,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Folder for the simulated traffic and its index (default ./data/demo; wiped on each run).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Requests in the hour of history written before serving (with --once: all of them).
+    #[arg(long, default_value_t = 2000)]
+    traces: usize,
+    /// Live requests per second written while serving.
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    /// Simulator seed (same seed, same traffic).
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:7740")]
+    listen: SocketAddr,
+    /// Generate, index, print one failing request's waterfall and exit (no server).
+    #[arg(long)]
+    once: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let index = cli.index.as_deref().unwrap_or(Path::new(DEFAULT_INDEX));
+    match cli.command {
+        Command::Serve(args) => serve::command(cli.index.as_deref(), args),
+        Command::Ingest(args) => commands::ingest(index, args),
+        Command::Trace(args) => commands::trace(index, args),
+        Command::Search(args) => commands::search(index, args),
+        Command::Agg(args) => commands::agg(index, args),
+        Command::Demo(args) => commands::demo(args),
+    }
+}

@@ -1,0 +1,311 @@
+//! The terminal waterfall for `threadline trace`: the span tree with bars to scale, and each log
+//! line under the span that wrote it. Renders from the Trace JSON contract (DESIGN.md), so it
+//! shows exactly what `--json` and the HTTP API return.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use anstyle::{AnsiColor, Style};
+use serde_json::Value;
+
+const BAR_WIDTH: usize = 40;
+const LABEL_WIDTH: usize = 52;
+
+/// Renders a trace; `color` turns ANSI styles on.
+pub fn render(trace: &Value, color: bool) -> String {
+    let paint = Painter { color };
+    let spans: Vec<&Value> = trace["spans"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let logs: Vec<&Value> = trace["logs"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let summary = &trace["summary"];
+
+    let start_ns = spans.iter().filter_map(|s| time_ns(&s["start"])).min();
+    let end_ns = spans
+        .iter()
+        .filter_map(|s| Some(time_ns(&s["start"])? + s["duration_ns"].as_i64()?))
+        .max();
+    let (t0, total_ns) = match (start_ns, end_ns) {
+        (Some(a), Some(b)) => (a, (b - a).max(1)),
+        _ => (
+            logs.iter()
+                .filter_map(|l| time_ns(&l["time"]))
+                .min()
+                .unwrap_or(0),
+            1,
+        ),
+    };
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {}",
+        paint.bold("trace"),
+        trace["trace_id"].as_str().unwrap_or("?")
+    );
+    let services: Vec<&str> = summary["services"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{} spans · {} logs · {} errors · {} · services: {}\n",
+        summary["span_count"].as_u64().unwrap_or(spans.len() as u64),
+        summary["log_count"].as_u64().unwrap_or(logs.len() as u64),
+        summary["error_count"].as_u64().unwrap_or(0),
+        format_duration(summary["duration_ns"].as_i64().unwrap_or(total_ns)),
+        services.join(", ")
+    );
+
+    // Children by parent; roots are spans whose parent is absent or not in this trace.
+    let ids: HashMap<&str, usize> = spans
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((s["span_id"].as_str()?, i)))
+        .collect();
+    let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        match span["parent_span_id"]
+            .as_str()
+            .filter(|p| ids.contains_key(p))
+        {
+            Some(parent) => children.entry(parent).or_default().push(i),
+            None => roots.push(i),
+        }
+    }
+    let by_start =
+        |list: &mut Vec<usize>| list.sort_by_key(|&i| time_ns(&spans[i]["start"]).unwrap_or(0));
+    by_start(&mut roots);
+    for list in children.values_mut() {
+        by_start(list);
+    }
+    let mut logs_by_span: HashMap<&str, Vec<&Value>> = HashMap::new();
+    let mut trace_logs = Vec::new();
+    for log in &logs {
+        match log["span_id"].as_str().filter(|id| ids.contains_key(id)) {
+            Some(id) => logs_by_span.entry(id).or_default().push(log),
+            None => trace_logs.push(*log),
+        }
+    }
+
+    let view = View {
+        spans: &spans,
+        children: &children,
+        logs_by_span: &logs_by_span,
+        t0,
+        total_ns,
+        paint,
+    };
+    for (n, &root) in roots.iter().enumerate() {
+        view.span(&mut out, root, "", n + 1 == roots.len(), true);
+    }
+    if !trace_logs.is_empty() {
+        let _ = writeln!(out, "\n{}", paint.bold("logs not attached to a span"));
+        for log in trace_logs {
+            view.log_line(&mut out, log, "  ");
+        }
+    }
+    out
+}
+
+struct View<'a> {
+    spans: &'a [&'a Value],
+    children: &'a HashMap<&'a str, Vec<usize>>,
+    logs_by_span: &'a HashMap<&'a str, Vec<&'a Value>>,
+    t0: i64,
+    total_ns: i64,
+    paint: Painter,
+}
+
+impl View<'_> {
+    fn span(&self, out: &mut String, i: usize, prefix: &str, last: bool, root: bool) {
+        let span = self.spans[i];
+        let branch = if root {
+            ""
+        } else if last {
+            "└─ "
+        } else {
+            "├─ "
+        };
+        let service = span["service"].as_str().unwrap_or("?");
+        let name = span["name"].as_str().unwrap_or("?");
+        let is_error = span["status"]["code"].as_str() == Some("ERROR");
+        let label = truncate(&format!("{prefix}{branch}{service}  {name}"), LABEL_WIDTH);
+        let start = time_ns(&span["start"]).unwrap_or(self.t0);
+        let duration = span["duration_ns"].as_i64().unwrap_or(0);
+        let bar = self.bar(start - self.t0, duration);
+        let mark = if is_error {
+            let message = span["status"]["message"].as_str().unwrap_or("");
+            self.paint
+                .style(AnsiColor::Red, &format!(" ✗ ERROR {message}"))
+        } else {
+            String::new()
+        };
+        let bar = if is_error {
+            self.paint.style(AnsiColor::Red, &bar)
+        } else {
+            self.paint.style(AnsiColor::Cyan, &bar)
+        };
+        let _ = writeln!(
+            out,
+            "{label:<LABEL_WIDTH$} {bar} {:>9}{mark}",
+            format_duration(duration)
+        );
+        let child_prefix = if root {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}{}", if last { "   " } else { "│  " })
+        };
+        let id = span["span_id"].as_str().unwrap_or("");
+        for log in self.logs_by_span.get(id).into_iter().flatten() {
+            self.log_line(out, log, &format!("{child_prefix}  ┆ "));
+        }
+        let kids = self.children.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        for (n, &child) in kids.iter().enumerate() {
+            self.span(out, child, &child_prefix, n + 1 == kids.len(), false);
+        }
+    }
+
+    fn log_line(&self, out: &mut String, log: &Value, prefix: &str) {
+        let level = log["level"].as_str().unwrap_or("-");
+        let offset = time_ns(&log["time"]).map(|t| format!("+{}", format_duration(t - self.t0)));
+        let body: String = log["body"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(160)
+            .collect();
+        let level_text = format!("{level:<5}");
+        let level_text = match level {
+            "error" | "fatal" => self.paint.style(AnsiColor::Red, &level_text),
+            "warn" => self.paint.style(AnsiColor::Yellow, &level_text),
+            _ => self.paint.dim(&level_text),
+        };
+        let _ = writeln!(
+            out,
+            "{prefix}{} {level_text} {}: {body}",
+            self.paint
+                .dim(&format!("{:>9}", offset.unwrap_or_default())),
+            log["service"].as_str().unwrap_or("?"),
+        );
+    }
+
+    fn bar(&self, offset_ns: i64, duration_ns: i64) -> String {
+        let scale = |ns: i64| (ns.max(0) as f64 / self.total_ns as f64 * BAR_WIDTH as f64) as usize;
+        let begin = scale(offset_ns).min(BAR_WIDTH - 1);
+        let len = scale(duration_ns).max(1).min(BAR_WIDTH - begin);
+        format!(
+            "{}{}{}",
+            " ".repeat(begin),
+            "█".repeat(len),
+            " ".repeat(BAR_WIDTH - begin - len)
+        )
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Painter {
+    color: bool,
+}
+
+impl Painter {
+    fn style(self, color: AnsiColor, text: &str) -> String {
+        self.apply(Style::new().fg_color(Some(color.into())), text)
+    }
+
+    fn bold(self, text: &str) -> String {
+        self.apply(Style::new().bold(), text)
+    }
+
+    fn dim(self, text: &str) -> String {
+        self.apply(Style::new().dimmed(), text)
+    }
+
+    fn apply(self, style: Style, text: &str) -> String {
+        if self.color {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// `1.2s`, `430ms`, `12.5µs`, `800ns`.
+pub fn format_duration(ns: i64) -> String {
+    let abs = ns.unsigned_abs() as f64;
+    let sign = if ns < 0 { "-" } else { "" };
+    if abs >= 1e9 {
+        format!("{sign}{:.2}s", abs / 1e9)
+    } else if abs >= 1e6 {
+        format!("{sign}{:.1}ms", abs / 1e6)
+    } else if abs >= 1e3 {
+        format!("{sign}{:.1}µs", abs / 1e3)
+    } else {
+        format!("{sign}{abs}ns")
+    }
+}
+
+fn time_ns(v: &Value) -> Option<i64> {
+    decode::time::parse_datetime(v.as_str()?)
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(width - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_tree_bars_and_logs_without_color() {
+        let trace = json!({
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "spans": [
+                {"span_id": "a000000000000001", "parent_span_id": null, "service": "api-gateway", "name": "POST /checkout",
+                 "start": "2026-11-20T14:10:00Z", "duration_ns": 1_000_000_000i64, "status": {"code": "UNSET", "message": ""}},
+                {"span_id": "a000000000000002", "parent_span_id": "a000000000000001", "service": "payment-service", "name": "charge",
+                 "start": "2026-11-20T14:10:00.500Z", "duration_ns": 500_000_000i64, "status": {"code": "ERROR", "message": "declined"}}
+            ],
+            "logs": [
+                {"time": "2026-11-20T14:10:00.600Z", "service": "payment-service", "level": "error", "body": "card declined\u{1b}[2J", "span_id": "a000000000000002"},
+                {"time": "2026-11-20T14:10:00.700Z", "service": "edge", "level": "info", "body": "unattached", "span_id": null}
+            ],
+            "summary": {"span_count": 2, "log_count": 2, "error_count": 1, "services": ["api-gateway", "payment-service"], "duration_ns": 1_000_000_000i64}
+        });
+        let text = render(&trace, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert!(lines[1].starts_with("2 spans · 2 logs · 1 errors · 1.00s"));
+        let root = lines.iter().find(|l| l.contains("POST /checkout")).unwrap();
+        assert!(root.contains(&"█".repeat(BAR_WIDTH)));
+        let child = lines
+            .iter()
+            .find(|l| l.contains("└─ payment-service  charge"))
+            .unwrap();
+        assert!(child.contains(&format!("{}{}", " ".repeat(20), "█".repeat(20))));
+        assert!(child.contains("✗ ERROR declined"));
+        // The log sits under its span, and control characters from the body are not printed.
+        let log = lines
+            .iter()
+            .position(|l| l.contains("card declined"))
+            .unwrap();
+        assert!(log > lines.iter().position(|l| l.contains("charge")).unwrap());
+        assert!(!text.contains('\u{1b}'));
+        assert!(text.contains("logs not attached to a span"));
+        assert!(format_duration(430_000_000) == "430.0ms");
+    }
+}

@@ -1,0 +1,235 @@
+//! End to end: the real `threadline` binary ingests checkout-simulator traffic, and every trace,
+//! search and aggregation is checked against the simulator's own ground truth.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// Simulated traffic, its ground truth and the index built from it, shared by the tests.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    traffic: PathBuf,
+    index: PathBuf,
+    truth: Value,
+    ingest_summary: Value,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let traffic = dir.path().join("traffic");
+        let index = dir.path().join("index");
+        let config = checkout_sim::SimConfig {
+            seed: 42,
+            traces: 400,
+            traces_per_second: 0.5,
+            start_ns: 1_795_183_800_000_000_000, // 2026-11-20T14:10:00Z
+            ..checkout_sim::SimConfig::default()
+        };
+        checkout_sim::generate(&config, &traffic).unwrap();
+        let truth: Value =
+            serde_json::from_slice(&std::fs::read(traffic.join("ground_truth.json")).unwrap())
+                .unwrap();
+        // Ingest everything but the ground truth itself.
+        let inputs: Vec<PathBuf> = ["spans", "logs"].iter().map(|d| traffic.join(d)).collect();
+        let mut args: Vec<&str> = vec!["--index", index.to_str().unwrap(), "ingest", "--json"];
+        args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+        let out = threadline(&args);
+        assert_success(&out);
+        let ingest_summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        Fixture {
+            _dir: dir,
+            traffic,
+            index,
+            truth,
+            ingest_summary,
+        }
+    })
+}
+
+fn threadline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_threadline"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "threadline failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn run_json(index: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--index", index.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = threadline(&all);
+    // Exit code 1 means "nothing found"; the JSON answer is still printed.
+    if out.status.code() != Some(1) {
+        assert_success(&out);
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"))
+}
+
+#[test]
+fn ingest_summary_counts_every_record() {
+    let f = fixture();
+    let totals = &f.truth["totals"];
+    let s = &f.ingest_summary;
+    assert_eq!(s["spans"], totals["spans"], "{s}");
+    assert_eq!(s["logs"], totals["logs"], "{s}");
+    assert_eq!(s["unparsed"], 0, "{s}");
+    assert_eq!(
+        s["records"].as_u64(),
+        Some(s["spans"].as_u64().unwrap() + s["logs"].as_u64().unwrap())
+    );
+    for key in [
+        "files", "records", "spans", "logs", "unparsed", "warnings", "took_ms",
+    ] {
+        assert!(s[key].is_u64(), "ingest --json lacks {key}: {s}");
+    }
+    assert!(f.traffic.join("ground_truth.json").exists());
+}
+
+#[test]
+fn every_trace_has_its_spans_and_logs() {
+    let f = fixture();
+    let traces = f.truth["traces"]
+        .as_object()
+        .expect("ground truth lists traces");
+    assert!(traces.len() >= 400, "{} traces", traces.len());
+    let mut mismatches = Vec::new();
+    for (trace_id, expected) in traces {
+        let trace = run_json(&f.index, &["trace", trace_id, "--json"]);
+        let spans = trace["spans"].as_array().unwrap().len() as u64;
+        let logs = trace["logs"].as_array().unwrap().len() as u64;
+        if Some(spans) != expected["spans"].as_u64() || Some(logs) != expected["logs"].as_u64() {
+            mismatches.push(format!(
+                "{trace_id}: got {spans} spans/{logs} logs, expected {expected}"
+            ));
+        }
+        assert_eq!(trace["summary"]["span_count"].as_u64(), Some(spans));
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} traces differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn unknown_trace_is_exit_code_1_and_bad_id_is_2() {
+    let f = fixture();
+    let index = f.index.to_str().unwrap();
+    let out = threadline(&[
+        "--index",
+        index,
+        "trace",
+        "0af7651916cd43dd8448eb211c80319c",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    let out = threadline(&["--index", index, "trace", "not-a-trace"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a trace id"));
+}
+
+#[test]
+fn waterfall_shows_spans_and_logs() {
+    let f = fixture();
+    let (trace_id, expected) = f.truth["traces"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let out = threadline(&["--index", f.index.to_str().unwrap(), "trace", trace_id]);
+    assert_success(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with(&format!("trace {trace_id}")), "{text}");
+    let span_lines = text.lines().filter(|l| l.contains('█')).count() as u64;
+    assert_eq!(Some(span_lines), expected["spans"].as_u64(), "{text}");
+    let log_lines = text
+        .lines()
+        .filter(|l| l.contains('┆') || l.starts_with("  ") && l.contains(": "))
+        .count() as u64;
+    assert!(
+        log_lines >= expected["logs"].as_u64().unwrap().min(1),
+        "{text}"
+    );
+}
+
+#[test]
+fn search_counts_match_ground_truth() {
+    let f = fixture();
+    let queries = f.truth["queries"]
+        .as_array()
+        .expect("ground truth lists queries");
+    assert!(!queries.is_empty());
+    for case in queries {
+        let q = case["q"].as_str().unwrap();
+        let result = run_json(&f.index, &["search", q, "--limit", "5", "--json"]);
+        assert_eq!(result["total"], case["count"], "search {q}");
+        assert!(result["hits"].as_array().unwrap().len() <= 5);
+    }
+}
+
+#[test]
+fn aggregations_match_ground_truth() {
+    let f = fixture();
+    let aggs = f.truth["aggregations"]
+        .as_array()
+        .expect("ground truth lists aggregations");
+    assert!(!aggs.is_empty());
+    for case in aggs {
+        let q = case["q"].as_str().unwrap();
+        let mut args = vec!["agg", q, "--json"];
+        let by: Vec<&str> = case["by"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let by_arg = by.join(",");
+        if !by.is_empty() {
+            args.extend(["--by", &by_arg]);
+        }
+        if let Some(interval) = case["interval"].as_str() {
+            args.extend(["--interval", interval]);
+        }
+        let result = run_json(&f.index, &args);
+        let mut got = serde_json::Map::new();
+        for bucket in result["buckets"].as_array().unwrap() {
+            let key = bucket["key"].as_object().unwrap();
+            let label = if by.len() == 1 && key.len() == 1 {
+                value_text(&key[by[0]])
+            } else if by.is_empty() {
+                value_text(&key["time"])
+            } else {
+                key.values().map(value_text).collect::<Vec<_>>().join("|")
+            };
+            got.insert(label, bucket["count"].clone());
+        }
+        let expected = case["buckets"].as_object().unwrap();
+        // Empty time buckets may be listed with count 0; compare the non-empty ones.
+        got.retain(|_, v| v.as_u64() != Some(0));
+        assert_eq!(
+            &got, expected,
+            "agg {q} by {by:?} interval {:?}",
+            case["interval"]
+        );
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
