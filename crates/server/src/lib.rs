@@ -1,6 +1,6 @@
 //! threadline's HTTP server: the native JSON API over the index, the OTLP/HTTP receiver that
-//! feeds the writer (an ack means durable), live tail, health, Prometheus metrics and an
-//! OpenAPI document.
+//! feeds the writer (an ack means durable), live tail, health, Prometheus metrics, an
+//! OpenAPI document and the embedded web UI.
 //!
 //! [`router`] builds the whole app from an [`AppState`]; [`serve`] runs it on a listener until
 //! a shutdown signal. The same router serves the API port and, if the CLI wants one, the
@@ -14,6 +14,7 @@ mod openapi;
 mod otlp;
 mod params;
 mod tail;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -276,6 +277,10 @@ fn route_table() -> Vec<(Access, &'static str, &'static str, MethodRouter<AppSta
         (Access::Open, "get", "/healthz", get(api::healthz)),
         (Access::Open, "get", "/readyz", get(api::readyz)),
         (Access::Open, "get", "/metrics", get(metrics::metrics)),
+        // The web UI is static and open: its script calls the API, with the read token if any.
+        (Access::Open, "get", "/", get(ui::index)),
+        (Access::Open, "get", "/ui/app.js", get(ui::app_js)),
+        (Access::Open, "get", "/ui/app.css", get(ui::app_css)),
     ]
 }
 
