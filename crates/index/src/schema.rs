@@ -5,8 +5,8 @@
 //! stored JSON; trace summaries read fast fields only.
 
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions,
-    NumericOptions, STORED, Schema, TextFieldIndexing, TextOptions,
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
+    STORED, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::RAW_TOKENIZER_NAME;
 
