@@ -112,25 +112,22 @@ pub fn ingest_files(
     Ok(stats)
 }
 
-/// The writer of a one-shot bulk load (see docs/BENCHMARKS.md for the measurements).
+/// The writer of a one-shot bulk load (measurements in docs/BENCHMARKS.md).
 fn bulk_writer_config() -> WriterConfig {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     WriterConfig {
         // One commit, at the end: `ingest` has no checkpoints to resume from, and each commit
         // would cut every indexing thread's segment short (more, smaller segments to merge).
         commit_interval: std::time::Duration::from_secs(24 * 3600),
         commit_records: usize::MAX,
         commit_bytes: usize::MAX,
-        // Decoding outruns indexing: a short queue bounds the decoded records in memory.
-        queue_capacity: env("TL_QUEUE", 2),
-        memory_budget: env("TL_BUDGET_MB", 128) << 20,
-        num_threads: env("TL_THREADS", 2),
-        ..WriterConfig::default()
+        // Decoding outruns indexing: a short queue bounds the decoded records held in memory
+        // (with the default 64 batches of 4,096 records the peak RSS was 660 MiB, with 2 it is
+        // under 300 MiB).
+        queue_capacity: 2,
+        // Two indexing threads, each flushing a segment per 128 MiB: 250 MB of input makes two
+        // segments and no merge.
+        memory_budget: 256 << 20,
+        num_threads: 2,
     }
 }
 
@@ -317,7 +314,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.traces,
         traffic.display()
     );
-    checkout_sim::generate(&history, &traffic).context("the simulator failed")?;
+    let truth = checkout_sim::generate(&history, &traffic).context("the simulator failed")?;
     // A failing Stripe call: the request the demo shows first.
     const FAILED_STRIPE_CALL: &str = "kind = span AND name = stripe_api_call AND status = ERROR";
 
@@ -401,31 +398,46 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }];
     let traffic_shown = traffic.display().to_string();
     let idx = index_dir.display().to_string();
+    let history_records = truth.totals.spans + truth.totals.logs;
+    // Without a failing Stripe call in the history (few --traces), any failing request.
+    let fallback = truth
+        .traces
+        .iter()
+        .find(|(_, t)| t.error)
+        .or_else(|| truth.traces.iter().next())
+        .map(|(id, _)| format!("{id:032x}"));
     let show_examples = move |started: crate::serve::Started| {
-        // Wait for the history to be indexed, then show one request and what to try.
+        // Wait until the history is indexed, then show one request and what to try.
         let deadline = Instant::now() + std::time::Duration::from_secs(120);
-        let example = loop {
-            match example_trace(&started.index, timespec::now_ns()) {
-                Ok(Some(example)) => break Some(example),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(250));
-                }
-                _ => break None,
-            }
-        };
+        while started.index.num_docs() < history_records && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let example = example_trace(&started.index, timespec::now_ns())
+            .ok()
+            .flatten()
+            .or_else(|| {
+                let id = fallback?;
+                let trace = started
+                    .index
+                    .trace(model::TraceId::from_hex(&id).ok()?)
+                    .ok()??;
+                let color =
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                Some((id, waterfall::render(&trace.to_json(), color)))
+            });
         let url = &started.url;
         let mut out = std::io::stdout().lock();
         if let Some((_, waterfall)) = &example {
             let _ = writeln!(
                 out,
-                "\nA checkout whose Stripe call failed — every span and log line of that request:\n"
+                "\nA failing checkout — every span and log line of that request:\n"
             );
             let _ = write!(out, "{waterfall}");
         }
         let id = example.map_or_else(|| "TRACE_ID".to_owned(), |(id, _)| id);
         let _ = writeln!(
             out,
-            "\nthreadline is live: the simulator appends checkout traffic to {traffic_shown}; every line is searchable within a second.\nTry:\n  curl -s {url}/api/v1/traces/{id}\n  curl -sG {url}/api/v1/search --data-urlencode 'q=decline_code = \"do_not_honor\"' -d limit=5\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q=kind = span AND exists(decline_code)' -d by=decline_code\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q={FAILED_STRIPE_CALL}' -d interval=10m\n  curl -sG {url}/api/v1/search --data-urlencode 'q=timestamp > now() - 10s' -d limit=3\n  threadline --index {idx} trace {id}\nCtrl-C stops."
+            "\nthreadline is live: the simulator appends checkout traffic to {traffic_shown}; every line is searchable within a second.\nOpen {url}/ in a browser, or try:\n  curl -s {url}/api/v1/traces/{id}\n  curl -sG {url}/api/v1/search --data-urlencode 'q=decline_code = \"do_not_honor\"' -d limit=5\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q=kind = span AND exists(decline_code)' -d by=decline_code\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q={FAILED_STRIPE_CALL}' -d interval=10m\n  curl -sG {url}/api/v1/search --data-urlencode 'q=timestamp > now() - 10s' -d limit=3\n  threadline --index {idx} trace {id}\nCtrl-C stops."
         );
     };
     let served = crate::serve::run(config, Some(Box::new(show_examples)));

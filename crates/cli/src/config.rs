@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 use crate::timespec;
 
 /// The whole configuration of `threadline serve`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub index: IndexSection,
@@ -97,7 +97,7 @@ impl Default for IndexSection {
             commit_interval: Duration::from_millis(500),
             writer_memory: 128 << 20,
             writer_threads: 2,
-            queue_capacity: 16,
+            queue_capacity: 8,
         }
     }
 }
@@ -135,17 +135,6 @@ impl Default for TailSection {
             queue_capacity: 4,
             backfill_gz: tail.backfill_gz,
             notify: tail.notify,
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            index: IndexSection::default(),
-            server: ServerSection::default(),
-            tail: TailSection::default(),
-            sources: Vec::new(),
         }
     }
 }

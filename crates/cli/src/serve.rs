@@ -99,6 +99,9 @@ pub fn run(config: Config, after_start: Option<AfterStart>) -> anyhow::Result<()
 }
 
 async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Result<()> {
+    // Before anything is announced: a signal right after "listening on" must be handled.
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let sources: Vec<SourceSection> = config
         .sources
@@ -182,8 +185,6 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
             .context("cannot start a thread")?;
     }
 
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut failure = None;
     tokio::select! {
         _ = sigterm.recv() => eprintln!("SIGTERM: shutting down"),
@@ -326,15 +327,17 @@ impl Decoders {
     }
 
     fn get(&mut self, source_index: usize, path: &str) -> &Decoder {
-        let (service, patterns) = self.sources.get(source_index).cloned().unwrap_or_default();
-        let service = service.unwrap_or_else(|| service_of(Path::new(path)));
+        let configured = self.sources.get(source_index);
+        let service = configured
+            .and_then(|(service, _)| service.clone())
+            .unwrap_or_else(|| service_of(Path::new(path)));
         let max_line_bytes = self.max_line_bytes;
         self.by_service
             .entry((source_index, service))
             .or_insert_with_key(|(_, service)| {
                 Decoder::new(DecoderConfig {
                     service: Some(service.clone()),
-                    patterns,
+                    patterns: configured.map(|(_, p)| p.clone()).unwrap_or_default(),
                     max_line_bytes,
                 })
                 .expect("patterns were checked at start")
@@ -481,6 +484,6 @@ fn print_started(
         ""
     };
     eprintln!(
-        "try:\n  curl -sG{auth} {url}/api/v1/search --data-urlencode 'q=level >= warn' -d limit=5\n  curl -s {url}/healthz"
+        "open {url}/ in a browser, or try:\n  curl -sG{auth} {url}/api/v1/search --data-urlencode 'q=level >= warn' -d limit=5\n  curl -s {url}/healthz"
     );
 }
