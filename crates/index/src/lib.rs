@@ -30,7 +30,8 @@ pub use crate::catalog::{DependencyLink, Operation};
 pub use crate::error::{Error, Result};
 pub use crate::schema::Fields;
 pub use crate::search::{
-    SearchRequest, SearchResponse, TraceSearchRequest, TraceSearchResponse, TraceSummary,
+    MAX_SEARCH_LIMIT, SearchRequest, SearchResponse, TraceSearchRequest, TraceSearchResponse,
+    TraceSummary,
 };
 pub use crate::trace::{Trace, TraceLog, TraceSpan};
 pub use crate::writer::{

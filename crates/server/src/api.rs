@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use index::MAX_SEARCH_LIMIT;
 use model::{TraceId, TraceRef};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,8 +17,6 @@ use crate::{ApiError, AppState};
 
 /// Hits per page of search unless `limit` says otherwise.
 const DEFAULT_SEARCH_LIMIT: usize = 100;
-/// Largest page of search hits (the index caps pages at the same size).
-const MAX_SEARCH_LIMIT: usize = 10_000;
 /// Distinct values of the attribute that `related` widens on.
 const MAX_RELATED_VALUES: usize = 20;
 /// Sample traces `related` names.
