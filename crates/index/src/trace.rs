@@ -80,6 +80,13 @@ impl Index {
                 logs.push(log_from_record(&m, record));
             }
         }
+        // Looked up by its low 64 bits (a Datadog decimal, a 64-bit id): name the trace by the
+        // full id its spans agree on.
+        let trace_id = if trace_id.high64() == 0 {
+            shared_full_id(&spans).unwrap_or(trace_id)
+        } else {
+            trace_id
+        };
         Ok(Some(Trace::assemble(trace_id, spans, logs)))
     }
 }
@@ -133,6 +140,17 @@ fn span_id_field(record: &Value, key: &str) -> Option<SpanId> {
         .get(key)
         .and_then(Value::as_str)
         .and_then(|s| SpanId::from_hex(s).ok())
+}
+
+/// The one 128-bit trace id the spans carry (64-bit ids aside), when they agree on one.
+fn shared_full_id(spans: &[TraceSpan]) -> Option<TraceId> {
+    let mut full_ids = spans
+        .iter()
+        .filter_map(|s| s.record.get("trace_id")?.as_str())
+        .filter_map(|hex| TraceId::from_hex(hex).ok())
+        .filter(|id| id.high64() != 0);
+    let first = full_ids.next()?;
+    full_ids.all(|id| id == first).then_some(first)
 }
 
 fn span_from_record(m: &Match, record: Value) -> TraceSpan {

@@ -229,6 +229,8 @@ fn sixty_four_bit_ids_join_full_ids_by_their_low_half() {
     let by_short = index.trace(short).unwrap().unwrap();
     assert_eq!(by_short.spans.len(), 2);
     assert_eq!(by_short.logs.len(), 1);
+    // ... and names the trace by the full id its spans carry.
+    assert_eq!(by_short.trace_id, t);
 }
 
 #[test]
