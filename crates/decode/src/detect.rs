@@ -1,5 +1,9 @@
 //! Format detection from a line's first byte and its distinctive top-level keys, without parsing.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 /// The formats a line or document can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -52,6 +56,11 @@ fn detect_object(obj: &str) -> Format {
         Some("resourceMetrics" | "resource_metrics") => return Format::OtlpMetrics,
         _ => {}
     }
+    // Every other answer but a JSON log needs a `resource...`, `traceId` or `traceID` key: a
+    // line where no string starts that way is a JSON log without scanning its keys.
+    if !may_name_a_span_format(obj) {
+        return Format::JsonLog;
+    }
     let keys = Keys::scan(obj);
     let has_key = |_: &str, key: &str| keys.has(key);
     if has_key(obj, "resourceSpans") || has_key(obj, "resource_spans") {
@@ -90,15 +99,16 @@ fn detect_object(obj: &str) -> Format {
     Format::JsonLog
 }
 
-/// The keys of every object in a text (at any depth), found in one pass over its strings: a
-/// string is a key when the next non-blank byte is `:`. Inside a JSON string quotes are escaped,
-/// so a key-like text inside a value is never taken for a key.
-struct Keys<'a>(Vec<&'a str>);
+/// Which of the keys that tell formats apart occur in a text (in any object, at any depth),
+/// found in one pass over its strings: a string is a key when the next non-blank byte is `:`.
+/// Inside a JSON string quotes are escaped, so a key-like text inside a value is never taken for
+/// a key. Only the keys [`Keys::bit`] knows are recorded (as bits, so nothing is allocated).
+struct Keys(u32);
 
-impl<'a> Keys<'a> {
-    fn scan(text: &'a str) -> Keys<'a> {
+impl Keys {
+    fn scan(text: &str) -> Keys {
         let b = text.as_bytes();
-        let mut keys = Vec::new();
+        let mut keys = 0;
         let mut pos = 0;
         while let Some(open) = memchr::memchr(b'"', &b[pos..]) {
             let start = pos + open + 1;
@@ -114,18 +124,66 @@ impl<'a> Keys<'a> {
                     Some(k) => break at + k,
                 }
             };
-            let next = b[end + 1..].iter().find(|c| !c.is_ascii_whitespace());
-            if next == Some(&b':') && !has_escape {
-                keys.push(&text[start..end]);
-            }
             pos = end + 1;
+            if has_escape {
+                continue;
+            }
+            let bit = Keys::bit(&text[start..end]);
+            if bit != 0 && keys & bit == 0 {
+                let next = b[pos..].iter().find(|c| !c.is_ascii_whitespace());
+                if next == Some(&b':') {
+                    keys |= bit;
+                }
+            }
         }
         Keys(keys)
     }
 
-    fn has(&self, key: &str) -> bool {
-        self.0.contains(&key)
+    /// The bit of a key detection asks about; 0 for any other key.
+    fn bit(key: &str) -> u32 {
+        let n = match key {
+            "traceId" => 0,
+            "id" => 1,
+            "name" => 2,
+            "resourceSpans" => 3,
+            "resource_spans" => 4,
+            "resourceLogs" => 5,
+            "resource_logs" => 6,
+            "resourceMetrics" => 7,
+            "resource_metrics" => 8,
+            "traceID" => 9,
+            "spans" => 10,
+            "spanID" => 11,
+            "processes" => 12,
+            "operationName" => 13,
+            "spanId" => 14,
+            "localEndpoint" => 15,
+            "remoteEndpoint" => 16,
+            "duration" => 17,
+            "annotations" => 18,
+            "parentId" => 19,
+            _ => return 0,
+        };
+        1 << n
     }
+
+    fn has(&self, key: &str) -> bool {
+        let bit = Keys::bit(key);
+        debug_assert!(
+            bit != 0,
+            "detection asks about {key:?}, which Keys::bit does not know"
+        );
+        self.0 & bit != 0
+    }
+}
+
+/// Whether any quote in the text opens `resource` or `traceI` (a superset of the strings that
+/// can be the keys [`detect_object`] needs before it answers anything but a JSON log).
+fn may_name_a_span_format(text: &str) -> bool {
+    static TRACE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"traceI"));
+    static RESOURCE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"resource"));
+    let b = text.as_bytes();
+    TRACE.find(b).is_some() || RESOURCE.find(b).is_some()
 }
 
 /// The first key of an object, when it has no escapes.
@@ -170,7 +228,15 @@ mod tests {
             detect(r#"{"msg":"say \"resourceSpans\": now"}"#),
             Format::JsonLog
         );
+        assert_eq!(
+            detect(r#"{"msg":"a","trace":{"id":"b"},"spans":[],"id":"c"}"#),
+            Format::JsonLog
+        );
         assert_eq!(detect("2024-01-01 INFO hello"), Format::Text);
+        // Keys are found only as keys, not inside values or with escapes.
+        let keys = Keys::scan(r#"{"traceId":"spans","a":{"spanID" : 1},"x\"":"operationName"}"#);
+        assert!(keys.has("traceId") && keys.has("spanID"));
+        assert!(!keys.has("spans") && !keys.has("operationName") && !keys.has("id"));
         assert_eq!(detect("[INFO] hello"), Format::Text);
     }
 }

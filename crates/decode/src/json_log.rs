@@ -9,6 +9,7 @@
 //! differs from the winner's is kept as an attribute, so nothing is lost.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroU64;
 
@@ -244,11 +245,26 @@ pub(crate) fn lookup(key: &str) -> Field {
     }
 }
 
+thread_local! {
+    /// The attribute list of the line being decoded, reused from line to line: a record's own
+    /// list is allocated once at its exact length when the line is done (a list grown per line
+    /// costs several allocations, and a generous one wastes memory in every record kept).
+    static SCRATCH: Cell<Vec<KeyValue>> = const { Cell::new(Vec::new()) };
+}
+
+/// Scratch lists that grew beyond this many attributes are not kept for the next line.
+const SCRATCH_KEEP: usize = 256;
+
 impl<'de> Fields<'de> {
     pub(crate) fn new() -> Fields<'de> {
+        let mut attributes = SCRATCH.take();
+        attributes.clear();
+        if attributes.capacity() == 0 {
+            attributes.reserve(16);
+        }
         Fields {
             path: String::new(),
-            attributes: Vec::with_capacity(16),
+            attributes,
             trace: None,
             span: None,
             time: None,
@@ -537,6 +553,13 @@ impl<'de> Fields<'de> {
             offset: cx.offset,
             message,
         }));
+        let mut scratch = attributes;
+        // Moved (not cloned) into a list of exactly their number; the scratch keeps its room.
+        let mut attributes = Vec::with_capacity(scratch.len());
+        attributes.append(&mut scratch);
+        if scratch.capacity() <= SCRATCH_KEEP {
+            SCRATCH.set(scratch);
+        }
         LogRecord {
             time_ns,
             service,

@@ -255,15 +255,22 @@ impl Decoder {
             }
         }
         let mut n_lines = 0;
-        let mut offset = 0;
-        for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let mut start = 0;
+        // Lines as `split_inclusive(b'\n')` gives them (each with its newline, a last line
+        // without one when the bytes do not end in a newline), found with memchr.
+        let newlines = memchr::memchr_iter(b'\n', bytes).map(|at| at + 1);
+        let ends = newlines.chain((!bytes.is_empty()).then_some(bytes.len()));
+        for end in ends {
+            if end <= start {
+                break;
+            }
             let cx = LineContext {
                 source,
-                offset,
+                offset: start as u64,
                 read_time_ns,
             };
-            self.decode_line(line, &cx, out);
-            offset += line.len() as u64;
+            self.decode_line(&bytes[start..end], &cx, out);
+            start = end;
             n_lines += 1;
         }
         n_lines

@@ -343,8 +343,14 @@ impl Level {
         if s.is_empty() || s.len() > 16 {
             return None;
         }
-        let lower = s.to_ascii_lowercase();
-        Some(match lower.as_str() {
+        // Lowercased into a buffer on the stack: levels are read on nearly every log line.
+        let mut buf = [0u8; 16];
+        let buf = &mut buf[..s.len()];
+        buf.copy_from_slice(s.as_bytes());
+        buf.make_ascii_lowercase();
+        // ASCII lowercasing keeps UTF-8 valid.
+        let lower = std::str::from_utf8(buf).ok()?;
+        Some(match lower {
             "trace" | "trc" | "finest" | "finer" | "verbose" | "t" | "10" => Level::Trace,
             "debug" | "dbg" | "fine" | "config" | "d" | "20" => Level::Debug,
             "info" | "inf" | "information" | "informational" | "notice" | "i" | "30" => Level::Info,
