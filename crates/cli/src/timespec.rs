@@ -43,39 +43,13 @@ pub fn range(
 
 /// A duration such as `500ms`, `30s`, `10m`, `1h`, `2d`, `1.5h`, in ns.
 pub fn parse_duration(text: &str) -> anyhow::Result<i64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .context("expected a number followed by a unit (ns, us, ms, s, m, h, d)")?;
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .with_context(|| format!("{number:?} is not a number"))?;
-    let unit_ns = match unit.trim() {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        "d" => 86_400e9,
-        other => bail!("unknown unit {other:?} (use ns, us, ms, s, m, h or d)"),
-    };
-    Ok((value * unit_ns) as i64)
+    decode::time::parse_duration_ns(text)
+        .context("expected a number followed by a unit (ns, us, ms, s, m, h, d)")
 }
 
 /// RFC 3339, `now()`, `now() - 30m`, `now() + 1h`, or epoch seconds/ms/µs/ns.
 pub fn parse_time(text: &str, now_ns: i64) -> anyhow::Result<i64> {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if let Some(rest) = compact.strip_prefix("now()") {
-        return Ok(match rest.chars().next() {
-            None => now_ns,
-            Some('-') => now_ns - parse_duration(&rest[1..])?,
-            Some('+') => now_ns + parse_duration(&rest[1..])?,
-            Some(_) => bail!("expected now(), now() - DURATION or now() + DURATION"),
-        });
-    }
-    decode::time::parse_any(text)
+    decode::time::parse_user_time(text, now_ns)
         .context("expected an RFC 3339 time, now() - DURATION or an epoch number")
 }
 

@@ -213,6 +213,51 @@ pub fn format_rfc3339_ns(ns: i64) -> String {
     }
 }
 
+/// A duration as people type it — `430ms`, `1.5s`, `250us`, `100ns`, `5m`, `1h`, `1d` — in ns.
+/// `None` when it is not one, or is negative or longer than 100 years.
+pub fn parse_duration_ns(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let unit_ns = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        "d" => 86_400e9,
+        _ => return None,
+    };
+    let ns = number * unit_ns;
+    (0.0..=100.0 * 365.0 * 86_400e9)
+        .contains(&ns)
+        .then_some(ns as i64)
+}
+
+/// A time as people type it in a flag or a URL: `now()` (or `now`), `now() - 30m`,
+/// `now()+1h`, RFC 3339, or anything [`parse_any`] reads (epoch numbers by magnitude).
+pub fn parse_user_time(text: &str, now_ns: i64) -> Option<i64> {
+    let text = text.trim();
+    let Some(rest) = text
+        .strip_prefix("now()")
+        .or_else(|| text.strip_prefix("now"))
+    else {
+        return parse_any(text);
+    };
+    let rest = rest.trim_start();
+    if rest.is_empty() {
+        return Some(now_ns);
+    }
+    let (sign, amount) = match rest.split_at(1) {
+        ("-", amount) => (-1, amount),
+        ("+", amount) => (1, amount),
+        _ => return None,
+    };
+    Some(now_ns.saturating_add(sign * parse_duration_ns(amount)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,5 +474,28 @@ mod tests {
         );
         assert_eq!(parse_any("1714564800123"), Some(1_714_564_800_123_000_000));
         assert_eq!(format_rfc3339_ns(NS), "2024-05-01T12:00:00.123456789Z");
+    }
+
+    #[test]
+    fn durations_and_user_times() {
+        assert_eq!(parse_duration_ns("10m"), Some(600_000_000_000));
+        assert_eq!(parse_duration_ns(" 1.5s "), Some(1_500_000_000));
+        assert_eq!(parse_duration_ns("250us"), Some(250_000));
+        assert_eq!(parse_duration_ns("10 parsecs"), None);
+        assert_eq!(parse_duration_ns("500"), None);
+        assert_eq!(parse_duration_ns("1000000d"), None);
+        let now = 1_800_000_000_000_000_000;
+        assert_eq!(parse_user_time("now()", now), Some(now));
+        assert_eq!(
+            parse_user_time("now() - 1h", now),
+            Some(now - 3_600_000_000_000)
+        );
+        assert_eq!(parse_user_time("now+5m", now), Some(now + 300_000_000_000));
+        assert_eq!(parse_user_time("now() * 2", now), None);
+        assert_eq!(
+            parse_user_time("2024-05-01T12:00:00.123456789Z", now),
+            Some(NS)
+        );
+        assert_eq!(parse_user_time("1714564800", now), Some(NS - 123_456_789));
     }
 }

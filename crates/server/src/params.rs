@@ -8,75 +8,22 @@ use crate::{ApiError, AppState};
 /// A `from`/`to` value: RFC 3339 (`2026-11-20T14:00:00Z`), `now()`, `now()-1h`, `now()+5m`,
 /// or an epoch number in s, ms, µs or ns (told apart by magnitude).
 pub fn parse_time(name: &str, value: &str, now_ns: i64) -> Result<i64, ApiError> {
-    let bad = || {
+    decode::time::parse_user_time(value, now_ns).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "`{name}` must be an RFC 3339 time (2026-11-20T14:00:00Z), `now()-1h` or an epoch \
              number; got {value:?}"
         ))
-    };
-    let text = value.trim();
-    if let Some(rest) = text
-        .strip_prefix("now()")
-        .or_else(|| text.strip_prefix("now"))
-    {
-        let rest = rest.trim();
-        if rest.is_empty() {
-            return Ok(now_ns);
-        }
-        let (sign, amount) = match rest.split_at(1) {
-            ("-", amount) => (-1, amount),
-            ("+", amount) => (1, amount),
-            _ => return Err(bad()),
-        };
-        let offset = parse_duration(name, amount.trim())?;
-        let offset = i64::try_from(offset.as_nanos()).map_err(|_| bad())?;
-        return Ok(now_ns.saturating_add(sign * offset));
-    }
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse::<i64>()
-            .ok()
-            .and_then(decode::time::epoch_int_to_ns)
-            .ok_or_else(bad);
-    }
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return text
-            .parse::<f64>()
-            .ok()
-            .and_then(decode::time::epoch_to_ns)
-            .ok_or_else(bad);
-    }
-    decode::time::parse_datetime(text).ok_or_else(bad)
+    })
 }
 
 /// A duration such as `430ms`, `1.5s`, `250us`, `100ns`, `5m`, `1h`, `1d`.
 pub fn parse_duration(name: &str, value: &str) -> Result<Duration, ApiError> {
-    let bad = || {
+    let ns = decode::time::parse_duration_ns(value).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "`{name}` must be a duration such as 500ms, 30s, 10m, 1h or 1d; got {value:?}"
         ))
-    };
-    let text = value.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(bad)?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| bad())?;
-    let unit_ns = match unit.trim() {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        "d" => 86_400e9,
-        _ => return Err(bad()),
-    };
-    let ns = number * unit_ns;
-    if !(0.0..=100.0 * 365.0 * 86_400e9).contains(&ns) {
-        return Err(bad());
-    }
-    Ok(Duration::from_nanos(ns as u64))
+    })?;
+    Ok(Duration::from_nanos(ns.unsigned_abs()))
 }
 
 /// Parses `q` under the server's limits (clauses, regex length); compile it with
