@@ -299,14 +299,16 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create {}", traffic.display()))?;
     std::fs::write(root.join(DEMO_MARKER), "made by threadline demo\n")?;
 
-    // The last hour of checkout traffic, ending now: something to look at from the start.
+    // The last hour of checkout traffic: something to look at from the start. Requests started
+    // near the end of the window finish (and log) up to a minute or two later, so the window
+    // ends a few minutes ago and no history record lies in the future.
     let window_s = 3600.0;
     let now_ns = timespec::now_ns();
     let history = checkout_sim::SimConfig {
         seed: args.seed,
         traces: args.traces,
         traces_per_second: args.traces as f64 / window_s,
-        start_ns: now_ns - (window_s * 1e9) as i64,
+        start_ns: now_ns - ((window_s + 180.0) * 1e9) as i64,
         ..checkout_sim::SimConfig::default()
     };
     eprintln!(

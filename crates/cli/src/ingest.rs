@@ -93,7 +93,29 @@ pub fn decode_file(
     })
     .context("invalid --pattern")?;
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    // Rotated logs are often gzipped: read them decompressed (offsets count decompressed bytes).
+    let input: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    // Like grep, skip binary files (a NUL byte near the start): an executable or an image would
+    // otherwise become hundreds of thousands of raw records.
+    let head = reader
+        .fill_buf()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if head[..head.len().min(8192)].contains(&0) {
+        stats.warnings += 1;
+        on_warning(
+            &source,
+            &decode::Warning {
+                offset: 0,
+                message: "binary file (NUL bytes near the start); skipped".to_owned(),
+            },
+        );
+        return Ok(());
+    }
     let read_time_ns = crate::timespec::now_ns();
     let mut out = Output::default();
     let mut line = Vec::with_capacity(4096);

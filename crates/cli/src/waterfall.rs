@@ -53,10 +53,16 @@ pub fn render(trace: &Value, color: bool) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "{} spans · {} logs · {} errors · {} · services: {}\n",
-        summary["span_count"].as_u64().unwrap_or(spans.len() as u64),
-        summary["log_count"].as_u64().unwrap_or(logs.len() as u64),
-        summary["error_count"].as_u64().unwrap_or(0),
+        "{} · {} · {} · {} · services: {}\n",
+        plural(
+            summary["span_count"].as_u64().unwrap_or(spans.len() as u64),
+            "span"
+        ),
+        plural(
+            summary["log_count"].as_u64().unwrap_or(logs.len() as u64),
+            "log"
+        ),
+        plural(summary["error_count"].as_u64().unwrap_or(0), "error"),
         format_duration(summary["duration_ns"].as_i64().unwrap_or(total_ns)),
         services.join(", ")
     );
@@ -173,7 +179,11 @@ impl View<'_> {
 
     fn log_line(&self, out: &mut String, log: &Value, prefix: &str) {
         let level = log["level"].as_str().unwrap_or("-");
-        let offset = time_ns(&log["time"]).map(|t| format!("+{}", format_duration(t - self.t0)));
+        // Relative to the trace's start; a log written before its first span shows as -1.2s.
+        let offset = time_ns(&log["time"]).map(|t| {
+            let sign = if t >= self.t0 { "+" } else { "" };
+            format!("{sign}{}", format_duration(t - self.t0))
+        });
         let body: String = log["body"]
             .as_str()
             .unwrap_or("")
@@ -251,6 +261,14 @@ pub fn format_duration(ns: i64) -> String {
     }
 }
 
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn time_ns(v: &Value) -> Option<i64> {
     decode::time::parse_datetime(v.as_str()?)
 }
@@ -289,7 +307,7 @@ mod tests {
         let text = render(&trace, false);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].ends_with("4bf92f3577b34da6a3ce929d0e0e4736"));
-        assert!(lines[1].starts_with("2 spans · 2 logs · 1 errors · 1.00s"));
+        assert!(lines[1].starts_with("2 spans · 2 logs · 1 error · 1.00s"));
         let root = lines.iter().find(|l| l.contains("POST /checkout")).unwrap();
         assert!(root.contains(&"█".repeat(BAR_WIDTH)));
         let child = lines

@@ -32,8 +32,10 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Displays the parser's message only (it already names the column), so a printed error
+    /// chain does not repeat it.
     #[error("invalid query: {0}")]
-    Query(#[from] crate::query::QueryError),
+    Query(crate::query::QueryError),
     #[error("invalid cursor {cursor:?}")]
     Cursor { cursor: String },
     #[error("invalid aggregation: {message}")]
@@ -67,5 +69,11 @@ pub(crate) trait Context<T> {
 impl<T> Context<T> for tantivy::Result<T> {
     fn context(self, context: &'static str) -> Result<T> {
         self.map_err(|source| Error::Tantivy { context, source })
+    }
+}
+
+impl From<crate::query::QueryError> for Error {
+    fn from(err: crate::query::QueryError) -> Self {
+        Error::Query(err)
     }
 }

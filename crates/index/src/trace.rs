@@ -378,18 +378,18 @@ impl Trace {
             .chain(self.logs.iter().map(|l| str_field(&l.record, "service")))
             .filter(|s| !s.is_empty())
             .collect();
-        let starts = self
-            .spans
-            .iter()
-            .map(|s| s.start_ns)
-            .chain(self.logs.iter().map(|l| l.time_ns));
-        let ends = self
-            .spans
-            .iter()
-            .map(|s| s.end_ns())
-            .chain(self.logs.iter().map(|l| l.time_ns));
-        let start = starts.min().unwrap_or(0);
-        let end = ends.max().unwrap_or(start);
+        // The spans' extent; logs only when there is no span (a log without a time of its own
+        // carries its read time and must not stretch the trace).
+        let (start, end) = if self.spans.is_empty() {
+            let times = || self.logs.iter().map(|l| l.time_ns);
+            (times().min().unwrap_or(0), times().max().unwrap_or(0))
+        } else {
+            let start = self.spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+            (
+                start,
+                self.spans.iter().map(|s| s.end_ns()).max().unwrap_or(start),
+            )
+        };
         json!({
             "span_count": self.spans.len(),
             "log_count": self.logs.len(),

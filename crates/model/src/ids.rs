@@ -8,7 +8,17 @@ use std::fmt;
 use std::num::{NonZeroU64, NonZeroU128};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// Standard base64, read leniently as Go's and Python's decoders do: non-zero bits after the
+/// last byte (Jaeger's own fixtures have them) and missing padding are accepted.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Why a string is not an id. Decoders keep the record and turn this into a warning.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -570,6 +580,9 @@ mod tests {
             TraceId::from_cloud_trace("projects/my-proj/traces/4bf92f3577b34da6a3ce929d0e0e4736")
                 .unwrap();
         assert_eq!(g.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        // Trailing bits after the last byte are tolerated (Jaeger's fixtures have such ids).
+        let loose = TraceId::from_base64("AAAAAAAAAAAAAAAAAAAFEh==").unwrap();
+        assert_eq!(loose.to_string(), "00000000000000000000000000000512");
         let b = TraceId::from_base64("W47/95gDgQPSabYzgT/GDA==").unwrap();
         assert_eq!(b.to_string(), "5b8efff798038103d269b633813fc60c");
         assert_eq!(

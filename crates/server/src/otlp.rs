@@ -310,9 +310,12 @@ fn validate(signal: Signal, out: Output) -> Decoded {
     let first_warning = out.warnings.first().map(|w| w.message.as_str());
     let message = match (signal, rejected, first_warning) {
         (_, 0, None) => String::new(),
+        // The decoder's warning says the record is kept unlinked; here the span is rejected.
         (Signal::Traces, n, first) if n > 0 => format!(
-            "{n} span(s) had no valid trace id or span id{}",
-            first.map(|w| format!(" (first: {w})")).unwrap_or_default()
+            "{n} span(s) rejected: no valid trace id or span id{}",
+            first
+                .map(|w| format!(" (first: {})", w.trim_end_matches("; record kept unlinked")))
+                .unwrap_or_default()
         ),
         (_, _, first) => format!(
             "accepted with {} warning(s); first: {}",

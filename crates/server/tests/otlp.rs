@@ -180,7 +180,7 @@ async fn spans_without_valid_ids_are_rejected_as_partial_success() {
     assert!(
         partial
             .error_message
-            .contains("2 span(s) had no valid trace id or span id"),
+            .contains("2 span(s) rejected: no valid trace id or span id"),
         "{}",
         partial.error_message
     );
