@@ -57,6 +57,7 @@ pub(crate) fn decode(
     };
     if !fields.trace_seen() || !fields.span_seen() {
         scan_embedded_ids(text, &mut fields);
+        scan_sleuth_ids(text, &mut fields);
     }
     if !fields.has_time() {
         find_access_log_time(text, &mut fields);
@@ -534,6 +535,49 @@ fn scan_embedded_ids<'a>(text: &'a str, fields: &mut Fields<'a>) {
             Cow::Borrowed("X-Amzn-Trace-Id"),
             0,
             Scalar::Str(Cow::Borrowed(&text[at..end])),
+        );
+    }
+}
+
+/// Spring Cloud Sleuth's `[app,traceId,spanId]` (Sleuth 3) or `[app,traceId,spanId,exportable]`
+/// (Sleuth 2) after the level in Spring Boot 2 logs.
+static SLEUTH_IDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"\[([\w.-]*),([0-9a-fA-F]{16}|[0-9a-fA-F]{32}),([0-9a-fA-F]{16})(?:,(?:true|false))?\]",
+    )
+    .expect("built-in pattern compiles")
+});
+
+fn scan_sleuth_ids<'a>(text: &'a str, fields: &mut Fields<'a>) {
+    if fields.trace_seen() || memchr::memchr(b',', text.as_bytes()).is_none() {
+        return;
+    }
+    let Some(caps) = SLEUTH_IDS.captures(text) else {
+        return;
+    };
+    let (Some(app), Some(trace), Some(span)) = (caps.get(1), caps.get(2), caps.get(3)) else {
+        return;
+    };
+    if !app.is_empty() {
+        fields.scalar(
+            Field::Service(EMBEDDED_ID_RANK),
+            Cow::Borrowed("service"),
+            0,
+            Scalar::Str(Cow::Borrowed(app.as_str())),
+        );
+    }
+    fields.scalar(
+        Field::Trace(TraceKind::Any, EMBEDDED_ID_RANK),
+        Cow::Borrowed("traceId"),
+        0,
+        Scalar::Str(Cow::Borrowed(trace.as_str())),
+    );
+    if !fields.span_seen() {
+        fields.scalar(
+            Field::Span(SpanIdKind::Any, EMBEDDED_ID_RANK),
+            Cow::Borrowed("spanId"),
+            0,
+            Scalar::Str(Cow::Borrowed(span.as_str())),
         );
     }
 }
