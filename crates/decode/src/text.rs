@@ -233,12 +233,19 @@ fn leading_time(text: &str) -> Option<(&str, &str)> {
 /// ("Fine, thanks") is not mistaken for a level. Returns the word and the text after it.
 fn leading_level(text: &str, after_time: bool) -> Option<(&str, &str)> {
     let mut pos = 0;
-    for _ in 0..3 {
+    let mut n_tokens = 0;
+    while n_tokens < 3 {
         let start = pos + text[pos..].find(|c: char| !c.is_whitespace())?;
         let end = text[start..]
             .find(char::is_whitespace)
             .map_or(text.len(), |i| start + i);
         let token = &text[start..end];
+        // Separators do not count: Python's "%(asctime)s - %(name)s - %(levelname)s - ...".
+        if token.bytes().all(|b| matches!(b, b'-' | b'|' | b':')) {
+            pos = end;
+            continue;
+        }
+        n_tokens += 1;
         if token.contains('=') {
             return None;
         }
