@@ -135,6 +135,14 @@ struct Payment {
 }
 
 impl Traffic<'_> {
+    /// A new span of `trace_id` (the next 64-bit id from the seeded generator).
+    fn span_in(&mut self, trace_id: u128) -> Ctx {
+        Ctx {
+            trace_id,
+            span_id: self.rng.id64(),
+        }
+    }
+
     fn checkout(&mut self, t0: i64) {
         let cfg = self.cfg;
         let trace_id = self.rng.id128();
@@ -180,25 +188,13 @@ impl Traffic<'_> {
         let failed = status_code >= 500;
 
         // api-gateway
-        let gw = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
-        let gw_client = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
+        let gw = self.span_in(trace_id);
+        let gw_client = self.span_in(trace_id);
         let gw_client_start = t0 + self.rng.latency(1.2, 0.4);
 
         // order-service
-        let order_srv = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
-        let process = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
+        let order_srv = self.span_in(trace_id);
+        let process = self.span_in(trace_id);
         let order_start = gw_client_start + self.net();
         let process_start = order_start + self.rng.latency(0.3, 0.3);
         let mut t = process_start + self.rng.latency(0.2, 0.3);
@@ -217,10 +213,7 @@ impl Traffic<'_> {
         t += self.rng.latency(0.8, 0.5); // cart validation
 
         // order → inventory
-        let inv_client = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
+        let inv_client = self.span_in(trace_id);
         let inv_client_start = t;
         let inv_start = inv_client_start + self.net();
         let inv_end = self.inventory_reserve(
@@ -261,10 +254,7 @@ impl Traffic<'_> {
         t += self.rng.latency(0.3, 0.3);
 
         // order → payment
-        let pay_client = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
+        let pay_client = self.span_in(trace_id);
         let pay_client_start = t;
         let payment = Payment {
             order_id: order_id.clone(),
@@ -307,10 +297,7 @@ impl Traffic<'_> {
         // order → queue → email
         match payment.outcome {
             Outcome::Paid => {
-                let producer = Ctx {
-                    trace_id,
-                    span_id: self.rng.id64(),
-                };
+                let producer = self.span_in(trace_id);
                 let message_id = format!("msg_{:016x}", self.rng.next_u64());
                 let publish_end = t + self.rng.latency(1.5, 0.4);
                 self.span(
@@ -445,25 +432,13 @@ impl Traffic<'_> {
         let sku = format!("SKU-{:05}", self.rng.skewed_rank(SKUS));
         let found = !self.rng.chance(0.03);
         let status_code = if found { 200 } else { 404 };
-        let gw = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
-        let gw_client = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
+        let gw = self.span_in(trace_id);
+        let gw_client = self.span_in(trace_id);
         let gw_client_start = t0 + self.rng.latency(0.8, 0.4);
-        let inv = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
+        let inv = self.span_in(trace_id);
         let inv_start = gw_client_start + self.net();
         let mut t = inv_start + self.rng.latency(0.4, 0.3);
-        let db = Ctx {
-            trace_id,
-            span_id: self.rng.id64(),
-        };
+        let db = self.span_in(trace_id);
         let db_end = t + self.rng.latency(1.5, 0.5);
         self.span(
             Service::Inventory,
@@ -625,10 +600,7 @@ impl Traffic<'_> {
         n_plus_one: bool,
         slow_query: bool,
     ) -> i64 {
-        let srv = Ctx {
-            trace_id: caller.trace_id,
-            span_id: self.rng.id64(),
-        };
+        let srv = self.span_in(caller.trace_id);
         let mut t = start + self.rng.latency(0.6, 0.3);
         self.log(
             Service::Inventory,
@@ -743,10 +715,7 @@ impl Traffic<'_> {
         name: &'static str,
         statement: &'static str,
     ) -> i64 {
-        let id = Ctx {
-            trace_id: parent.trace_id,
-            span_id: self.rng.id64(),
-        };
+        let id = self.span_in(parent.trace_id);
         self.span(
             Service::Inventory,
             id,
@@ -769,10 +738,7 @@ impl Traffic<'_> {
 
     /// payment-service's `POST /api/payments`; returns when its SERVER span ends.
     fn payment(&mut self, caller: Ctx, start: i64, p: &Payment) -> i64 {
-        let srv = Ctx {
-            trace_id: caller.trace_id,
-            span_id: self.rng.id64(),
-        };
+        let srv = self.span_in(caller.trace_id);
         let mut t = start + self.rng.latency(1.5, 0.4);
         self.log(
             Service::Payments,
@@ -787,10 +753,7 @@ impl Traffic<'_> {
             ],
         );
         t += self.rng.latency(2.0, 0.5); // fraud rules
-        let stripe = Ctx {
-            trace_id: caller.trace_id,
-            span_id: self.rng.id64(),
-        };
+        let stripe = self.span_in(caller.trace_id);
         let stripe_start = t;
         let mut stripe_attrs = vec![
             s("http.request.method", "POST"),
@@ -940,10 +903,7 @@ impl Traffic<'_> {
                 span_id: self.rng.id64(),
             }
         } else {
-            Ctx {
-                trace_id: producer.trace_id,
-                span_id: self.rng.id64(),
-            }
+            self.span_in(producer.trace_id)
         };
         let parent = (!dropped).then_some(producer.span_id);
         let mut t = start + self.rng.latency(0.5, 0.3);
@@ -959,10 +919,7 @@ impl Traffic<'_> {
             ],
         );
         t += self.rng.latency(3.0, 0.5); // render
-        let send = Ctx {
-            trace_id: consumer.trace_id,
-            span_id: self.rng.id64(),
-        };
+        let send = self.span_in(consumer.trace_id);
         let send_end = t + self.rng.latency(120.0, 0.5);
         self.span(
             Service::Email,
