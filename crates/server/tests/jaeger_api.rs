@@ -18,14 +18,14 @@ fn here(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Jaeger's storage-suite fixtures copied into `tests/fixtures/jaeger-storage` (PROVENANCE.md).
 fn acceptance(sub: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/acceptance")
+        .join("../../tests/fixtures/jaeger-storage")
         .join(sub);
     assert!(
         dir.is_dir(),
-        "the Jaeger fixtures are missing: expected {} (the shared acceptance folder beside \
-         the repository)",
+        "the Jaeger fixtures are missing: expected {}",
         dir.display()
     );
     dir
@@ -392,8 +392,8 @@ fn ours_comparable(trace: &Value) -> BTreeMap<String, Value> {
 
 #[tokio::test]
 async fn every_legacy_fixture_reads_back_as_its_v1_model() {
-    let otlp_dir = acceptance("jaeger-fixtures/traces");
-    let legacy_dir = acceptance("jaeger-fixtures-legacy-v1model/traces");
+    let otlp_dir = acceptance("otlp/traces");
+    let legacy_dir = acceptance("legacy-v1model/traces");
     let t = app();
     let mut compared = 0;
     let mut failures = Vec::new();

@@ -1,5 +1,5 @@
 //! Jaeger's storage integration suite, run over HTTP through `router(state)`: every fixture of
-//! `../shared/acceptance/jaeger-fixtures/traces/` is POSTed to `/v1/traces` before the first
+//! `tests/fixtures/jaeger-storage/otlp/traces/` is POSTed to `/v1/traces` before the first
 //! query (so each case sees the others' traces as counterexamples), then every case of
 //! `queries.json` must find exactly its expected traces (same ids, same span counts, order
 //! ignored) through v1 `/api/traces` and through `/api/v3/traces`. Also: services, operations,
@@ -14,14 +14,13 @@ use axum::http::StatusCode;
 use common::*;
 use serde_json::{Value, json};
 
-/// `../shared/acceptance/jaeger-fixtures` from the repository root.
+/// `tests/fixtures/jaeger-storage/otlp` (Jaeger's own fixtures, see PROVENANCE.md there).
 fn fixtures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/acceptance/jaeger-fixtures");
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/jaeger-storage/otlp");
     assert!(
         dir.join("queries.json").is_file() && dir.join("traces").is_dir(),
-        "the Jaeger fixtures are missing: expected queries.json and traces/ in {} \
-         (the shared acceptance folder beside the repository)",
+        "the Jaeger fixtures are missing: expected queries.json and traces/ in {}",
         dir.display()
     );
     dir
