@@ -21,7 +21,7 @@ pub(crate) struct Match {
 }
 
 /// The columns every collector here reads.
-struct SortColumns {
+pub(crate) struct SortColumns {
     segment: SegmentOrdinal,
     timestamp: Column<DateTime>,
     seq: Column<u64>,
@@ -30,7 +30,10 @@ struct SortColumns {
 }
 
 impl SortColumns {
-    fn open(segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SortColumns> {
+    pub(crate) fn open(
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SortColumns> {
         let fast = reader.fast_fields();
         let kind = fast.str(names::KIND)?;
         let span_ord = match &kind {
@@ -46,7 +49,7 @@ impl SortColumns {
         })
     }
 
-    fn get(&self, doc: DocId) -> Match {
+    pub(crate) fn get(&self, doc: DocId) -> Match {
         let ts = self
             .timestamp
             .first(doc)

@@ -6,6 +6,7 @@
 //! nothing of files or HTTP: sources hand it [`Batch`]es of records with opaque checkpoints.
 
 mod agg;
+mod arrivals;
 mod catalog;
 mod collect;
 pub mod doc;
@@ -26,6 +27,7 @@ use tantivy::{IndexReader, IndexSettings, ReloadPolicy};
 pub use crate::agg::{
     AggBucket, AggRequest, AggResponse, AttributeKey, DurationStats, ServiceInfo, Services,
 };
+pub use crate::arrivals::Arrivals;
 pub use crate::catalog::{DependencyLink, Operation};
 pub use crate::error::{Error, Result};
 pub use crate::schema::Fields;

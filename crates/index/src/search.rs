@@ -253,7 +253,7 @@ pub(crate) fn elapsed_ms(started: Instant) -> u64 {
 }
 
 /// A stored record as a search hit: `kind` becomes the document kind.
-fn hit_json(mut record: Value, is_span: bool) -> Value {
+pub(crate) fn hit_json(mut record: Value, is_span: bool) -> Value {
     if let Some(map) = record.as_object_mut() {
         if is_span && let Some(span_kind) = map.remove("kind") {
             map.insert("span_kind".into(), span_kind);

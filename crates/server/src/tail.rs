@@ -1,16 +1,20 @@
-//! Live tail over server-sent events: every `tail_poll_interval` the stream searches the index
-//! for records matching `q` newer than the newest it has sent, and sends them oldest first.
-//! Bounded: at most [`MAX_EVENTS_PER_POLL`] records per poll (an `overflow` event says how many
-//! were skipped), and at most `max_tail_streams` streams at once.
+//! Live tail over server-sent events: every `tail_poll_interval` the stream asks the index for
+//! records matching `q` that were committed after the last one it sent, and sends them in arrival
+//! order, whatever their own timestamps (a span is exported after it ends; logs arrive late).
 //!
-//! "Newer" is by record time (a span's start): records that arrive late with older timestamps
-//! are not sent.
+//! Each event's `id` is the record's arrival sequence number: a client that reconnects with
+//! `Last-Event-ID` (browsers' `EventSource` do so by themselves), or with `?after=SEQ`, resumes
+//! exactly after the last record it received — nothing lost, nothing repeated. Without either,
+//! the stream starts with what arrives after it opened. Bounded: at most
+//! [`MAX_EVENTS_PER_POLL`] records per poll (the rest follow in the next polls), and at most
+//! `max_tail_streams` streams at once.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt as _};
 use serde::Deserialize;
@@ -28,14 +32,16 @@ const MAX_EVENTS_PER_POLL: usize = 200;
 pub struct TailParams {
     #[serde(default)]
     q: String,
+    /// Resume after this arrival sequence number (as `Last-Event-ID`).
+    after: Option<u64>,
 }
 
 /// One open stream.
 struct Tail {
     state: AppState,
     q: String,
-    /// Only records with a time after this are sent.
-    last_ns: i64,
+    /// Only records that arrived after this one are sent (`None`: everything in the index).
+    after_seq: Option<u64>,
     interval: Duration,
     /// Held for the life of the stream.
     _permit: OwnedSemaphorePermit,
@@ -43,11 +49,34 @@ struct Tail {
 
 pub async fn tail(
     State(state): State<AppState>,
+    headers: HeaderMap,
     params: Result<Query<TailParams>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(p) = params?;
     // Refuse a bad query now, with a 400, rather than as an event later.
     parse_query(&state, &p.q)?;
+    let resume = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "Last-Event-ID must be the id of an event this stream sent (a number)"
+                            .into(),
+                    )
+                })?,
+        ),
+        None => p.after,
+    };
+    let after_seq = match resume {
+        Some(seq) => Some(seq),
+        None => {
+            let index = state.index.clone();
+            blocking(move || Ok(index.last_seq()?)).await?
+        }
+    };
     let permit = state
         .tail_permits
         .clone()
@@ -62,7 +91,7 @@ pub async fn tail(
         interval: state.config.tail_poll_interval,
         state,
         q: p.q,
-        last_ns: now_ns(),
+        after_seq,
         _permit: permit,
     };
     let events = stream::unfold(tail, |mut tail| async move {
@@ -78,17 +107,12 @@ impl Tail {
     /// The events of one poll: new records oldest first, or one `error` event.
     async fn poll(&mut self) -> Vec<Event> {
         match self.search().await {
-            Ok((hits, skipped)) => {
-                let mut events = Vec::with_capacity(hits.len() + 1);
-                if skipped > 0 {
-                    events.push(json_event("overflow", &json!({"skipped": skipped})));
-                }
-                for hit in hits.iter().rev() {
-                    if let Some(ns) = hit_time_ns(hit) {
-                        self.last_ns = self.last_ns.max(ns);
-                    }
+            Ok(arrivals) => {
+                let mut events = Vec::with_capacity(arrivals.hits.len());
+                for (seq, hit) in &arrivals.hits {
+                    self.after_seq = Some(self.after_seq.map_or(*seq, |after| after.max(*seq)));
                     let kind = hit.get("kind").and_then(Value::as_str).unwrap_or("record");
-                    events.push(json_event(kind, hit));
+                    events.push(json_event(kind, hit).id(seq.to_string()));
                 }
                 events
             }
@@ -104,26 +128,14 @@ impl Tail {
         }
     }
 
-    /// Matches newer than `last_ns`, newest first, and how many more there were.
-    async fn search(&self) -> Result<(Vec<Value>, u64), ApiError> {
+    /// Matches that arrived after `after_seq`, earliest arrival first.
+    async fn search(&self) -> Result<index::Arrivals, ApiError> {
         let expr = parse_query(&self.state, &self.q)?;
         let index = self.state.index.clone();
-        let q = self.q.clone();
-        let from_ns = self.last_ns.saturating_add(1);
+        let after_seq = self.after_seq;
         blocking(move || {
-            let now = now_ns();
-            let query = index::query::compile(&expr, index.fields(), now)?;
-            let request = index::SearchRequest {
-                query: &q,
-                from_ns: Some(from_ns),
-                to_ns: None,
-                limit: MAX_EVENTS_PER_POLL,
-                cursor: None,
-                now_ns: Some(now),
-            };
-            let response = index.search_compiled(query, &request)?;
-            let skipped = response.total.saturating_sub(response.hits.len() as u64);
-            Ok((response.hits, skipped))
+            let query = index::query::compile(&expr, index.fields(), now_ns())?;
+            Ok(index.arrivals_compiled(query, after_seq, MAX_EVENTS_PER_POLL)?)
         })
         .await
     }
@@ -131,10 +143,4 @@ impl Tail {
 
 fn json_event(name: &str, data: &Value) -> Event {
     Event::default().event(name).data(data.to_string())
-}
-
-/// A hit's time: a span's `start`, a log's `time`.
-fn hit_time_ns(hit: &Value) -> Option<i64> {
-    let text = hit.get("start").or_else(|| hit.get("time"))?.as_str()?;
-    decode::time::parse_datetime(text)
 }
