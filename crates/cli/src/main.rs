@@ -3,6 +3,7 @@
 mod commands;
 mod config;
 mod ingest;
+mod logging;
 mod serve;
 mod timespec;
 mod waterfall;
@@ -26,6 +27,15 @@ struct Cli {
     /// Index directory [default: ./data/index; for serve, the config's `index.dir`].
     #[arg(long, global = true, env = "THREADLINE_INDEX")]
     index: Option<PathBuf>,
+    /// Format of the logs on stderr (filter them with RUST_LOG, e.g. RUST_LOG=debug).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "THREADLINE_LOG_FORMAT"
+    )]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -190,6 +200,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Servers log what they do; one-shot commands only what went wrong.
+    let long_running = matches!(cli.command, Command::Serve(_) | Command::Demo(_));
+    let default_filter = if long_running {
+        "info,tantivy=warn"
+    } else {
+        "warn"
+    };
+    logging::init(cli.log_format, default_filter);
     let index = cli.index.as_deref().unwrap_or(Path::new(DEFAULT_INDEX));
     match cli.command {
         Command::Serve(args) => serve::command(cli.index.as_deref(), args),

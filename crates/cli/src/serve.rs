@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::ServeArgs;
 use crate::config::{Config, SourceSection};
+use crate::logging::banner;
 use crate::timespec;
 
 /// Decode warnings printed to stderr; later ones are only counted.
@@ -187,8 +188,8 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
 
     let mut failure = None;
     tokio::select! {
-        _ = sigterm.recv() => eprintln!("SIGTERM: shutting down"),
-        _ = sigint.recv() => eprintln!("\nSIGINT: shutting down"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
         ended = &mut pipeline => {
             failure = Some(match ended {
                 Ok(Ok(())) => anyhow::anyhow!("the file tailer stopped"),
@@ -202,7 +203,9 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
             _ = sigterm.recv() => {}
             _ = sigint.recv() => {}
         }
-        eprintln!("second signal: exiting now; lines not yet committed are read again next time");
+        tracing::warn!(
+            "second signal: exiting now; lines not yet committed are read again next time"
+        );
         std::process::exit(130);
     });
 
@@ -226,9 +229,9 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
     for server in servers {
         match tokio::time::timeout(SERVER_GRACE, server).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => eprintln!("warning: the HTTP server failed: {e}"),
-            Ok(Err(e)) => eprintln!("warning: the HTTP server panicked: {e}"),
-            Err(_) => eprintln!("warning: closing HTTP connections still open"),
+            Ok(Ok(Err(e))) => tracing::warn!("the HTTP server failed: {e}"),
+            Ok(Err(e)) => tracing::error!("the HTTP server panicked: {e}"),
+            Err(_) => tracing::warn!("closing HTTP connections still open"),
         }
     }
     // Commits whatever the OTLP receiver took in meanwhile.
@@ -239,7 +242,7 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
         return Err(e);
     }
     shutdown.context("the index writer failed")?;
-    eprintln!("stopped; {} records in the index", index.num_docs());
+    tracing::info!("stopped; {} records in the index", index.num_docs());
     Ok(())
 }
 
@@ -280,12 +283,14 @@ fn decode_loop(
         for warning in out.warnings.drain(..) {
             n_warnings += 1;
             if n_warnings <= MAX_PRINTED_WARNINGS {
-                eprintln!(
-                    "warning: {} at byte {}: {}",
-                    batch.path, warning.offset, warning.message
+                tracing::warn!(
+                    "{} at byte {}: {}",
+                    batch.path,
+                    warning.offset,
+                    warning.message
                 );
             } else if n_warnings == MAX_PRINTED_WARNINGS + 1 {
-                eprintln!("warning: more decode warnings are not printed");
+                tracing::warn!("more decode warnings are not printed");
             }
         }
         let records = std::mem::take(&mut out.records);
@@ -450,13 +455,13 @@ fn print_started(
     otlp: Option<SocketAddr>,
 ) {
     let dir: &PathBuf = &config.index.dir;
-    eprintln!(
+    banner(&format!(
         "index {} ({} records; resuming {n_checkpoints} files from the last commit)",
         dir.display(),
         index.num_docs()
-    );
+    ));
     if sources.is_empty() {
-        eprintln!("no files to tail (pass --source GLOB, or [[source]] in a --config file)");
+        banner("no files to tail (pass --source GLOB, or [[source]] in a --config file)");
     }
     for source in sources {
         let mut line = format!("tailing {}", source.include.join(" "));
@@ -466,13 +471,15 @@ fn print_started(
         if let Some(service) = &source.service {
             line.push_str(&format!(" as {service}"));
         }
-        eprintln!("{line}");
+        banner(&line);
     }
     if let Some(addr) = otlp {
-        eprintln!("receiving OTLP/HTTP on http://{addr}/v1/traces and /v1/logs");
+        banner(&format!(
+            "receiving OTLP/HTTP on http://{addr}/v1/traces and /v1/logs"
+        ));
     }
     // Tests and scripts read the bound address from this line.
-    eprintln!("listening on {url}");
+    banner(&format!("listening on {url}"));
     let auth = if config
         .server
         .read_token
@@ -483,7 +490,7 @@ fn print_started(
     } else {
         ""
     };
-    eprintln!(
+    banner(&format!(
         "open {url}/ in a browser, or try:\n  curl -sG{auth} {url}/api/v1/search --data-urlencode 'q=level >= warn' -d limit=5\n  curl -s {url}/healthz"
-    );
+    ));
 }
