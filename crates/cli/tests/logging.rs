@@ -89,9 +89,7 @@ fn json_logs_are_one_object_per_line() {
         "{stderr}"
     );
     assert!(
-        messages
-            .iter()
-            .any(|m| *m == "stopped; 1 records in the index"),
+        messages.contains(&"stopped; 1 records in the index"),
         "{stderr}"
     );
 }
