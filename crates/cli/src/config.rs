@@ -18,6 +18,7 @@ pub struct Config {
     pub index: IndexSection,
     pub server: ServerSection,
     pub tail: TailSection,
+    pub retention: RetentionSection,
     /// `[[source]]` tables: groups of files, each with its own service name and patterns.
     #[serde(rename = "source")]
     pub sources: Vec<SourceSection>,
@@ -80,6 +81,20 @@ pub struct TailSection {
     pub notify: bool,
 }
 
+/// `[retention]`: what the index keeps; off by default (everything is kept).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Delete records whose own timestamp is older than this.
+    #[serde(deserialize_with = "optional_duration")]
+    pub max_age: Option<Duration>,
+    /// Then delete the oldest records while the index is bigger than this.
+    #[serde(deserialize_with = "optional_byte_size")]
+    pub max_size: Option<usize>,
+    #[serde(deserialize_with = "duration")]
+    pub check_interval: Duration,
+}
+
 /// One `[[source]]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -119,6 +134,25 @@ impl Default for ServerSection {
             tail_poll_interval: server.tail_poll_interval,
             max_concurrent_ingest: server.max_concurrent_ingest,
             retry_after_s: server.retry_after_s,
+        }
+    }
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            max_age: None,
+            max_size: None,
+            check_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetentionSection {
+    pub fn policy(&self) -> index::RetentionPolicy {
+        index::RetentionPolicy {
+            max_age: self.max_age,
+            max_size: self.max_size.map(|n| n as u64),
         }
     }
 }
@@ -211,6 +245,7 @@ impl Config {
         let intervals = [
             ("index.commit_interval", self.index.commit_interval),
             ("tail.sweep_interval", self.tail.sweep_interval),
+            ("retention.check_interval", self.retention.check_interval),
         ];
         for (key, value) in intervals {
             if value.is_zero() {
@@ -321,6 +356,30 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
         return Err(serde::de::Error::custom("a duration cannot be negative"));
     }
     Ok(Duration::from_nanos(ns as u64))
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let value = duration(deserializer)?;
+    if value.is_zero() {
+        return Err(serde::de::Error::custom(
+            "must be more than 0 (leave the key out to keep everything)",
+        ));
+    }
+    Ok(Some(value))
+}
+
+fn optional_byte_size<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<usize>, D::Error> {
+    let value = byte_size(deserializer)?;
+    if value == 0 {
+        return Err(serde::de::Error::custom(
+            "must be more than 0 (leave the key out to keep everything)",
+        ));
+    }
+    Ok(Some(value))
 }
 
 /// A size: a number of bytes, or a string with a unit (`"64KiB"`, `"1MiB"`, `"2GB"`).

@@ -173,6 +173,14 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
         None => None,
     };
 
+    if !config.retention.policy().is_off() {
+        tokio::spawn(retention_loop(
+            writer.handle(),
+            config.retention.clone(),
+            stop_rx.clone(),
+        ));
+    }
+
     let url = format!("http://{listen}");
     print_started(&config, &sources, &index, n_checkpoints, &url, otlp_addr);
     if let Some(hook) = after_start {
@@ -244,6 +252,53 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
     shutdown.context("the index writer failed")?;
     tracing::info!("stopped; {} records in the index", index.num_docs());
     Ok(())
+}
+
+/// A duration as a config file writes it: `7d`, `36h`, `1m`, `300ms`.
+fn config_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() != 0 || secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs.is_multiple_of(n) {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// Applies the retention policy every `check_interval` until the server stops.
+async fn retention_loop(
+    writer: WriterHandle,
+    retention: crate::config::RetentionSection,
+    mut stop: watch::Receiver<bool>,
+) {
+    let policy = retention.policy();
+    let mut ticks = tokio::time::interval(retention.check_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match writer.apply_retention(policy, timespec::now_ns()).await {
+            Ok(report) if report.deleted > 0 => tracing::info!(
+                deleted = report.deleted,
+                size_before = report.size_before,
+                size_after = report.size_after,
+                "retention: deleted {} records older than {}",
+                report.deleted,
+                report
+                    .cutoff_ns
+                    .map(decode::time::format_rfc3339_ns)
+                    .unwrap_or_default()
+            ),
+            Ok(_) => {}
+            Err(index::Error::WriterClosed) => return,
+            Err(e) => tracing::warn!("retention failed (retried at the next check): {e}"),
+        }
+    }
 }
 
 /// Turns tail batches into writer batches: one in, one out, the checkpoint with the records.
@@ -476,6 +531,19 @@ fn print_started(
     if let Some(addr) = otlp {
         banner(&format!(
             "receiving OTLP/HTTP on http://{addr}/v1/traces and /v1/logs"
+        ));
+    }
+    let retention = &config.retention;
+    if let Some(age) = retention.max_age {
+        banner(&format!(
+            "retention: records older than {} are deleted (checked every {})",
+            config_duration(age),
+            config_duration(retention.check_interval)
+        ));
+    }
+    if let Some(size) = retention.max_size {
+        banner(&format!(
+            "retention: the oldest records are deleted while the index is over {size} bytes"
         ));
     }
     // Tests and scripts read the bound address from this line.

@@ -12,6 +12,7 @@ mod collect;
 pub mod doc;
 mod error;
 pub mod query;
+mod retention;
 pub mod schema;
 mod search;
 mod trace;
@@ -30,6 +31,7 @@ pub use crate::agg::{
 pub use crate::arrivals::Arrivals;
 pub use crate::catalog::{DependencyLink, Operation};
 pub use crate::error::{Error, Result};
+pub use crate::retention::{RetentionPolicy, RetentionReport};
 pub use crate::schema::Fields;
 pub use crate::search::{
     MAX_SEARCH_LIMIT, SearchRequest, SearchResponse, TraceSearchRequest, TraceSearchResponse,
@@ -161,6 +163,24 @@ impl Index {
         Checkpoints::from_payload(metas.payload.as_deref())
     }
 
+    /// The writer's next sequence number as of the last commit (0 when it was not stored).
+    pub(crate) fn payload_next_seq(&self) -> Result<u64> {
+        let metas = self
+            .inner
+            .tantivy
+            .load_metas()
+            .context("reading the index metadata")?;
+        let payload: Option<serde_json::Value> = metas
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
+        Ok(payload
+            .as_ref()
+            .and_then(|p| p.get("next_seq"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0))
+    }
+
     /// Reloads the reader so searches see the last commit (the writer does this after each of
     /// its commits; another process's commits need this call).
     pub fn reload(&self) -> Result<()> {
@@ -241,8 +261,11 @@ impl Checkpoints {
     }
 
     /// The compact payload of a commit.
-    pub(crate) fn to_payload(&self) -> String {
-        serde_json::json!({"v": PAYLOAD_VERSION, "checkpoints": self.0}).to_string()
+    /// With the writer's next sequence number, so that arrival numbers keep growing even when
+    /// retention has deleted every record that carried the largest one.
+    pub(crate) fn to_payload(&self, next_seq: u64) -> String {
+        serde_json::json!({"v": PAYLOAD_VERSION, "checkpoints": self.0, "next_seq": next_seq})
+            .to_string()
     }
 }
 
@@ -265,10 +288,10 @@ mod tests {
         assert!(Checkpoints::from_payload(None).unwrap().is_empty());
         let mut checkpoints = Checkpoints::new();
         checkpoints.insert("file:abc".into(), serde_json::json!({"offset": 42}));
-        let payload = checkpoints.to_payload();
+        let payload = checkpoints.to_payload(7);
         assert_eq!(
             payload,
-            r#"{"checkpoints":{"file:abc":{"offset":42}},"v":1}"#
+            r#"{"checkpoints":{"file:abc":{"offset":42}},"next_seq":7,"v":1}"#
         );
         assert_eq!(
             Checkpoints::from_payload(Some(&payload)).unwrap(),

@@ -10,12 +10,21 @@ use std::time::{Duration, Instant};
 
 use model::Record;
 use tantivy::indexer::IndexWriterOptions;
+use tantivy::merge_policy::LogMergePolicy;
 use tantivy::{IndexWriter, Opstamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Context as _, Error, Result};
+use crate::retention::{self, RetentionPolicy, RetentionReport};
 use crate::schema::names;
 use crate::{Checkpoints, Index, doc};
+
+/// A segment with more than this share of deleted records is merged (its bytes come back);
+/// tantivy's default, 1.0, never merges for deletes alone.
+const DELETED_RATIO_BEFORE_MERGE: f32 = 0.1;
+
+/// Rounds of "delete the oldest, merge, measure again" in one retention pass.
+const MAX_SIZE_ROUNDS: usize = 4;
 
 /// Completed with the opstamp of the commit that made the batch durable, or the commit's error.
 pub type Ack = oneshot::Sender<Result<Opstamp>>;
@@ -85,6 +94,11 @@ pub struct WriterStats {
 enum Msg {
     Batch(Batch),
     Flush(oneshot::Sender<Result<Opstamp>>),
+    Retention(
+        RetentionPolicy,
+        i64,
+        oneshot::Sender<Result<RetentionReport>>,
+    ),
     Shutdown,
 }
 
@@ -167,8 +181,11 @@ impl Writer {
             .tantivy()
             .writer_with_options(options)
             .context("opening the index writer")?;
+        let mut merge_policy = LogMergePolicy::default();
+        merge_policy.set_del_docs_ratio_before_merge(DELETED_RATIO_BEFORE_MERGE);
+        writer.set_merge_policy(Box::new(merge_policy));
         let committed = index.checkpoints()?;
-        let next_seq = next_seq(index)?;
+        let next_seq = next_seq(index)?.max(index.payload_next_seq()?);
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let state = State {
@@ -265,6 +282,22 @@ impl WriterHandle {
         rx.blocking_recv().map_err(|_| Error::WriterClosed)?
     }
 
+    /// Applies the retention policy as of `now_ns`: deletes what it no longer keeps, commits
+    /// (visible at once), and merges the segments that held the deleted records so their disk
+    /// space comes back. Runs on the writer thread between batches.
+    pub async fn apply_retention(
+        &self,
+        policy: RetentionPolicy,
+        now_ns: i64,
+    ) -> Result<RetentionReport> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Retention(policy, now_ns, tx))
+            .await
+            .map_err(|_| Error::WriterClosed)?;
+        rx.await.map_err(|_| Error::WriterClosed)?
+    }
+
     pub fn stats(&self) -> WriterStats {
         let c = &self.counters;
         WriterStats {
@@ -322,6 +355,9 @@ impl State {
             match msg {
                 Some(Msg::Batch(batch)) => self.add(batch)?,
                 Some(Msg::Flush(reply)) => self.flush(reply)?,
+                Some(Msg::Retention(policy, now_ns, reply)) => {
+                    let _ = reply.send(self.retain(policy, now_ns));
+                }
                 Some(Msg::Shutdown) | None => {
                     // Take what was queued before the shutdown, refuse anything later.
                     rx.close();
@@ -329,6 +365,9 @@ impl State {
                         match msg {
                             Msg::Batch(batch) => self.add(batch)?,
                             Msg::Flush(reply) => self.flush(reply)?,
+                            Msg::Retention(_, _, reply) => {
+                                let _ = reply.send(Err(Error::WriterClosed));
+                            }
                             Msg::Shutdown => {}
                         }
                     }
@@ -377,6 +416,72 @@ impl State {
         }
     }
 
+    /// One retention pass: by age first, then by size (a few rounds, each re-measuring the
+    /// segments in use less the share of their records already deleted, since the merges that
+    /// reclaim those bytes run in the background).
+    fn retain(&mut self, policy: RetentionPolicy, now_ns: i64) -> Result<RetentionReport> {
+        // Pending records first, so that the delete applies to everything received before it.
+        self.commit()?;
+        // Files of segments that merges made obsolete since (searchers hold what they read).
+        let _ = self.index.reader().reload();
+        let _ = self.writer.garbage_collect_files().wait();
+        let size_before = self.index.size_on_disk()?;
+        let mut report = RetentionReport {
+            size_before,
+            size_after: size_before,
+            ..RetentionReport::default()
+        };
+        if let Some(max_age) = policy.max_age {
+            let age = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
+            self.delete_before(now_ns.saturating_sub(age), &mut report)?;
+        }
+        if let Some(max_size) = policy.max_size {
+            for _ in 0..MAX_SIZE_ROUNDS {
+                let size = self.index.live_size_without_deleted()?;
+                let n_docs = self.index.num_docs();
+                if size <= max_size || n_docs == 0 {
+                    break;
+                }
+                // Records cost about the same: delete the oldest share that is over the limit.
+                let per_doc = (size / n_docs).max(1);
+                let n = (size - max_size).div_ceil(per_doc).clamp(1, n_docs);
+                let Some(cutoff) = self.index.cutoff_for_oldest(n)? else {
+                    break;
+                };
+                if !self.delete_before(cutoff, &mut report)? {
+                    break;
+                }
+            }
+        }
+        report.size_after = self.index.size_on_disk()?;
+        Ok(report)
+    }
+
+    /// Deletes every record older than `cutoff_ns`, commits, and merges the segments that held
+    /// them. False when there was nothing to delete.
+    fn delete_before(&mut self, cutoff_ns: i64, report: &mut RetentionReport) -> Result<bool> {
+        let n = self.index.count_before(cutoff_ns)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.writer
+            .delete_query(retention::older_than(&self.index, cutoff_ns))
+            .context("deleting old records")?;
+        // A commit with no new records still carries the delete (and the same checkpoints).
+        self.pending_since.get_or_insert_with(Instant::now);
+        self.commit()?;
+        report.deleted += n;
+        report.cutoff_ns = report.cutoff_ns.max(Some(cutoff_ns));
+        // Segments whose records are all gone were dropped by the commit; the others keep the
+        // deleted records' bytes until a merge rewrites them, which the merge policy starts
+        // for any segment with more than `DELETED_RATIO_BEFORE_MERGE` of its records deleted.
+        // Searchers keep the segments they read alive (tantivy tracks them): reload first, so
+        // the collection can remove the merged-away files.
+        let _ = self.index.reader().reload();
+        let _ = self.writer.garbage_collect_files().wait();
+        Ok(true)
+    }
+
     /// Commits pending work with the merged checkpoints as payload. Never a plain `commit()`,
     /// which would clear the payload.
     fn commit(&mut self) -> Result<Opstamp> {
@@ -394,7 +499,7 @@ impl State {
                 checkpoints.insert(key, value);
             }
         }
-        let payload = checkpoints.to_payload();
+        let payload = checkpoints.to_payload(self.next_seq);
         let mut prepared = self.writer.prepare_commit().context("preparing a commit")?;
         prepared.set_payload(&payload);
         let opstamp = prepared.commit().context("committing")?;
