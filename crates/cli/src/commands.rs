@@ -128,6 +128,7 @@ fn bulk_writer_config() -> WriterConfig {
         // segments and no merge.
         memory_budget: 256 << 20,
         num_threads: 2,
+        ..WriterConfig::default()
     }
 }
 
