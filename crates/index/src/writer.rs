@@ -228,8 +228,9 @@ impl Batch {
 }
 
 impl Writer {
-    /// Takes the index's writer lock (one writer per index, across processes) and starts the
-    /// writer thread. Checkpoints carry over from the last commit's payload.
+    /// Takes tantivy's writer lock and starts the writer thread. Checkpoints carry over from
+    /// the last commit's payload. A process should hold the [`crate::IndexLock`] first, taken
+    /// before the index was opened.
     pub fn start(index: &Index, config: WriterConfig) -> Result<Writer> {
         let num_threads = config.num_threads.clamp(1, 8);
         let per_thread = (config.memory_budget / num_threads).max(15_000_000);
