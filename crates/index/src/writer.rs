@@ -407,7 +407,11 @@ impl State {
                     message: e.to_string(),
                 }));
             }
-            let _ = self.writer.rollback();
+            // A pause has rolled back already (and a second rollback after a failed one would
+            // panic in tantivy: the writer no longer holds its lock).
+            if self.paused.is_none() {
+                let _ = self.writer.rollback();
+            }
             return result;
         }
         self.writer

@@ -369,8 +369,21 @@ fn a_full_disk_pauses_indexing_acknowledges_nothing_loses_nothing_and_resumes() 
     assert!(again_ack.blocking_recv().unwrap().is_ok());
     assert_eq!(index.num_docs(), 2_200);
     assert_eq!(index.checkpoints().unwrap().get("file:a"), Some(&json!(2)));
-    writer.shutdown().unwrap();
+
+    // Shut down while paused: an error naming the cause, not a panic; the index is intact.
+    tmpfs.fill(&filler);
+    writer
+        .blocking_send(Batch::new(lines("lost", 0..2_000), vec![]))
+        .unwrap();
+    assert!(writer.blocking_flush().is_err());
+    let err = writer.shutdown().unwrap_err();
+    assert!(matches!(err, index::Error::Paused { .. }), "{err:?}");
+    std::fs::remove_file(&filler).unwrap();
     drop(index);
     let reopened = Index::open_or_create(&dir).unwrap();
     assert_eq!(reopened.num_docs(), 2_200, "nothing committed was lost");
+    assert_eq!(
+        reopened.checkpoints().unwrap().get("file:a"),
+        Some(&json!(2))
+    );
 }
