@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use index::{AggRequest, Batch, Index, SearchRequest, Writer, WriterConfig};
+use index::{AggRequest, Batch, Index, IndexLock, SearchRequest, Writer, WriterConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::TraceRef;
 use serde_json::{Value, json};
 
 use crate::ingest::{self, Options, Stats};
-use crate::{AggArgs, DemoArgs, IngestArgs, SearchArgs, TraceArgs, timespec, waterfall};
+use crate::{AggArgs, CheckArgs, DemoArgs, IngestArgs, SearchArgs, TraceArgs, timespec, waterfall};
 
 /// Warnings printed to stderr per run; the rest are only counted.
 const MAX_PRINTED_WARNINGS: u64 = 20;
@@ -23,8 +23,10 @@ pub fn ingest(index_dir: &Path, args: IngestArgs) -> anyhow::Result<ExitCode> {
         service: args.service,
         patterns: args.patterns,
     };
+    // One writer per index: refuse before anything is touched.
+    let lock = IndexLock::acquire(index_dir)?;
     let started = Instant::now();
-    let stats = ingest_files(index_dir, &files, &options, !args.json)?;
+    let stats = ingest_files(&lock, &files, &options, !args.json)?;
     let took_ms = started.elapsed().as_millis() as u64;
     if args.json {
         print_json(&json!({
@@ -49,15 +51,16 @@ pub fn ingest(index_dir: &Path, args: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Decodes and indexes `files`, committing at the end. Shows a progress bar on a terminal.
+/// Decodes and indexes `files` into the locked index, committing at the end. Shows a progress
+/// bar on a terminal.
 pub fn ingest_files(
-    index_dir: &Path,
+    lock: &IndexLock,
     files: &[std::path::PathBuf],
     options: &Options,
     progress: bool,
 ) -> anyhow::Result<Stats> {
-    let index = Index::open_or_create(index_dir)
-        .with_context(|| format!("cannot open index {}", index_dir.display()))?;
+    let index_dir = lock.dir();
+    let index = Index::open_or_create(index_dir).map_err(|e| cannot_open(index_dir, e))?;
     let writer =
         Writer::start(&index, bulk_writer_config()).context("cannot start the index writer")?;
     let total_bytes: u64 = files
@@ -82,7 +85,7 @@ pub fn ingest_files(
         let mut sink = |records| {
             writer
                 .blocking_send(Batch::new(records, Vec::new()))
-                .context("the index writer stopped")
+                .context("nothing of this run was committed")
         };
         let mut on_warning = |source: &str, w: &decode::Warning| {
             printed += 1;
@@ -107,8 +110,10 @@ pub fn ingest_files(
             stats.warnings - MAX_PRINTED_WARNINGS
         );
     }
-    writer.blocking_flush().context("final commit failed")?;
-    writer.shutdown().context("index writer failed")?;
+    writer
+        .blocking_flush()
+        .context("the commit failed; nothing of this run was committed")?;
+    writer.shutdown().context("the index writer failed")?;
     Ok(stats)
 }
 
@@ -128,6 +133,7 @@ fn bulk_writer_config() -> WriterConfig {
         // segments and no merge.
         memory_budget: 256 << 20,
         num_threads: 2,
+        ..WriterConfig::default()
     }
 }
 
@@ -283,18 +289,28 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .data
         .clone()
         .unwrap_or_else(|| Path::new("data").join("demo"));
-    if root.exists() {
-        if !root.join(DEMO_MARKER).exists() {
-            bail!(
-                "{} exists and was not made by `threadline demo`; pass --data DIR",
-                root.display()
-            );
-        }
-        std::fs::remove_dir_all(&root)
-            .with_context(|| format!("cannot clear {}", root.display()))?;
+    // The port, then the index lock, before anything is deleted: a second demo leaves the
+    // running one and its data alone.
+    let listener = if args.once {
+        None
+    } else {
+        Some(std::net::TcpListener::bind(args.listen).with_context(|| {
+            format!(
+                "cannot listen on {} (is another threadline running? pass --listen ADDR)",
+                args.listen
+            )
+        })?)
+    };
+    if root.exists() && !root.join(DEMO_MARKER).exists() {
+        bail!(
+            "{} exists and was not made by `threadline demo`; pass --data DIR",
+            root.display()
+        );
     }
     let traffic = root.join("traffic");
     let index_dir = root.join("index");
+    let lock = IndexLock::acquire(&index_dir)?;
+    clear_demo(&root, &index_dir)?;
     std::fs::create_dir_all(&traffic)
         .with_context(|| format!("cannot create {}", traffic.display()))?;
     std::fs::write(root.join(DEMO_MARKER), "made by threadline demo\n")?;
@@ -349,7 +365,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         // Index the history once, show one request, exit.
         let files = ingest::collect_files(&[traffic.join("spans"), traffic.join("logs")])?;
         let started = Instant::now();
-        let stats = ingest_files(&index_dir, &files, &Options::default(), true)?;
+        let stats = ingest_files(&lock, &files, &Options::default(), true)?;
+        drop(lock);
         eprintln!(
             "indexed {} spans and {} logs from {} files in {:.2}s\n",
             stats.spans,
@@ -442,7 +459,14 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "\nthreadline is live: the simulator appends checkout traffic to {traffic_shown}; every line is searchable within a second.\nOpen {url}/ in a browser, or try:\n  curl -s {url}/api/v1/traces/{id}\n  curl -sG {url}/api/v1/search --data-urlencode 'q=decline_code = \"do_not_honor\"' -d limit=5\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q=kind = span AND exists(decline_code)' -d by=decline_code\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q={FAILED_STRIPE_CALL}' -d interval=10m\n  curl -sG {url}/api/v1/search --data-urlencode 'q=timestamp > now() - 10s' -d limit=3\n  threadline --index {idx} trace {id}\nCtrl-C stops."
         );
     };
-    let served = crate::serve::run(config, Some(Box::new(show_examples)));
+    let served = crate::serve::run(
+        config,
+        crate::serve::Prepared {
+            lock: Some(lock),
+            listener,
+            after_start: Some(Box::new(show_examples)),
+        },
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let simulated = simulator.join();
     served?;
@@ -455,6 +479,77 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Err(_) => bail!("the simulator panicked"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Empties a previous demo's folder, keeping the index lock file this process holds (deleting
+/// it would let another process lock a new file of the same name).
+fn clear_demo(root: &Path, index_dir: &Path) -> anyhow::Result<()> {
+    let remove = |path: &Path| {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        removed.with_context(|| format!("cannot clear {}", path.display()))
+    };
+    for entry in
+        std::fs::read_dir(root).with_context(|| format!("cannot list {}", root.display()))?
+    {
+        let path = entry?.path();
+        if path != index_dir {
+            remove(&path)?;
+        }
+    }
+    for entry in std::fs::read_dir(index_dir)
+        .with_context(|| format!("cannot list {}", index_dir.display()))?
+    {
+        let path = entry?.path();
+        if path.file_name() != Some(std::ffi::OsStr::new(index::LOCK_FILE)) {
+            remove(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// `threadline check`: every file of every committed segment against its checksum.
+pub fn check(index_dir: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let report = index::check(index_dir)
+        .with_context(|| format!("cannot check the index {}", index_dir.display()))?;
+    if args.json {
+        print_json(&json!({
+            "ok": report.damaged.is_empty(),
+            "segments": report.segments,
+            "files": report.files,
+            "docs": report.docs,
+            "damaged": report.damaged.iter().map(|d| json!({
+                "segment": d.segment,
+                "file": d.file.to_string_lossy(),
+                "problem": d.problem,
+            })).collect::<Vec<_>>(),
+        }));
+    } else {
+        for damaged in &report.damaged {
+            eprintln!(
+                "damaged: segment {} file {}: {}",
+                damaged.segment,
+                index_dir.join(&damaged.file).display(),
+                damaged.problem
+            );
+        }
+        eprintln!(
+            "{}: {} segments, {} files checked, {} records, {} damaged",
+            index_dir.display(),
+            report.segments,
+            report.files,
+            report.docs,
+            report.damaged.len()
+        );
+    }
+    Ok(if report.damaged.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// One line per hit: time, kind, service, level/status, trace id, text.
@@ -482,14 +577,28 @@ fn hit_line(hit: &Value) -> String {
 }
 
 fn open_existing(index_dir: &Path) -> anyhow::Result<Index> {
-    if !index_dir.join("meta.json").exists() {
-        bail!(
+    match Index::open(index_dir) {
+        Ok(index) => Ok(index),
+        Err(index::Error::NoIndex { .. }) => bail!(
             "no index at {} (run `threadline ingest PATH` first, or pass --index DIR)",
             index_dir.display()
-        );
+        ),
+        Err(e) => Err(cannot_open(index_dir, e)),
     }
-    Index::open_or_create(index_dir)
-        .with_context(|| format!("cannot open index {}", index_dir.display()))
+}
+
+/// An index that does not open, with what to do about it.
+pub fn cannot_open(index_dir: &Path, err: index::Error) -> anyhow::Error {
+    match err {
+        // The message says it all.
+        e @ index::Error::MissingMeta { .. } => anyhow::Error::new(e),
+        e @ (index::Error::Damaged { .. } | index::Error::Open { .. }) => anyhow::Error::new(e)
+            .context(format!(
+                "cannot open index {} (`threadline check --index {0}` tells which file is damaged)",
+                index_dir.display()
+            )),
+        e => anyhow::Error::new(e).context(format!("cannot open index {}", index_dir.display())),
+    }
 }
 
 fn print_json(value: &Value) {

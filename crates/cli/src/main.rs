@@ -57,6 +57,15 @@ enum Command {
     Agg(AggArgs),
     /// Simulated checkout traffic written live into a folder, tailed and served at once.
     Demo(DemoArgs),
+    /// Validate the checksum of every index file and name the damaged ones (exit 2 if any).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -168,7 +177,8 @@ struct AggArgs {
 
 #[derive(Debug, Args)]
 struct DemoArgs {
-    /// Folder for the simulated traffic and its index (default ./data/demo; wiped on each run).
+    /// Folder for the simulated traffic and its index (default ./data/demo; wiped on each run,
+    /// unless another threadline process is writing its index).
     #[arg(long)]
     data: Option<PathBuf>,
     /// Requests in the hour of history written before serving (with --once: all of them).
@@ -216,5 +226,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => commands::search(index, args),
         Command::Agg(args) => commands::agg(index, args),
         Command::Demo(args) => commands::demo(args),
+        Command::Check(args) => commands::check(index, args),
     }
 }

@@ -9,6 +9,14 @@
 //! Back-pressure: tailer → (`tail.queue_capacity` batches of ≤ `tail.batch_bytes`) → decoder →
 //! (`index.queue_capacity` batches) → writer. When the writer falls behind, everything upstream
 //! waits; nothing grows with the size of the files.
+//!
+//! When an error pauses the writer (a full disk, too many open files), it rolls back what was
+//! not committed and bumps its generation: the tailer and the decoder stop, and once the writer
+//! resumes they start again from the committed checkpoints, so the rolled-back lines are read
+//! again — nothing committed is lost, nothing is indexed twice. Queries keep answering meanwhile.
+//!
+//! One writer per index: the [`IndexLock`] is taken before the index is opened and before any
+//! port is bound.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,10 +27,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use decode::{Decoder, DecoderConfig, LineContext, Output};
-use index::{Batch, Index, Writer, WriterConfig, WriterHandle};
+use index::{Batch, Index, IndexLock, Writer, WriterConfig, WriterHandle};
 use model::{Problems, Record};
 use server::{AppState, Metrics, ServerConfig};
-use tail::{TailBatch, TailConfig, Tailer};
+use tail::{TailBatch, TailConfig, Tailer, TailerHandle};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
@@ -46,6 +54,17 @@ pub struct Started {
 
 /// Runs with a hook once the server listens (the demo prints its examples from there).
 pub type AfterStart = Box<dyn FnOnce(Started) + Send>;
+
+/// What a caller of [`run`] may have done already: the demo takes the index lock and the port
+/// before it regenerates its data, and hands them over.
+#[derive(Default)]
+pub struct Prepared {
+    /// The lock of `config.index.dir`; taken by [`run`] when `None`.
+    pub lock: Option<IndexLock>,
+    /// Bound to `config.server.listen`; bound by [`run`] when `None`.
+    pub listener: Option<std::net::TcpListener>,
+    pub after_start: Option<AfterStart>,
+}
 
 /// `threadline serve`: the config file (if any), overridden by the flags.
 pub fn command(index_dir: Option<&Path>, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -83,23 +102,23 @@ pub fn command(index_dir: Option<&Path>, args: ServeArgs) -> anyhow::Result<Exit
     } else if !args.excludes.is_empty() || args.service.is_some() || !args.patterns.is_empty() {
         bail!("--exclude, --service and --pattern apply to --source globs; pass --source GLOB");
     }
-    run(config, None)?;
+    run(config, Prepared::default())?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Serves until SIGINT or SIGTERM, then stops the tailer, indexes what it read, commits, and
 /// stops the server. A second signal exits at once (what was not committed is read again on
 /// the next start).
-pub fn run(config: Config, after_start: Option<AfterStart>) -> anyhow::Result<()> {
+pub fn run(config: Config, prepared: Prepared) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("threadline")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, after_start))
+    runtime.block_on(serve(config, prepared))
 }
 
-async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Result<()> {
+async fn serve(config: Config, prepared: Prepared) -> anyhow::Result<()> {
     // Before anything is announced: a signal right after "listening on" must be handled.
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -112,25 +131,25 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
     let decoders = Decoders::new(&sources, config.tail.max_line_bytes)?;
 
     let dir = &config.index.dir;
-    let index = Index::open_or_create(dir)
-        .with_context(|| format!("cannot open index {}", dir.display()))?;
-    let checkpoints: tail::Checkpoints = index
-        .checkpoints()
-        .with_context(|| format!("cannot read the checkpoints of {}", dir.display()))?
-        .iter()
-        .map(|(key, value)| (key.to_owned(), value.clone()))
-        .collect();
-    let writer = Writer::start(&index, writer_config(&config)).with_context(|| {
-        format!(
-            "cannot start the index writer on {} (is another threadline writing it?)",
-            dir.display()
-        )
-    })?;
+    // One writer per index, before the index is touched or a port bound.
+    let _lock = match prepared.lock {
+        Some(lock) => lock,
+        None => IndexLock::acquire(dir)?,
+    };
+    let index = Index::open_or_create(dir).map_err(|e| crate::commands::cannot_open(dir, e))?;
+    let writer = Writer::start(&index, writer_config(&config))
+        .with_context(|| format!("cannot start the index writer on {}", dir.display()))?;
 
     let state = AppState::new(index.clone(), writer.handle(), server_config(&config));
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let listener = match prepared.listener {
+        Some(listener) => listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener))
+            .context("cannot use the bound listener")?,
+        None => tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?,
+    };
     let listen = listener
         .local_addr()
         .context("cannot read the bound address")?;
@@ -143,15 +162,18 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
         None => None,
     };
 
-    let (tail_tx, tail_rx) = mpsc::channel(config.tail.queue_capacity.max(1));
-    let n_checkpoints = checkpoints.len();
-    let tailer = Tailer::start(tail_config(&config, &sources), checkpoints, tail_tx)
-        .context("cannot start the file tailer")?;
-    let mut pipeline = {
-        let writer = writer.handle();
-        let metrics = state.metrics().clone();
-        tokio::task::spawn_blocking(move || decode_loop(tail_rx, decoders, writer, metrics))
+    let mut status = writer.subscribe();
+    let mut generation = status.borrow_and_update().generation;
+    let inputs = PipelineInputs {
+        tail: tail_config(&config, &sources),
+        tail_queue: config.tail.queue_capacity.max(1),
+        index: index.clone(),
+        writer: writer.handle(),
+        metrics: state.metrics().clone(),
     };
+    let (first, n_checkpoints) = inputs.start(generation, decoders)?;
+    let mut pipeline = Some(first);
+    let mut idle_decoders = None;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
@@ -183,7 +205,7 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
 
     let url = format!("http://{listen}");
     print_started(&config, &sources, &index, n_checkpoints, &url, otlp_addr);
-    if let Some(hook) = after_start {
+    if let Some(hook) = prepared.after_start {
         let started = Started {
             url: url.clone(),
             index: index.clone(),
@@ -195,15 +217,61 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
     }
 
     let mut failure = None;
-    tokio::select! {
-        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
-        ended = &mut pipeline => {
-            failure = Some(match ended {
-                Ok(Ok(())) => anyhow::anyhow!("the file tailer stopped"),
-                Ok(Err(e)) => e,
-                Err(e) => anyhow::anyhow!("the decoder panicked: {e}"),
-            });
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            _ = sigint.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                break;
+            }
+            ended = async {
+                match pipeline.as_mut() {
+                    Some(running) => (&mut running.decoder).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                pipeline = None;
+                failure = Some(match ended {
+                    Ok(Ok(_)) => anyhow::anyhow!("the file tailer stopped"),
+                    Ok(Err(e)) => e,
+                    Err(e) => anyhow::anyhow!("the decoder panicked: {e}"),
+                });
+                break;
+            }
+            Ok(()) = status.changed() => {
+                let now = status.borrow_and_update().clone();
+                if now.generation != generation
+                    && let Some(running) = pipeline.take()
+                {
+                    // Its batches after the rollback are dropped by the writer: stop reading.
+                    tracing::warn!("tailing stops while indexing is paused; lines not committed are read again when it resumes");
+                    match running.stop().await {
+                        Ok(decoders) => idle_decoders = Some(decoders),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                if now.paused.is_none()
+                    && let Some(decoders) = idle_decoders.take()
+                {
+                    generation = now.generation;
+                    match inputs.start(generation, decoders) {
+                        Ok((running, n)) => {
+                            tracing::info!(files = n, "tailing again from the last commit");
+                            pipeline = Some(running);
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
         }
     }
     tokio::spawn(async move {
@@ -218,20 +286,17 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
     });
 
     // Stop reading, index what was read, commit it, then stop answering.
-    tokio::task::spawn_blocking(move || tailer.stop())
-        .await
-        .context("the tailer panicked")?;
-    if failure.is_none() {
-        match pipeline.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = Some(e),
-            Err(e) => failure = Some(anyhow::anyhow!("the decoder panicked: {e}")),
-        }
+    if let Some(running) = pipeline.take()
+        && let Err(e) = running.stop().await
+    {
+        failure.get_or_insert(e);
     }
     if failure.is_none()
         && let Err(e) = writer.flush().await
     {
-        failure = Some(anyhow::Error::new(e).context("the final commit failed"));
+        failure = Some(anyhow::Error::new(e).context(
+            "the final commit failed (lines not committed are read again on the next start)",
+        ));
     }
     let _ = stop_tx.send(true);
     for server in servers {
@@ -249,9 +314,62 @@ async fn serve(config: Config, after_start: Option<AfterStart>) -> anyhow::Resul
     if let Some(e) = failure {
         return Err(e);
     }
-    shutdown.context("the index writer failed")?;
+    shutdown.context("the last commit at shutdown failed")?;
     tracing::info!("stopped; {} records in the index", index.num_docs());
     Ok(())
+}
+
+/// What the tailer and the decoder need each time they start.
+struct PipelineInputs {
+    tail: TailConfig,
+    tail_queue: usize,
+    index: Index,
+    writer: WriterHandle,
+    metrics: Arc<Metrics>,
+}
+
+/// The tailer and the decoder, started from the checkpoints committed before writer
+/// generation `generation`.
+struct Pipeline {
+    tailer: TailerHandle,
+    /// Hands the decoders back when the tailer ends.
+    decoder: tokio::task::JoinHandle<anyhow::Result<Decoders>>,
+}
+
+impl PipelineInputs {
+    /// Starts tailing from the last commit's checkpoints; also returns how many files resume.
+    fn start(&self, generation: u64, decoders: Decoders) -> anyhow::Result<(Pipeline, usize)> {
+        let checkpoints: tail::Checkpoints = self
+            .index
+            .checkpoints()
+            .context("cannot read the checkpoints of the index")?
+            .iter()
+            .map(|(key, value)| (key.to_owned(), value.clone()))
+            .collect();
+        let n_checkpoints = checkpoints.len();
+        let (tail_tx, tail_rx) = mpsc::channel(self.tail_queue);
+        let tailer = Tailer::start(self.tail.clone(), checkpoints, tail_tx)
+            .context("cannot start the file tailer")?;
+        let (writer, metrics) = (self.writer.clone(), self.metrics.clone());
+        let decoder = tokio::task::spawn_blocking(move || {
+            decode_loop(tail_rx, decoders, writer, metrics, generation)
+        });
+        Ok((Pipeline { tailer, decoder }, n_checkpoints))
+    }
+}
+
+impl Pipeline {
+    /// Stops reading, and waits until what was read is handed to the writer.
+    async fn stop(self) -> anyhow::Result<Decoders> {
+        let tailer = self.tailer;
+        tokio::task::spawn_blocking(move || tailer.stop())
+            .await
+            .context("the tailer panicked")?;
+        match self.decoder.await {
+            Ok(ended) => ended,
+            Err(e) => Err(anyhow::anyhow!("the decoder panicked: {e}")),
+        }
+    }
 }
 
 /// A duration as a config file writes it: `7d`, `36h`, `1m`, `300ms`.
@@ -301,13 +419,15 @@ async fn retention_loop(
     }
 }
 
-/// Turns tail batches into writer batches: one in, one out, the checkpoint with the records.
+/// Turns tail batches into writer batches: one in, one out, the checkpoint with the records,
+/// stamped with the writer generation the tailer started from. Ends with the tailer.
 fn decode_loop(
     mut rx: mpsc::Receiver<TailBatch>,
     mut decoders: Decoders,
     writer: WriterHandle,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<()> {
+    generation: u64,
+) -> anyhow::Result<Decoders> {
     let mut out = Output::default();
     let mut n_warnings = 0u64;
     while let Some(batch) = rx.blocking_recv() {
@@ -352,11 +472,15 @@ fn decode_loop(
         if !records.is_empty() {
             metrics.count_ingest("file", records.len() as u64, 0);
         }
-        writer
-            .blocking_send(Batch::new(records, vec![batch.checkpoint]))
-            .context("the index writer stopped")?;
+        let batch = Batch::new(records, vec![batch.checkpoint]).in_generation(generation);
+        match writer.blocking_send(batch) {
+            Ok(()) => {}
+            // Read again from the last commit once the writer resumes (`serve` restarts us).
+            Err(index::Error::Paused { .. }) => {}
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot index the tailed lines")),
+        }
     }
-    Ok(())
+    Ok(decoders)
 }
 
 /// A decoder per source and service: a source without a service names records after the

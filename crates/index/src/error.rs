@@ -19,6 +19,31 @@ pub enum Error {
         #[source]
         source: tantivy::TantivyError,
     },
+    /// Another process holds the index's lock ([`crate::IndexLock`]).
+    #[error(
+        "another threadline process{pid} is writing {dir}",
+        pid = .pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        dir = .dir.display()
+    )]
+    Locked { dir: PathBuf, pid: Option<u32> },
+    #[error("cannot take the index lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Segment files without the `meta.json` that lists them: starting an empty index there
+    /// would delete them at its first commit.
+    #[error(
+        "{path} holds index files ({found}) but no meta.json, the file that lists them: refusing to start an empty index there, whose first commit would delete them. Restore meta.json from a backup, or move the directory away to start afresh",
+        path = .path.display()
+    )]
+    MissingMeta { path: PathBuf, found: String },
+    #[error("no index at {path}", path = .path.display())]
+    NoIndex { path: PathBuf },
+    /// A segment file is missing or unreadable (found when opening the index).
+    #[error("the index at {path} is damaged: {message}", path = .path.display())]
+    Damaged { path: PathBuf, message: String },
     #[error("{context}: {source}")]
     Tantivy {
         context: &'static str,
@@ -40,8 +65,19 @@ pub enum Error {
     Cursor { cursor: String },
     #[error("invalid aggregation: {message}")]
     Aggregation { message: String },
-    #[error("the index writer has stopped")]
+    /// The writer thread is gone: shut down, or it panicked (its panic message is in the log).
+    #[error("the index writer is not running (it was shut down or it panicked)")]
     WriterClosed,
+    /// An error (a full disk, too many open files) paused indexing; the writer retries by
+    /// itself. Retryable: nothing of the refused work was committed.
+    #[error("indexing is paused: {cause}; nothing was committed, retry later")]
+    Paused { cause: String },
+    /// A batch made before the writer's last rollback: its source must restart from the
+    /// committed checkpoints.
+    #[error(
+        "the batch was produced before the writer rolled back; re-read it from the last commit"
+    )]
+    Stale,
     #[error("commit failed: {message}")]
     Commit { message: String },
     #[error("the index writer thread panicked")]

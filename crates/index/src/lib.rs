@@ -8,9 +8,11 @@
 mod agg;
 mod arrivals;
 mod catalog;
+mod check;
 mod collect;
 pub mod doc;
 mod error;
+mod lock;
 pub mod query;
 mod retention;
 pub mod schema;
@@ -30,7 +32,9 @@ pub use crate::agg::{
 };
 pub use crate::arrivals::Arrivals;
 pub use crate::catalog::{DependencyLink, Operation};
+pub use crate::check::{CheckReport, DamagedFile, check};
 pub use crate::error::{Error, Result};
+pub use crate::lock::{IndexLock, LOCK_FILE};
 pub use crate::retention::{RetentionPolicy, RetentionReport};
 pub use crate::schema::Fields;
 pub use crate::search::{
@@ -39,7 +43,7 @@ pub use crate::search::{
 };
 pub use crate::trace::{Trace, TraceLog, TraceSpan};
 pub use crate::writer::{
-    Ack, Batch, TrySendError, Writer, WriterConfig, WriterHandle, WriterStats,
+    Ack, Batch, Pause, TrySendError, Writer, WriterConfig, WriterHandle, WriterStats, WriterStatus,
 };
 
 use crate::error::Context as _;
@@ -77,28 +81,60 @@ struct Inner {
 
 impl Index {
     /// Opens the index in `dir`, creating the directory and an empty index when there is none.
+    ///
+    /// A directory that holds index files but no `meta.json` is refused
+    /// ([`Error::MissingMeta`]): an empty index created there would delete them at its first
+    /// commit. A writer should hold the [`IndexLock`] before calling this.
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<Index> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
             path: dir.to_owned(),
             source,
         })?;
+        if dir.join(META_FILE).exists() {
+            return Index::open(dir);
+        }
+        refuse_leftovers(dir)?;
+        let tantivy = tantivy::Index::builder()
+            .schema(Fields::new().schema)
+            .settings(settings())
+            .create_in_dir(dir)
+            .map_err(|source| Error::Open {
+                path: dir.to_owned(),
+                source,
+            })?;
+        let fields = Fields::from_schema(&tantivy.schema()).map_err(|source| Error::Open {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Index::with_tantivy(tantivy, fields, Some(dir.to_owned()))
+    }
+
+    /// Opens the existing index in `dir`: [`Error::NoIndex`] when there is none,
+    /// [`Error::MissingMeta`] when its `meta.json` is gone, [`Error::Damaged`] when a segment
+    /// file is missing or unreadable.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Index> {
+        let dir = dir.as_ref();
+        if !dir.join(META_FILE).exists() {
+            refuse_leftovers(dir)?;
+            return Err(Error::NoIndex {
+                path: dir.to_owned(),
+            });
+        }
         let open_err = |source| Error::Open {
             path: dir.to_owned(),
             source,
         };
-        let exists = dir.join("meta.json").exists();
-        let tantivy = if exists {
-            tantivy::Index::open_in_dir(dir).map_err(open_err)?
-        } else {
-            tantivy::Index::builder()
-                .schema(Fields::new().schema)
-                .settings(settings())
-                .create_in_dir(dir)
-                .map_err(open_err)?
-        };
+        let tantivy = tantivy::Index::open_in_dir(dir).map_err(open_err)?;
         let fields = Fields::from_schema(&tantivy.schema()).map_err(open_err)?;
-        Index::with_tantivy(tantivy, fields, Some(dir.to_owned()))
+        Index::with_tantivy(tantivy, fields, Some(dir.to_owned())).map_err(|e| match e {
+            // The reader opens every segment file: one missing or cut short fails here.
+            Error::Tantivy { source, .. } => Error::Damaged {
+                path: dir.to_owned(),
+                message: format!("cannot open its segments: {source}"),
+            },
+            other => other,
+        })
     }
 
     /// A fresh index in memory (tests, demos). Checkpoints work as on disk.
@@ -267,6 +303,42 @@ impl Checkpoints {
         serde_json::json!({"v": PAYLOAD_VERSION, "checkpoints": self.0, "next_seq": next_seq})
             .to_string()
     }
+}
+
+/// tantivy's list of the committed segments and the commit payload.
+const META_FILE: &str = "meta.json";
+
+/// Fails when `dir` (without a `meta.json`) holds what tantivy writes: `.managed.json` or
+/// segment files (`<32 hex digits>.<component>`).
+fn refuse_leftovers(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut found: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name == ".managed.json" || is_segment_file(name))
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort();
+    let n = found.len();
+    found.truncate(3);
+    let mut shown = found.join(", ");
+    if n > 3 {
+        shown.push_str(&format!(" and {} more", n - 3));
+    }
+    Err(Error::MissingMeta {
+        path: dir.to_owned(),
+        found: shown,
+    })
+}
+
+/// `0123456789abcdef0123456789abcdef.idx`: a segment id and a component.
+fn is_segment_file(name: &str) -> bool {
+    name.split_once('.')
+        .is_some_and(|(id, _)| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn settings() -> IndexSettings {

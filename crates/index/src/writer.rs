@@ -1,18 +1,25 @@
 //! The writer: the one owner of the tantivy `IndexWriter`, on its own thread, fed batches through
 //! a bounded channel. It group-commits on an interval or a size, always with the sources'
 //! checkpoints as the commit payload, reloads the reader, and only then completes the acks.
+//!
+//! An error while indexing or committing (a full disk, too many open files) does not stop the
+//! writer: it fails the acks of everything uncommitted, rolls back to the last commit, bumps its
+//! generation and pauses (see [`WriterStatus`]); it then probes the index directory on a
+//! backoff and resumes by itself once the cause is gone. Sources that send checkpoints restart
+//! from the committed ones when the generation changes (their stale batches are dropped).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use model::Record;
+use tantivy::directory::error::{OpenReadError, OpenWriteError};
 use tantivy::indexer::IndexWriterOptions;
 use tantivy::merge_policy::LogMergePolicy;
-use tantivy::{IndexWriter, Opstamp};
-use tokio::sync::{mpsc, oneshot};
+use tantivy::{IndexWriter, Opstamp, TantivyError};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Context as _, Error, Result};
 use crate::retention::{self, RetentionPolicy, RetentionReport};
@@ -38,6 +45,8 @@ pub struct Batch {
     pub checkpoints: Vec<(String, serde_json::Value)>,
     /// Completed after the commit that holds this batch ("ack means durable").
     pub ack: Option<Ack>,
+    /// The writer generation its source started from (see [`Batch::in_generation`]).
+    generation: Option<u64>,
 }
 
 /// Writer tuning; `Default` is right for a single machine.
@@ -54,6 +63,10 @@ pub struct WriterConfig {
     /// tantivy's indexing memory, split over `num_threads` (at least 15 MB each).
     pub memory_budget: usize,
     pub num_threads: usize,
+    /// After an error pauses indexing, the first retry comes this long after; each failed
+    /// retry doubles the wait, up to `max_retry_interval`.
+    pub retry_interval: Duration,
+    pub max_retry_interval: Duration,
 }
 
 /// A batch that `try_send` could not queue, handed back.
@@ -63,6 +76,8 @@ pub enum TrySendError {
     Full(Batch),
     /// The writer has stopped.
     Closed(Batch),
+    /// Indexing is paused by an error (answer 503 with `Retry-After`): the cause, and the batch.
+    Paused { cause: String, batch: Batch },
 }
 
 /// A cheap, cloneable handle for sending to the writer (the tailer, the OTLP receiver, ...).
@@ -89,6 +104,36 @@ pub struct WriterStats {
     /// Messages waiting in the channel.
     pub queue_depth: usize,
     pub queue_capacity: usize,
+    /// Times an error paused indexing since start.
+    pub pauses: u64,
+    /// Why indexing is paused, while it is.
+    pub paused: Option<Pause>,
+    /// The writer thread has ended (shut down, or panicked).
+    pub stopped: bool,
+}
+
+/// Whether the writer indexes, and how often it has rolled back: what `/readyz` reports and what
+/// a checkpointed source watches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WriterStatus {
+    /// Bumped each time an error rolls back uncommitted work. A source whose batches carry
+    /// checkpoints stamps them with the generation it started from
+    /// ([`Batch::in_generation`]); the writer drops batches of an older generation, so such a
+    /// source must restart from [`Index::checkpoints`] when this changes.
+    pub generation: u64,
+    /// Why indexing is paused, while it is; `None` while the writer indexes.
+    pub paused: Option<Pause>,
+}
+
+/// Why and since when indexing is paused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pause {
+    /// What failed and why, the OS error included: "committing: No space left on device
+    /// (os error 28)".
+    pub cause: String,
+    /// The `std::io::ErrorKind` of the cause (`StorageFull`, ...), when it is an I/O error.
+    pub io_kind: Option<String>,
+    pub since: SystemTime,
 }
 
 enum Msg {
@@ -102,11 +147,13 @@ enum Msg {
     Shutdown,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     records_indexed: AtomicU64,
     commits: AtomicU64,
     last_commit_latency_us: AtomicU64,
+    pauses: AtomicU64,
+    status: watch::Sender<WriterStatus>,
 }
 
 /// The writer thread's state.
@@ -125,6 +172,20 @@ struct State {
     pending_acks: Vec<Ack>,
     /// When the oldest uncommitted batch arrived.
     pending_since: Option<Instant>,
+    /// To build a new tantivy writer when a rollback fails.
+    options: IndexWriterOptions,
+    /// Set while indexing is paused.
+    paused: Option<Paused>,
+    /// The wait before the next retry; doubles on each failure, reset by a successful commit.
+    backoff: Duration,
+}
+
+/// The writer thread's side of a pause.
+struct Paused {
+    cause: String,
+    retry_at: Instant,
+    /// The rollback failed: the tantivy writer must be built anew before indexing again.
+    writer_lost: bool,
 }
 
 impl Default for WriterConfig {
@@ -136,6 +197,8 @@ impl Default for WriterConfig {
             queue_capacity: 64,
             memory_budget: 128 << 20,
             num_threads: 2,
+            retry_interval: Duration::from_secs(1),
+            max_retry_interval: Duration::from_secs(10),
         }
     }
 }
@@ -147,7 +210,17 @@ impl Batch {
             records,
             checkpoints,
             ack: None,
+            generation: None,
         }
+    }
+
+    /// Marks a batch of a checkpointed source as produced from the committed checkpoints of
+    /// writer generation `generation` ([`WriterStatus::generation`]). After a rollback the
+    /// writer drops such batches of older generations: their records follow records that
+    /// were never committed, and their source reads them again from the committed checkpoints.
+    pub fn in_generation(mut self, generation: u64) -> Batch {
+        self.generation = Some(generation);
+        self
     }
 
     /// A batch with an ack, and the receiver that completes after its commit.
@@ -161,6 +234,7 @@ impl Batch {
                 records,
                 checkpoints,
                 ack: Some(tx),
+                generation: None,
             },
             rx,
         )
@@ -168,8 +242,9 @@ impl Batch {
 }
 
 impl Writer {
-    /// Takes the index's writer lock (one writer per index, across processes) and starts the
-    /// writer thread. Checkpoints carry over from the last commit's payload.
+    /// Takes tantivy's writer lock and starts the writer thread. Checkpoints carry over from
+    /// the last commit's payload. A process should hold the [`crate::IndexLock`] first, taken
+    /// before the index was opened.
     pub fn start(index: &Index, config: WriterConfig) -> Result<Writer> {
         let num_threads = config.num_threads.clamp(1, 8);
         let per_thread = (config.memory_budget / num_threads).max(15_000_000);
@@ -179,15 +254,19 @@ impl Writer {
             .build();
         let writer: IndexWriter = index
             .tantivy()
-            .writer_with_options(options)
+            .writer_with_options(options.clone())
             .context("opening the index writer")?;
-        let mut merge_policy = LogMergePolicy::default();
-        merge_policy.set_del_docs_ratio_before_merge(DELETED_RATIO_BEFORE_MERGE);
-        writer.set_merge_policy(Box::new(merge_policy));
+        writer.set_merge_policy(merge_policy());
         let committed = index.checkpoints()?;
         let next_seq = next_seq(index)?.max(index.payload_next_seq()?);
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters {
+            records_indexed: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            last_commit_latency_us: AtomicU64::new(0),
+            pauses: AtomicU64::new(0),
+            status: watch::Sender::new(WriterStatus::default()),
+        });
         let state = State {
             index: index.clone(),
             last_opstamp: writer.commit_opstamp(),
@@ -201,6 +280,9 @@ impl Writer {
             pending_bytes: 0,
             pending_acks: Vec::new(),
             pending_since: None,
+            options,
+            paused: None,
+            backoff: Duration::ZERO,
         };
         let thread = std::thread::Builder::new()
             .name("threadline-writer".into())
@@ -238,8 +320,10 @@ impl std::ops::Deref for Writer {
 }
 
 impl WriterHandle {
-    /// Queues a batch, waiting while the queue is full.
+    /// Queues a batch, waiting while the queue is full. Refused with [`Error::Paused`] while
+    /// indexing is paused (a batch queued just before a pause is dropped, its ack failed).
     pub async fn send(&self, batch: Batch) -> Result<()> {
+        self.check_paused()?;
         self.tx
             .send(Msg::Batch(batch))
             .await
@@ -248,13 +332,36 @@ impl WriterHandle {
 
     /// [`WriterHandle::send`] for a plain thread (panics inside an async runtime).
     pub fn blocking_send(&self, batch: Batch) -> Result<()> {
+        self.check_paused()?;
         self.tx
             .blocking_send(Msg::Batch(batch))
             .map_err(|_| Error::WriterClosed)
     }
 
+    /// Whether the writer indexes, its generation, and why it is paused if it is.
+    pub fn status(&self) -> WriterStatus {
+        self.counters.status.borrow().clone()
+    }
+
+    /// Follows [`WriterHandle::status`] as it changes.
+    pub fn subscribe(&self) -> watch::Receiver<WriterStatus> {
+        self.counters.status.subscribe()
+    }
+
+    fn check_paused(&self) -> Result<()> {
+        match &self.counters.status.borrow().paused {
+            Some(pause) => Err(Error::Paused {
+                cause: pause.cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Queues a batch only if there is room now, for callers that must not block.
     pub fn try_send(&self, batch: Batch) -> Result<(), TrySendError> {
+        if let Err(Error::Paused { cause }) = self.check_paused() {
+            return Err(TrySendError::Paused { cause, batch });
+        }
         self.tx.try_send(Msg::Batch(batch)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(Msg::Batch(b)) => TrySendError::Full(b),
             mpsc::error::TrySendError::Closed(Msg::Batch(b)) => TrySendError::Closed(b),
@@ -301,6 +408,9 @@ impl WriterHandle {
     pub fn stats(&self) -> WriterStats {
         let c = &self.counters;
         WriterStats {
+            pauses: c.pauses.load(Ordering::Relaxed),
+            paused: c.status.borrow().paused.clone(),
+            stopped: self.tx.is_closed(),
             records_indexed: c.records_indexed.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             last_commit_latency: Duration::from_micros(
@@ -328,7 +438,11 @@ impl State {
                     message: e.to_string(),
                 }));
             }
-            let _ = self.writer.rollback();
+            // A pause has rolled back already (and a second rollback after a failed one would
+            // panic in tantivy: the writer no longer holds its lock).
+            if self.paused.is_none() {
+                let _ = self.writer.rollback();
+            }
             return result;
         }
         self.writer
@@ -338,14 +452,24 @@ impl State {
 
     async fn serve(&mut self, mut rx: mpsc::Receiver<Msg>) -> Result<()> {
         loop {
-            let msg = match self.pending_since {
-                Some(since) => {
-                    let deadline =
-                        tokio::time::Instant::from_std(since + self.config.commit_interval);
+            // While paused: the next retry; otherwise the commit interval of pending work.
+            let deadline = match (&self.paused, self.pending_since) {
+                (Some(paused), _) => Some(paused.retry_at),
+                (None, Some(since)) => Some(since + self.config.commit_interval),
+                (None, None) => None,
+            };
+            let msg = match deadline {
+                Some(deadline) => {
+                    let deadline = tokio::time::Instant::from_std(deadline);
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
                         Ok(msg) => msg,
                         Err(_elapsed) => {
-                            self.commit()?;
+                            if self.paused.is_some() {
+                                self.retry();
+                            } else {
+                                // A failure pauses the writer and fails the acks.
+                                let _ = self.commit();
+                            }
                             continue;
                         }
                     }
@@ -379,13 +503,42 @@ impl State {
     }
 
     fn add(&mut self, batch: Batch) -> Result<()> {
+        if let Some(paused) = &self.paused {
+            // Nothing is indexed while paused: the sender learns why (an OTLP client gets a
+            // 503 and retries; a checkpointed source reads it again from the last commit).
+            if let Some(ack) = batch.ack {
+                let _ = ack.send(Err(paused.refusal()));
+            }
+            return Ok(());
+        }
+        if batch
+            .generation
+            .is_some_and(|generation| generation != self.generation())
+        {
+            // Produced before the last rollback: its source re-reads it from the checkpoints.
+            if let Some(ack) = batch.ack {
+                let _ = ack.send(Err(Error::Stale));
+            }
+            return Ok(());
+        }
         let fields = self.index.fields().clone();
         for record in &batch.records {
             let (document, n_bytes) = doc::to_document(record, &fields, self.next_seq);
             self.next_seq += 1;
-            self.writer
-                .add_document(document)
-                .context("adding a document")?;
+            if let Err(e) = self.writer.add_document(document) {
+                self.pending_acks.extend(batch.ack);
+                // An indexing thread died ("an index writer was killed"): the commit reports
+                // the I/O error that killed it.
+                let cause = match self.writer.prepare_commit() {
+                    Err(cause) => cause,
+                    Ok(prepared) => {
+                        let _ = prepared.abort();
+                        e
+                    }
+                };
+                self.pause("indexing a record", cause);
+                return Ok(());
+            }
             self.pending_bytes += n_bytes;
         }
         self.pending_records += batch.records.len();
@@ -395,23 +548,28 @@ impl State {
         if self.pending_records >= self.config.commit_records
             || self.pending_bytes >= self.config.commit_bytes
         {
-            self.commit()?;
+            let _ = self.commit();
         }
         Ok(())
     }
 
-    /// Commits now and answers the flush; a failed commit also stops the writer.
+    /// Commits now and answers the flush (with the cause while paused).
     fn flush(&mut self, reply: oneshot::Sender<Result<Opstamp>>) -> Result<()> {
-        match self.commit() {
-            Ok(opstamp) => {
-                let _ = reply.send(Ok(opstamp));
-                Ok(())
-            }
-            Err(e) => {
-                let _ = reply.send(Err(Error::Commit {
-                    message: e.to_string(),
-                }));
-                Err(e)
+        let _ = reply.send(self.commit());
+        Ok(())
+    }
+
+    /// Commits pending work with the merged checkpoints as payload; a failure pauses the
+    /// writer (its acks fail, the work is rolled back) and is returned.
+    fn commit(&mut self) -> Result<Opstamp> {
+        if let Some(paused) = &self.paused {
+            return Err(paused.refusal());
+        }
+        match self.try_commit() {
+            Ok(opstamp) => Ok(opstamp),
+            Err(cause) => {
+                self.pause("committing", cause);
+                Err(self.paused.as_ref().expect("just paused").refusal())
             }
         }
     }
@@ -482,29 +640,30 @@ impl State {
         Ok(true)
     }
 
-    /// Commits pending work with the merged checkpoints as payload. Never a plain `commit()`,
-    /// which would clear the payload.
-    fn commit(&mut self) -> Result<Opstamp> {
+    /// Never a plain `commit()`, which would clear the payload.
+    fn try_commit(&mut self) -> tantivy::Result<Opstamp> {
         if self.pending_since.is_none() {
             return Ok(self.last_opstamp);
         }
         let started = Instant::now();
         let mut checkpoints = self.committed.clone();
-        for (key, value) in std::mem::take(&mut self.pending_checkpoints) {
+        for (key, value) in &self.pending_checkpoints {
             // A source that is gone (the tailer's expiry) sends `null`: forget it, so the
             // payload does not grow with every file ever rotated away.
             if value.is_null() {
-                checkpoints.remove(&key);
+                checkpoints.remove(key);
             } else {
-                checkpoints.insert(key, value);
+                checkpoints.insert(key.clone(), value.clone());
             }
         }
         let payload = checkpoints.to_payload(self.next_seq);
-        let mut prepared = self.writer.prepare_commit().context("preparing a commit")?;
+        let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(&payload);
-        let opstamp = prepared.commit().context("committing")?;
+        let opstamp = prepared.commit()?;
+        self.pending_checkpoints.clear();
         self.committed = checkpoints;
         self.last_opstamp = opstamp;
+        self.backoff = Duration::ZERO;
         // Read-your-writes: the reader uses ReloadPolicy::Manual. A failed reload leaves the
         // data durable and searches a commit behind; the next commit retries.
         let _ = self.index.reader().reload();
@@ -522,9 +681,191 @@ impl State {
         }
         Ok(opstamp)
     }
+
+    fn generation(&self) -> u64 {
+        self.counters.status.borrow().generation
+    }
+
+    /// Fails every uncommitted ack, rolls back to the last commit, bumps the generation and
+    /// pauses until [`State::retry`] finds the cause gone.
+    fn pause(&mut self, doing: &str, cause: TantivyError) {
+        let io_kind = io_error(&cause).map(|e| format!("{:?}", e.kind()));
+        let cause = describe(doing, &cause);
+        tracing::error!(
+            cause = %cause,
+            "indexing paused: uncommitted records are rolled back and will be read or sent again; \
+             the writer retries by itself"
+        );
+        for ack in self.pending_acks.drain(..) {
+            let _ = ack.send(Err(Error::Paused {
+                cause: cause.clone(),
+            }));
+        }
+        self.pending_checkpoints.clear();
+        self.pending_records = 0;
+        self.pending_bytes = 0;
+        self.pending_since = None;
+        let writer_lost = self.roll_back().is_err();
+        self.backoff =
+            (self.backoff * 2).clamp(self.config.retry_interval, self.config.max_retry_interval);
+        self.paused = Some(Paused {
+            cause: cause.clone(),
+            retry_at: Instant::now() + self.backoff,
+            writer_lost,
+        });
+        self.counters.pauses.fetch_add(1, Ordering::Relaxed);
+        self.counters.status.send_modify(|status| {
+            status.generation += 1;
+            status.paused = Some(Pause {
+                cause,
+                io_kind,
+                since: SystemTime::now(),
+            });
+        });
+    }
+
+    /// Back to the last commit, and the disk space of segments it never used given back.
+    fn roll_back(&mut self) -> tantivy::Result<()> {
+        self.writer.rollback()?;
+        let _ = self.writer.garbage_collect_files().wait();
+        Ok(())
+    }
+
+    /// Resumes if a writer can be had and the index directory takes a write; otherwise waits
+    /// twice as long for the next try.
+    fn retry(&mut self) {
+        let Some(paused) = &mut self.paused else {
+            return;
+        };
+        let outcome = (|| {
+            if paused.writer_lost {
+                // tantivy's rollback takes the writer's lock out before rebuilding; when the
+                // rebuild failed the old writer has none and must be replaced.
+                let writer = self
+                    .index
+                    .tantivy()
+                    .writer_with_options(self.options.clone())
+                    .map_err(|e| describe("reopening the index writer", &e))?;
+                writer.set_merge_policy(merge_policy());
+                self.writer = writer;
+                paused.writer_lost = false;
+            } else {
+                let _ = self.writer.garbage_collect_files().wait();
+            }
+            if let Some(dir) = self.index.path() {
+                probe(dir).map_err(|e| {
+                    format!(
+                        "writing a {PROBE_BYTES}-byte test file in {}: {e}",
+                        dir.display()
+                    )
+                })?;
+            }
+            Ok::<_, String>(())
+        })();
+        match outcome {
+            Ok(()) => {
+                // The disk's truth: a commit may have landed although it reported an error.
+                match self.index.checkpoints() {
+                    Ok(committed) => self.committed = committed,
+                    Err(e) => tracing::warn!(error = %e, "cannot re-read the checkpoints"),
+                }
+                self.last_opstamp = self.writer.commit_opstamp();
+                let since = self
+                    .counters
+                    .status
+                    .borrow()
+                    .paused
+                    .as_ref()
+                    .map(|p| p.since);
+                let paused_for = since.and_then(|s| s.elapsed().ok()).unwrap_or_default();
+                tracing::info!(
+                    paused_s = paused_for.as_secs(),
+                    "indexing resumed: the index directory takes writes again"
+                );
+                self.paused = None;
+                self.counters
+                    .status
+                    .send_modify(|status| status.paused = None);
+            }
+            Err(still) => {
+                self.backoff = (self.backoff * 2)
+                    .clamp(self.config.retry_interval, self.config.max_retry_interval);
+                paused.retry_at = Instant::now() + self.backoff;
+                tracing::warn!(
+                    cause = %still,
+                    retry_in_s = self.backoff.as_secs_f64(),
+                    "indexing still paused"
+                );
+            }
+        }
+    }
+}
+
+impl Paused {
+    fn refusal(&self) -> Error {
+        Error::Paused {
+            cause: self.cause.clone(),
+        }
+    }
+}
+
+/// Bytes written (and removed) to test that the index directory takes writes again.
+const PROBE_BYTES: usize = 1 << 20;
+
+/// Writes, syncs and removes a test file: fails while the disk is full or no file can be
+/// opened.
+fn probe(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let path = dir.join(".threadline-probe");
+    let result = (|| {
+        let mut file = std::fs::File::create(&path)?;
+        file.write_all(&vec![0u8; PROBE_BYTES])?;
+        file.sync_data()
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// The I/O error inside a tantivy error, if there is one.
+fn io_error(err: &TantivyError) -> Option<&std::io::Error> {
+    use tantivy::directory::error::OpenDirectoryError;
+    match err {
+        TantivyError::IoError(e) => Some(e),
+        TantivyError::OpenReadError(OpenReadError::IoError { io_error, .. })
+        | TantivyError::OpenWriteError(OpenWriteError::IoError { io_error, .. })
+        | TantivyError::OpenDirectoryError(OpenDirectoryError::IoError { io_error, .. }) => {
+            Some(io_error)
+        }
+        _ => None,
+    }
+}
+
+/// "committing: No space left on device (os error 28)": what was being done and the OS error
+/// (tantivy's own text otherwise), so a log reader knows what to fix.
+fn describe(doing: &str, err: &TantivyError) -> String {
+    match io_error(err) {
+        Some(io) => {
+            let file = match err {
+                TantivyError::OpenReadError(OpenReadError::IoError { filepath, .. })
+                | TantivyError::OpenWriteError(OpenWriteError::IoError { filepath, .. }) => {
+                    format!(" ({})", filepath.display())
+                }
+                _ => String::new(),
+            };
+            format!("{doing}: {io}{file}")
+        }
+        None => format!("{doing}: {err}"),
+    }
 }
 
 /// One past the largest sequence number committed, so `seq` stays unique across restarts.
+/// tantivy's log merge policy, which also merges a segment for its deleted records (retention).
+fn merge_policy() -> Box<LogMergePolicy> {
+    let mut policy = LogMergePolicy::default();
+    policy.set_del_docs_ratio_before_merge(DELETED_RATIO_BEFORE_MERGE);
+    Box::new(policy)
+}
+
 fn next_seq(index: &Index) -> Result<u64> {
     let searcher = index.searcher();
     let mut next = 0;

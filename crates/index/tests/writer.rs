@@ -218,6 +218,7 @@ fn try_send_refuses_when_the_queue_is_full() {
                 full += 1;
             }
             Err(TrySendError::Closed(_)) => panic!("writer closed"),
+            Err(TrySendError::Paused { cause, .. }) => panic!("writer paused: {cause}"),
         }
     }
     assert!(full > 0, "a one-slot queue fills up");
@@ -227,5 +228,162 @@ fn try_send_refuses_when_the_queue_is_full() {
         index.num_docs(),
         sent * 50,
         "shutdown commits everything received"
+    );
+}
+
+/// A small tmpfs mounted for one test (needs root); unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None`, with the reason printed, where mounting is not permitted.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Tmpfs { dir }),
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a {size} tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills the file system with `filler` until it refuses another byte.
+    fn fill(&self, filler: &std::path::Path) {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(filler).unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        loop {
+            if file.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        // Whatever a 64 KiB chunk left over.
+        while file.write_all(&[7u8]).is_ok() {}
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_pauses_indexing_acknowledges_nothing_loses_nothing_and_resumes() {
+    let Some(tmpfs) = Tmpfs::mount("8m") else {
+        return;
+    };
+    let dir = tmpfs.path().join("index");
+    let index = Index::open_or_create(&dir).unwrap();
+    let writer = Writer::start(
+        &index,
+        WriterConfig {
+            commit_interval: Duration::from_secs(60),
+            retry_interval: Duration::from_millis(50),
+            max_retry_interval: Duration::from_millis(200),
+            num_threads: 1,
+            memory_budget: 16 << 20,
+            ..WriterConfig::default()
+        },
+    )
+    .unwrap();
+    writer
+        .blocking_send(Batch::new(
+            lines("before", 0..200),
+            vec![("file:a".into(), json!(1))],
+        ))
+        .unwrap();
+    writer.blocking_flush().unwrap();
+    assert_eq!(index.num_docs(), 200);
+
+    let filler = tmpfs.path().join("filler");
+    tmpfs.fill(&filler);
+    let (batch, ack) = Batch::with_ack(lines("full", 0..2_000), vec![("file:a".into(), json!(2))]);
+    writer.blocking_send(batch).unwrap();
+    let err = writer.blocking_flush().unwrap_err().to_string();
+    assert!(
+        err.contains("No space left on device (os error 28)"),
+        "the cause is named: {err}"
+    );
+    let acked = ack.blocking_recv().unwrap();
+    assert!(acked.is_err(), "nothing uncommitted is acknowledged");
+    let status = writer.status();
+    let pause = status.paused.expect("paused");
+    assert_eq!(pause.io_kind.as_deref(), Some("StorageFull"));
+    assert_eq!(status.generation, 1);
+    assert_eq!(writer.stats().pauses, 1);
+    // Refused while paused, with the cause; searches still answer from the last commit.
+    let refused = writer.blocking_send(Batch::new(lines("refused", 0..5), vec![]));
+    assert!(
+        matches!(refused, Err(index::Error::Paused { .. })),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        writer.try_send(Batch::new(vec![], vec![])),
+        Err(TrySendError::Paused { .. })
+    ));
+    assert_eq!(index.num_docs(), 200);
+    assert_eq!(index.checkpoints().unwrap().get("file:a"), Some(&json!(1)));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(writer.status().paused.is_some(), "still full: still paused");
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while writer.status().paused.is_some() {
+        assert!(std::time::Instant::now() < deadline, "did not resume");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A batch its source made before the rollback is dropped; one re-read from the committed
+    // checkpoint (generation 1) is indexed.
+    let (stale, stale_ack) =
+        Batch::with_ack(lines("stale", 0..10), vec![("file:a".into(), json!(99))]);
+    writer.blocking_send(stale.in_generation(0)).unwrap();
+    let (again, again_ack) =
+        Batch::with_ack(lines("full", 0..2_000), vec![("file:a".into(), json!(2))]);
+    writer.blocking_send(again.in_generation(1)).unwrap();
+    writer.blocking_flush().unwrap();
+    assert!(matches!(
+        stale_ack.blocking_recv().unwrap(),
+        Err(index::Error::Stale)
+    ));
+    assert!(again_ack.blocking_recv().unwrap().is_ok());
+    assert_eq!(index.num_docs(), 2_200);
+    assert_eq!(index.checkpoints().unwrap().get("file:a"), Some(&json!(2)));
+
+    // Shut down while paused: an error naming the cause, not a panic; the index is intact.
+    tmpfs.fill(&filler);
+    writer
+        .blocking_send(Batch::new(lines("lost", 0..2_000), vec![]))
+        .unwrap();
+    assert!(writer.blocking_flush().is_err());
+    let err = writer.shutdown().unwrap_err();
+    assert!(matches!(err, index::Error::Paused { .. }), "{err:?}");
+    std::fs::remove_file(&filler).unwrap();
+    drop(index);
+    let reopened = Index::open_or_create(&dir).unwrap();
+    assert_eq!(reopened.num_docs(), 2_200, "nothing committed was lost");
+    assert_eq!(
+        reopened.checkpoints().unwrap().get("file:a"),
+        Some(&json!(2))
     );
 }

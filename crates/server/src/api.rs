@@ -60,14 +60,20 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Ready when the index answers and the writer accepts work (a flush of nothing is a no-op
-/// for the writer, and fails once its thread has stopped).
+/// for the writer, and fails once its thread has stopped). While an error pauses indexing the
+/// answer is a 503 naming the cause (searches still answer).
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let num_docs = state.index.num_docs();
+    if let Some(pause) = state.writer.status().paused {
+        let for_s = pause.since.elapsed().unwrap_or_default().as_secs();
+        return Err(ApiError::Unavailable(format!(
+            "indexing is paused (for {for_s} s; searches still answer): {}; it resumes by itself once that is fixed",
+            pause.cause
+        )));
+    }
     match tokio::time::timeout(Duration::from_secs(2), state.writer.flush()).await {
         Ok(Ok(_)) => Ok(Json(json!({"status": "ready", "num_docs": num_docs}))),
-        Ok(Err(e)) => Err(ApiError::Unavailable(format!(
-            "the index writer is not running: {e}"
-        ))),
+        Ok(Err(e)) => Err(ApiError::Unavailable(e.to_string())),
         Err(_) => Err(ApiError::Unavailable(
             "the index writer is busy; try again".into(),
         )),

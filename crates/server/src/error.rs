@@ -126,7 +126,9 @@ impl From<index::Error> for ApiError {
     fn from(err: index::Error) -> Self {
         match err {
             e if e.is_bad_request() => ApiError::BadRequest(e.to_string()),
-            e @ index::Error::WriterClosed => ApiError::Unavailable(e.to_string()),
+            e @ (index::Error::WriterClosed | index::Error::Paused { .. }) => {
+                ApiError::Unavailable(e.to_string())
+            }
             e => ApiError::Internal(e.to_string()),
         }
     }

@@ -173,6 +173,19 @@ impl Metrics {
             "threadline_writer_queue_capacity {}",
             writer.queue_capacity
         );
+        gauge(
+            &mut out,
+            "threadline_writer_up",
+            "1 while the writer indexes; 0 while an error (a full disk, too many open files) pauses it (the cause is in the log and /readyz) or after it stopped.",
+        );
+        let up = writer.paused.is_none() && !writer.stopped;
+        let _ = writeln!(out, "threadline_writer_up {}", u8::from(up));
+        counter(
+            &mut out,
+            "threadline_writer_pauses_total",
+            "Times an error paused indexing (uncommitted work rolled back) since start.",
+        );
+        let _ = writeln!(out, "threadline_writer_pauses_total {}", writer.pauses);
 
         let name = "threadline_ingest_ack_seconds";
         let _ = writeln!(

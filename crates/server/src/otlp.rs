@@ -131,13 +131,17 @@ async fn receive_in(
                 });
             }
             Err(TrySendError::Closed(_)) => {
-                return Err(ApiError::Unavailable("the index writer has stopped".into()));
+                return Err(index::Error::WriterClosed.into());
+            }
+            Err(TrySendError::Paused { cause, .. }) => {
+                return Err(index::Error::Paused { cause }.into());
             }
         }
         let queued = Instant::now();
         match ack.await {
             Ok(Ok(_opstamp)) => state.metrics.observe_ack(queued.elapsed()),
             // Not durable: 503 so the client retries, and the detail goes to the log.
+            Ok(Err(e @ index::Error::Paused { .. })) => return Err(e.into()),
             Ok(Err(e)) => return Err(ApiError::Unavailable(format!("the commit failed: {e}"))),
             Err(_) => {
                 return Err(ApiError::Unavailable(

@@ -461,6 +461,7 @@ async fn a_full_writer_queue_is_429_with_retry_after() {
                 Ok(()) => continue,
                 Err(TrySendError::Full(_)) => break,
                 Err(TrySendError::Closed(_)) => panic!("writer stopped"),
+                Err(TrySendError::Paused { cause, .. }) => panic!("writer paused: {cause}"),
             }
         }
         let reply = t

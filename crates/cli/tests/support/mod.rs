@@ -109,18 +109,28 @@ impl ServeCommand {
 
     /// Starts the server on a free port and waits until it listens.
     pub fn start(&self) -> Serve {
-        let mut child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        command
             .arg("--index")
             .arg(&self.index)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
-            .args(&self.args)
+            .args(&self.args);
+        Serve::spawn(command)
+    }
+}
+
+impl Serve {
+    /// Runs `command` (a `serve` or a `demo`) and waits until it prints `listening on URL`.
+    pub fn spawn(mut command: Command) -> Serve {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (url_tx, url_rx) = std::sync::mpsc::channel();
         {
@@ -152,9 +162,7 @@ impl ServeCommand {
             }
         }
     }
-}
 
-impl Serve {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -428,4 +436,83 @@ pub fn committed_checkpoints(index: &Path) -> serde_json::Map<String, Value> {
         .as_object()
         .cloned()
         .unwrap_or_default()
+}
+
+/// Runs the binary to completion (killed after `timeout`): its exit status, stdout and stderr.
+pub fn run_threadline(
+    bin: &Path,
+    args: &[&std::ffi::OsStr],
+    timeout: Duration,
+) -> std::process::Output {
+    let child = Command::new(bin)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(timeout).is_err() {
+            signal(pid, "KILL");
+        }
+    });
+    let output = child.wait_with_output().unwrap();
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    output
+}
+
+/// A small tmpfs mounted for one test (needs root), unmounted on drop: a disk that fills up.
+#[derive(Debug)]
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None`, with the reason printed, where mounting is not permitted.
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Tmpfs { dir }),
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a {size} tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `filler` until the file system refuses another byte.
+    pub fn fill(&self, filler: &Path) {
+        let mut file = File::create(filler).unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        while file.write_all(&[7u8]).is_ok() {}
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
 }
