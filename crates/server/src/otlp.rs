@@ -1,6 +1,9 @@
 //! The OTLP/HTTP receiver: `POST /v1/traces` and `/v1/logs`, protobuf or JSON, plain or gzip,
 //! answered in the request's content type. A 200 means durable: the handler waits for the
-//! commit that holds the request's records. A full writer queue is a 429 with `Retry-After`.
+//! commit that holds the request's records. A full writer queue is a 429 with `Retry-After`, a
+//! failed commit a 503. A retry of a request acknowledged in the last `retry_window` is
+//! answered again without indexing (see `recent.rs`). Records that cannot be decoded are
+//! rejected alone and counted in `partialSuccess`; a body that is not OTLP is a 400.
 
 use std::io::Read as _;
 use std::sync::Arc;
