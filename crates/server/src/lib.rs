@@ -85,7 +85,7 @@ pub struct ServerConfig {
     /// without being indexed. Zero turns this off.
     pub retry_window: Duration,
     /// Most requests remembered for `retry_window` (the oldest are forgotten first); each
-    /// costs about 100 bytes.
+    /// costs about 200 bytes, plus its partial-success message.
     pub retry_window_max_requests: usize,
 }
 

@@ -5,7 +5,8 @@
 //! A request is known by a BLAKE3 hash of its signal, its encoding and its body after gzip.
 //! The table holds at most `max_entries` acknowledged requests, each for `window`; an identical
 //! request still being indexed is waited for, never indexed beside it. Memory is bounded: a
-//! hash, a time and the answer's partial-success summary per entry.
+//! hash, a time and the answer's partial-success summary per entry (about 200 bytes), and at
+//! most [`MAX_MESSAGE_BYTES`] of partial-success messages in all.
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
@@ -16,6 +17,9 @@ use tokio::sync::watch;
 
 /// What a request is known by.
 pub(crate) type Key = [u8; 32];
+
+/// Partial-success messages kept in all; past it the oldest entries are forgotten first.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// The acknowledged requests of the last `window`.
 #[derive(Debug)]
@@ -60,6 +64,8 @@ struct Inner {
     entries: HashMap<Key, Entry>,
     /// Acknowledged keys, oldest first, for expiry and eviction.
     acked_order: VecDeque<(Key, Instant)>,
+    /// The length of every message held.
+    message_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -129,12 +135,17 @@ impl RecentRequests {
     fn expire(&self, inner: &mut Inner, now: Instant) {
         while let Some(&(key, at)) = inner.acked_order.front() {
             let too_old = now.saturating_duration_since(at) >= self.window;
-            if !too_old && inner.acked_order.len() <= self.max_entries {
+            if !too_old
+                && inner.acked_order.len() <= self.max_entries
+                && inner.message_bytes <= MAX_MESSAGE_BYTES
+            {
                 break;
             }
             inner.acked_order.pop_front();
-            if matches!(inner.entries.get(&key), Some(Entry::Acked { at: t, .. }) if *t == at) {
-                inner.entries.remove(&key);
+            if matches!(inner.entries.get(&key), Some(Entry::Acked { at: t, .. }) if *t == at)
+                && let Some(Entry::Acked { ack, .. }) = inner.entries.remove(&key)
+            {
+                inner.message_bytes -= ack.message.len();
             }
         }
     }
@@ -157,6 +168,7 @@ impl Claim {
             inner.entries.remove(&self.key);
             return;
         }
+        inner.message_bytes += ack.message.len();
         inner
             .entries
             .insert(self.key, Entry::Acked { at: now, ack });
@@ -243,6 +255,18 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         claim(recent.lookup([7; 32]));
         assert_eq!(recent.len_acked(), 0);
+
+        // Messages are bounded in all, whatever the number of entries.
+        let recent = RecentRequests::new(Duration::from_secs(600), 1000);
+        let long = Ack {
+            rejected: 1,
+            message: "x".repeat(MAX_MESSAGE_BYTES / 4),
+        };
+        for i in 0..8u8 {
+            claim(recent.lookup([i; 32])).acked(long.clone());
+        }
+        assert_eq!(recent.len_acked(), 4);
+        assert!(matches!(recent.lookup([7; 32]), Lookup::Acked(_)));
 
         let off = RecentRequests::new(Duration::ZERO, 3);
         claim(off.lookup([8; 32])).acked(ack(0));
