@@ -796,10 +796,11 @@ async fn json_that_is_not_otlp_is_a_400_not_an_empty_200() {
     );
 }
 
-/// A commit that fails (here the index directory is gone) is a retryable 503 with
-/// `Retry-After`, and is not remembered: the retry is tried again, not answered from memory.
+/// A writer that fails (here the index directory is gone) is a retryable 503 with
+/// `Retry-After`, not a 500, and the request is not remembered: the retry is tried again, not
+/// answered 200 from memory.
 #[tokio::test]
-async fn a_failed_commit_is_a_retryable_503_and_not_remembered() {
+async fn a_writer_failure_is_a_retryable_503_and_not_remembered() {
     let dir = tempfile::tempdir().unwrap();
     let index_dir = dir.path().join("index");
     let index = index::Index::open_or_create(&index_dir).unwrap();
@@ -827,5 +828,17 @@ async fn a_failed_commit_is_a_retryable_503_and_not_remembered() {
             "attempt {attempt}"
         );
         assert!(response.headers().contains_key("retry-after"));
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let message = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains("writer") || message.contains("commit"),
+            "attempt {attempt}: {message}"
+        );
     }
 }
