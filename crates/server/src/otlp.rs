@@ -195,10 +195,16 @@ async fn receive_in(
                 claim.acked(settled_answer);
                 Ok(())
             }
-            // Not durable: 503 so that the client retries (the claim is dropped, so the retry
-            // is indexed).
-            Ok(Err(e)) => Err(format!("the commit failed: {e}")),
-            Err(_) => Err("the index writer stopped before committing".to_owned()),
+            // Not durable: 503 so that the client retries, and the request is forgotten
+            // before the answer goes out, so that the retry is indexed.
+            Ok(Err(e)) => {
+                drop(claim);
+                Err(format!("the commit failed: {e}"))
+            }
+            Err(_) => {
+                drop(claim);
+                Err("the index writer stopped before committing".to_owned())
+            }
         };
         if let Err(Err(cause)) = outcome_tx.send(outcome) {
             // Nobody is left to answer; the cause still belongs in the log.
