@@ -59,6 +59,10 @@ pub struct ServerSection {
     pub tail_poll_interval: Duration,
     pub max_concurrent_ingest: usize,
     pub retry_after_s: u64,
+    /// How long an acknowledged OTLP request is remembered, so that its retry is not indexed
+    /// twice; "0s" turns it off.
+    #[serde(deserialize_with = "duration")]
+    pub retry_window: Duration,
 }
 
 /// `[tail]`: how files are followed.
@@ -134,6 +138,7 @@ impl Default for ServerSection {
             tail_poll_interval: server.tail_poll_interval,
             max_concurrent_ingest: server.max_concurrent_ingest,
             retry_after_s: server.retry_after_s,
+            retry_window: server.retry_window,
         }
     }
 }

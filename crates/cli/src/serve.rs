@@ -618,6 +618,8 @@ fn server_config(config: &Config) -> ServerConfig {
         tail_poll_interval: s.tail_poll_interval,
         retry_after_s: s.retry_after_s,
         max_concurrent_ingest: s.max_concurrent_ingest,
+        retry_window: s.retry_window,
+        ..ServerConfig::default()
     }
 }
 

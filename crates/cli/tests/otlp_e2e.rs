@@ -1,7 +1,9 @@
 //! OTLP/HTTP end to end against the real binary: `threadline serve` on a free port, spans and
 //! logs exported by `opentelemetry-otlp`'s HTTP exporters (protobuf and JSON) and read back
 //! through `/api/v1/traces/{id}` and `/api/v1/search`; then raw requests: a gzip'd OTLP/JSON
-//! body, bodies over the size limit (plain and after decompression) and undecodable bodies.
+//! body, bodies over the size limit (plain and after decompression) and undecodable bodies;
+//! then the exporter's own retries after a 503 (not indexed twice) and a batch with one
+//! undecodable value (only that record rejected).
 
 mod support;
 
@@ -14,7 +16,8 @@ use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::{
-    Compression, LogExporter, Protocol, SpanExporter, WithExportConfig as _, WithHttpConfig as _,
+    Compression, LogExporter, Protocol, RetryPolicy, SpanExporter, WithExportConfig as _,
+    WithHttpConfig as _,
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -361,5 +364,97 @@ fn raw_requests_gzip_json_oversized_and_undecodable_bodies() {
 
     let all = get(&serve, "/api/v1/search", &[("q", "")]);
     assert_eq!(all["total"], 3, "only the two spans and the log: {all}");
+    serve.stop();
+}
+
+/// What every OTLP exporter does: its request timed out (here the server's 300 ms timeout
+/// answers 503 before the 1.5 s commit), so it sends the same request again, with backoff,
+/// until it gets a 200. The first attempt was committed after all; the retries must not add
+/// copies. `opentelemetry-otlp`'s own retry loop does the resending.
+#[test]
+fn an_exporter_retrying_after_a_late_commit_does_not_index_twice() {
+    let ws = workspace();
+    let config = format!(
+        "[index]\ncommit_interval = \"1500ms\"\nwriter_memory = \"32MiB\"\nwriter_threads = 1\n\
+         [server]\ningest_token = \"{TOKEN}\"\nrequest_timeout = \"300ms\"\n"
+    );
+    let serve = ServeCommand::new(env!("CARGO_BIN_EXE_threadline"), ws.index())
+        .arg("--config")
+        .arg(ws.config(&config))
+        .start();
+    let headers = HashMap::from([("authorization".to_owned(), format!("Bearer {TOKEN}"))]);
+    let exporter = SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("{}/v1/traces", serve.url))
+        .with_headers(headers)
+        .with_compression(Compression::Gzip)
+        .with_timeout(Duration::from_secs(30))
+        .with_retry_policy(
+            RetryPolicy::default()
+                .with_max_retries(20)
+                .with_initial_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_millis(800)),
+        )
+        .build()
+        .unwrap();
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_resource(Resource::builder().with_service_name("retrier").build())
+        .with_simple_exporter(exporter)
+        .build();
+    let tracer = tracer_provider.tracer("otlp-e2e");
+    let trace_id = tracer.in_span("POST /checkout", |cx| {
+        tracer.start_with_context("charge", &cx).end();
+        cx.span().span_context().trace_id().to_string()
+    });
+    tracer_provider.force_flush().unwrap();
+    tracer_provider.shutdown().unwrap();
+
+    // Both spans once, however many attempts the exporter made.
+    let trace = get(&serve, &format!("/api/v1/traces/{trace_id}"), &[]);
+    let names: Vec<&str> = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["POST /checkout", "charge"]);
+    std::thread::sleep(Duration::from_millis(2000));
+    let found = get(&serve, "/api/v1/search", &[("q", "service = retrier")]);
+    assert_eq!(found["total"], 2, "{found}");
+    let metrics = get_text(&format!("{}/metrics", serve.url)).unwrap();
+    assert!(
+        metrics.contains("threadline_ingest_duplicate_requests_total{signal=\"traces\"}"),
+        "the exporter never retried: {metrics}"
+    );
+    serve.stop();
+}
+
+#[test]
+fn a_batch_with_one_undecodable_value_keeps_its_good_spans() {
+    let ws = workspace();
+    let serve = start(&ws);
+    let mut request = otlp_json_traces();
+    request["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"] =
+        json!("one-bad-int");
+    // 2^64 * 5: no 64-bit integer, as a JSON number (as some encoders write it).
+    let body = request.to_string().replacen(
+        r#"{"key":"http.status_code","value":{"intValue":"500"}}"#,
+        r#"{"key":"http.status_code","value":{"intValue":92233720368547758070}}"#,
+        1,
+    );
+    let (status, _, answer) = post(&serve, "/v1/traces", "application/json", false, body.into());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let answer = json_body(&answer);
+    assert_eq!(answer["partialSuccess"]["rejectedSpans"], "1", "{answer}");
+    let message = answer["partialSuccess"]["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("resourceSpans[0].scopeSpans[0].spans[0]: attributes[0].value.intValue"),
+        "{message}"
+    );
+    // The good neighbour was indexed, and the answer came after its commit.
+    let found = get(&serve, "/api/v1/search", &[("q", "service = one-bad-int")]);
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["hits"][0]["name"], "SELECT cart");
     serve.stop();
 }

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::num::IntErrorKind;
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -376,13 +377,21 @@ impl<'de> Deserialize<'de> for U64 {
                 Ok(U64(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<U64, E> {
-                u64::try_from(v)
-                    .map(U64)
-                    .map_err(|_| E::custom(format!("negative value {v}")))
+                u64::try_from(v).map(U64).map_err(|_| {
+                    E::custom(format!("{v} is negative: expected an unsigned integer"))
+                })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<U64, E> {
                 if v.is_finite() && v >= 0.0 && v < u64::MAX as f64 {
                     Ok(U64(v as u64))
+                } else if v < 0.0 {
+                    Err(E::custom(format!(
+                        "{v} is negative: expected an unsigned integer"
+                    )))
+                } else if v.is_finite() {
+                    Err(E::custom(format!(
+                        "{v:e} is out of the unsigned 64-bit range"
+                    )))
                 } else {
                     Err(E::custom(format!("{v} is not an unsigned integer")))
                 }
@@ -392,9 +401,17 @@ impl<'de> Deserialize<'de> for U64 {
                 if t.is_empty() {
                     return Ok(U64(0));
                 }
-                t.parse()
-                    .map(U64)
-                    .map_err(|_| E::custom(format!("{v:?} is not an unsigned integer")))
+                t.parse().map(U64).map_err(|e: std::num::ParseIntError| {
+                    E::custom(match e.kind() {
+                        _ if t.starts_with('-') && t[1..].bytes().all(|b| b.is_ascii_digit()) => {
+                            format!("{v:?} is negative: expected an unsigned integer")
+                        }
+                        IntErrorKind::PosOverflow => {
+                            format!("{v:?} is out of the unsigned 64-bit range")
+                        }
+                        _ => format!("{v:?} is not an unsigned integer"),
+                    })
+                })
             }
             fn visit_unit<E: de::Error>(self) -> Result<U64, E> {
                 Ok(U64(0))
@@ -418,11 +435,16 @@ impl<'de> Deserialize<'de> for I64 {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<I64, E> {
                 i64::try_from(v)
                     .map(I64)
-                    .map_err(|_| E::custom(format!("{v} does not fit in 64 bits")))
+                    .map_err(|_| E::custom(format!("{v} is out of the 64-bit integer range")))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<I64, E> {
                 if v.fract() == 0.0 && v.abs() < 9.2e18 {
                     Ok(I64(v as i64))
+                } else if v.is_finite() && v.fract() == 0.0 {
+                    // Beyond u64, serde_json has already rounded the digits to a double.
+                    Err(E::custom(format!(
+                        "{v:e} is out of the 64-bit integer range"
+                    )))
                 } else {
                     Err(E::custom(format!("{v} is not an integer")))
                 }
@@ -432,9 +454,14 @@ impl<'de> Deserialize<'de> for I64 {
                 if t.is_empty() {
                     return Ok(I64(0));
                 }
-                t.parse()
-                    .map(I64)
-                    .map_err(|_| E::custom(format!("{v:?} is not an integer")))
+                t.parse().map(I64).map_err(|e: std::num::ParseIntError| {
+                    E::custom(match e.kind() {
+                        IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
+                            format!("{v:?} is out of the 64-bit integer range")
+                        }
+                        _ => format!("{v:?} is not an integer"),
+                    })
+                })
             }
             fn visit_unit<E: de::Error>(self) -> Result<I64, E> {
                 Ok(I64(0))

@@ -48,6 +48,26 @@ pub struct Decoder {
 pub struct Output {
     pub records: Vec<Record>,
     pub warnings: Vec<Warning>,
+    /// Records of an OTLP/JSON batch that could not be decoded, each left out alone while the
+    /// records around it were decoded. [`Decoder::decode_document`] leaves them here for the
+    /// caller (the OTLP receiver counts them in `partialSuccess`); [`Decoder::decode_line`] and
+    /// [`Decoder::decode_all`] keep each one as a raw record with a warning, so a file loses
+    /// nothing.
+    pub rejected: Vec<Rejected>,
+}
+
+/// One record of a batch that could not be decoded: where it sits, why, and its JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Byte offset of the line (or document) that held it.
+    pub offset: u64,
+    /// Its place in the batch, e.g. `resourceSpans[0].scopeSpans[1].spans[3]`.
+    pub path: String,
+    /// What failed inside it, e.g. `attributes[2].value.intValue: "99999999999999999999" is
+    /// out of the 64-bit integer range`.
+    pub reason: String,
+    /// The record's JSON as it was sent.
+    pub text: String,
 }
 
 /// A problem in the input that did not stop decoding: a malformed id, a value of the wrong type,
@@ -134,6 +154,7 @@ impl Decoder {
     /// Decodes one line (without its newline) and appends what it holds to `out`.
     pub fn decode_line(&self, line: &[u8], cx: &LineContext<'_>, out: &mut Output) {
         let first_record = out.records.len();
+        let first_rejected = out.rejected.len();
         let mut problems = Problems::empty();
         let line = strip_line_end(line);
         let line = if line.len() > self.max_line_bytes {
@@ -172,13 +193,17 @@ impl Decoder {
         };
         if !decoded {
             out.records.truncate(first_record);
+            out.rejected.truncate(first_rejected);
             problems.insert(Problems::PARSE_ERROR);
             out.records
                 .push(Record::Log(self.raw_record(line, problems, cx)));
-        } else if !problems.is_empty() {
-            for record in &mut out.records[first_record..] {
-                if let Record::Log(log) = record {
-                    log.problems.insert(problems);
+        } else {
+            self.keep_rejected_as_raw(out, first_rejected, cx);
+            if !problems.is_empty() {
+                for record in &mut out.records[first_record..] {
+                    if let Record::Log(log) = record {
+                        log.problems.insert(problems);
+                    }
                 }
             }
         }
@@ -193,7 +218,8 @@ impl Decoder {
     }
 
     /// Decodes a whole document: an OTLP/JSON request body, a Jaeger UI download, a Zipkin
-    /// array, possibly pretty-printed over many lines.
+    /// array, possibly pretty-printed over many lines. OTLP/JSON records that cannot be decoded
+    /// go to `out.rejected`; an error means the document as a whole is not of a known format.
     pub fn decode_document(
         &self,
         doc: &[u8],
@@ -233,8 +259,10 @@ impl Decoder {
                 read_time_ns,
             };
             let first_record = out.records.len();
+            let first_rejected = out.rejected.len();
             match self.decode_document(bytes, &cx, out) {
                 Ok(_) => {
+                    self.keep_rejected_as_raw(out, first_rejected, &cx);
                     for record in &mut out.records[first_record..] {
                         if record.origin().is_none() {
                             record.set_origin(Origin {
@@ -247,6 +275,7 @@ impl Decoder {
                 }
                 Err(err) => {
                     out.records.truncate(first_record);
+                    out.rejected.truncate(first_rejected);
                     out.warnings.push(Warning {
                         offset: 0,
                         message: err.to_string(),
@@ -314,6 +343,25 @@ impl Decoder {
         }
     }
 
+    /// Turns the records rejected since `first` into raw records, each with a warning naming
+    /// where it was and what failed: in a file nothing is dropped.
+    fn keep_rejected_as_raw(&self, out: &mut Output, first: usize, cx: &LineContext<'_>) {
+        for rejected in out.rejected.drain(first..) {
+            out.warnings.push(Warning {
+                offset: rejected.offset,
+                message: format!(
+                    "{}: {}; record kept as raw text",
+                    rejected.path, rejected.reason
+                ),
+            });
+            out.records.push(Record::Log(self.raw_record(
+                rejected.text.as_bytes(),
+                Problems::PARSE_ERROR,
+                cx,
+            )));
+        }
+    }
+
     /// The record for a line nobody understood: the text is the body, nothing else is guessed
     /// except a time (the read time, flagged).
     fn raw_record(&self, line: &[u8], problems: Problems, cx: &LineContext<'_>) -> LogRecord {
@@ -331,6 +379,7 @@ impl Output {
     pub fn clear(&mut self) {
         self.records.clear();
         self.warnings.clear();
+        self.rejected.clear();
     }
 }
 

@@ -3,8 +3,11 @@
 //! whole request body.
 //!
 //! The JSON is deserialized into borrowed structs (ids stay slices of the input; attributes go
-//! straight into model [`Attributes`]), and only when the whole input parsed are records built,
-//! so a bad line adds nothing. Accepted beyond the strict spec, as the Collector accepts it:
+//! straight into model [`Attributes`]) in one pass. When some value does not decode (an
+//! `intValue` beyond 64 bits, a negative timestamp), a second pass decodes record by record:
+//! the record that holds the value is rejected alone, with its place in the batch and the
+//! reason, and its neighbours are kept. Input that is not JSON, or whose envelopes are not
+//! OTLP's, adds nothing. Accepted beyond the strict spec, as the Collector accepts it:
 //! snake_case keys, enum names, 64-bit ints as numbers, base64 ids from generic protobuf-JSON
 //! encoders, and `null` for any field.
 
@@ -13,12 +16,13 @@ use model::{
     TraceRef,
 };
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::common::{
     self, AnyValueJson, AttrList, Enum, Text, U64, service_of, severity_number_from_name,
     warn_bad_id,
 };
-use crate::{DecodeError, Decoder, LineContext, Output, Warning};
+use crate::{DecodeError, Decoder, LineContext, Output, Rejected, Warning};
 
 /// Decodes a `TracesData` / `ExportTraceServiceRequest` object.
 pub(crate) fn decode_traces(
@@ -27,7 +31,11 @@ pub(crate) fn decode_traces(
     cx: &LineContext<'_>,
     out: &mut Output,
 ) -> Result<(), DecodeError> {
-    let data: TracesData<'_> = parse(text)?;
+    let data: TracesData<'_> = match parse(text) {
+        Ok(data) => data,
+        // Some value does not decode: find the records that hold one and keep the others.
+        Err(_) => return decode_traces_one_by_one(text, decoder, cx, out),
+    };
     let n_spans: usize = data
         .resource_spans
         .iter()
@@ -70,7 +78,10 @@ pub(crate) fn decode_logs(
     cx: &LineContext<'_>,
     out: &mut Output,
 ) -> Result<(), DecodeError> {
-    let data: LogsData<'_> = parse(text)?;
+    let data: LogsData<'_> = match parse(text) {
+        Ok(data) => data,
+        Err(_) => return decode_logs_one_by_one(text, decoder, cx, out),
+    };
     let n_logs: usize = data
         .resource_logs
         .iter()
@@ -98,6 +109,142 @@ pub(crate) fn decode_logs(
             for log in scope_logs.log_records.unwrap_or_default() {
                 let log = log.into_log(&service, &resource, &scope, cx, &mut out.warnings);
                 out.records.push(Record::Log(log));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The slow path of [`decode_traces`], taken only when the batch did not decode at once: the
+/// envelopes are parsed with each resource, scope and span left as raw JSON, then each span is
+/// decoded alone. A span that fails (or sits under a resource or scope that fails) goes to
+/// `out.rejected`; the others are decoded as usual. Envelopes that do not parse mean the
+/// document is not OTLP, and the whole document fails.
+fn decode_traces_one_by_one(
+    text: &str,
+    decoder: &Decoder,
+    cx: &LineContext<'_>,
+    out: &mut Output,
+) -> Result<(), DecodeError> {
+    let data: LooseTracesData<'_> = parse(text)?;
+    let resources = data.resource_spans.unwrap_or_default();
+    let n_spans: usize = resources
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter().flatten())
+        .map(|ss| ss.spans.as_ref().map_or(0, Vec::len))
+        .sum();
+    if n_spans == 0 {
+        // Only a resource or scope failed, and it held nothing: the error is the document's.
+        return parse::<TracesData<'_>>(text).map(drop);
+    }
+    for (i, resource_spans) in resources.into_iter().enumerate() {
+        let resource = resource_spans
+            .resource
+            .map_or(Ok(None), parse_part::<Option<ResourceJson>>)
+            .map(|r| {
+                let attributes = r.map(|r| r.attributes.0).unwrap_or_default();
+                let service = service_of(&attributes, decoder);
+                (attributes, service)
+            })
+            .map_err(|e| format!("resource.{e}"));
+        for (j, scope_spans) in resource_spans
+            .scope_spans
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let scope = scope_spans
+                .scope
+                .map_or(Ok(None), parse_part::<Option<ScopeJson>>)
+                .map(|s| s.map(ScopeJson::into_scope).unwrap_or_default())
+                .map_err(|e| format!("scope.{e}"));
+            for (k, raw) in scope_spans
+                .spans
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
+                let decoded = match (&resource, &scope) {
+                    (Err(e), _) | (_, Err(e)) => Err(format!("the enclosing {e}")),
+                    (Ok((resource, service)), Ok(scope)) => {
+                        parse_part::<SpanJson<'_>>(raw).map(|span| {
+                            span.into_span(service, resource, scope, cx, &mut out.warnings)
+                        })
+                    }
+                };
+                match decoded {
+                    Ok(span) => out.records.push(Record::Span(span)),
+                    Err(reason) => out.rejected.push(Rejected {
+                        offset: cx.offset,
+                        path: format!("resourceSpans[{i}].scopeSpans[{j}].spans[{k}]"),
+                        reason,
+                        text: raw.get().to_owned(),
+                    }),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The slow path of [`decode_logs`], as [`decode_traces_one_by_one`] is for traces.
+fn decode_logs_one_by_one(
+    text: &str,
+    decoder: &Decoder,
+    cx: &LineContext<'_>,
+    out: &mut Output,
+) -> Result<(), DecodeError> {
+    let data: LooseLogsData<'_> = parse(text)?;
+    let resources = data.resource_logs.unwrap_or_default();
+    let n_logs: usize = resources
+        .iter()
+        .flat_map(|rl| rl.scope_logs.iter().flatten())
+        .map(|sl| sl.log_records.as_ref().map_or(0, Vec::len))
+        .sum();
+    if n_logs == 0 {
+        return parse::<LogsData<'_>>(text).map(drop);
+    }
+    for (i, resource_logs) in resources.into_iter().enumerate() {
+        let resource = resource_logs
+            .resource
+            .map_or(Ok(None), parse_part::<Option<ResourceJson>>)
+            .map(|r| {
+                let attributes = r.map(|r| r.attributes.0).unwrap_or_default();
+                let service = service_of(&attributes, decoder);
+                (attributes, service)
+            })
+            .map_err(|e| format!("resource.{e}"));
+        for (j, scope_logs) in resource_logs
+            .scope_logs
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let scope = scope_logs
+                .scope
+                .map_or(Ok(None), parse_part::<Option<ScopeJson>>)
+                .map(|s| s.map(ScopeJson::into_scope).unwrap_or_default())
+                .map_err(|e| format!("scope.{e}"));
+            for (k, raw) in scope_logs
+                .log_records
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
+                let decoded = match (&resource, &scope) {
+                    (Err(e), _) | (_, Err(e)) => Err(format!("the enclosing {e}")),
+                    (Ok((resource, service)), Ok(scope)) => parse_part::<LogRecordJson<'_>>(raw)
+                        .map(|log| log.into_log(service, resource, scope, cx, &mut out.warnings)),
+                };
+                match decoded {
+                    Ok(log) => out.records.push(Record::Log(log)),
+                    Err(reason) => out.rejected.push(Rejected {
+                        offset: cx.offset,
+                        path: format!("resourceLogs[{i}].scopeLogs[{j}].logRecords[{k}]"),
+                        reason,
+                        text: raw.get().to_owned(),
+                    }),
+                }
             }
         }
     }
@@ -196,12 +343,14 @@ struct ScopeLogs<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an OTLP Resource object")]
 struct ResourceJson {
     #[serde(default)]
     attributes: AttrList,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an OTLP InstrumentationScope object")]
 struct ScopeJson {
     #[serde(default)]
     name: Option<String>,
@@ -212,6 +361,7 @@ struct ScopeJson {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an OTLP Span object")]
 #[serde(rename_all = "camelCase")]
 struct SpanJson<'a> {
     #[serde(borrow, default, alias = "trace_id")]
@@ -277,6 +427,7 @@ struct StatusJson<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an OTLP LogRecord object")]
 #[serde(rename_all = "camelCase")]
 struct LogRecordJson<'a> {
     #[serde(default, alias = "time_unix_nano")]
@@ -301,6 +452,80 @@ struct LogRecordJson<'a> {
     event_name: Option<String>,
 }
 
+/// The envelopes of a traces batch with every resource, scope and span left as raw JSON, so
+/// that one bad value fails only the record that holds it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LooseTracesData<'a> {
+    #[serde(borrow, default, alias = "resource_spans")]
+    resource_spans: Option<Vec<LooseResourceSpans<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LooseResourceSpans<'a> {
+    #[serde(borrow, default)]
+    resource: Option<&'a RawValue>,
+    #[serde(
+        borrow,
+        default,
+        alias = "scope_spans",
+        alias = "instrumentationLibrarySpans",
+        alias = "instrumentation_library_spans"
+    )]
+    scope_spans: Option<Vec<LooseScopeSpans<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LooseScopeSpans<'a> {
+    #[serde(
+        borrow,
+        default,
+        alias = "instrumentationLibrary",
+        alias = "instrumentation_library"
+    )]
+    scope: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    spans: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LooseLogsData<'a> {
+    #[serde(borrow, default, alias = "resource_logs")]
+    resource_logs: Option<Vec<LooseResourceLogs<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LooseResourceLogs<'a> {
+    #[serde(borrow, default)]
+    resource: Option<&'a RawValue>,
+    #[serde(
+        borrow,
+        default,
+        alias = "scope_logs",
+        alias = "instrumentationLibraryLogs",
+        alias = "instrumentation_library_logs"
+    )]
+    scope_logs: Option<Vec<LooseScopeLogs<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LooseScopeLogs<'a> {
+    #[serde(
+        borrow,
+        default,
+        alias = "instrumentationLibrary",
+        alias = "instrumentation_library"
+    )]
+    scope: Option<&'a RawValue>,
+    #[serde(borrow, default, alias = "log_records")]
+    log_records: Option<Vec<&'a RawValue>>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Wire shapes into the model.
 
@@ -309,6 +534,24 @@ fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, DecodeError> {
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
+    })
+}
+
+/// Decodes one part of a batch. The error names the field inside the part that failed and why,
+/// e.g. `attributes[2].value.intValue: "1e30" is not an integer`.
+fn parse_part<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Result<T, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize::<_, T>(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        // The position is within the part, which the caller names better.
+        let message = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let message = message.strip_suffix(&suffix).unwrap_or(&message);
+        match path.as_str() {
+            "." | "?" => message.to_owned(),
+            _ => format!("{path}: {message}"),
+        }
     })
 }
 
@@ -526,9 +769,55 @@ mod tests {
     #[test]
     fn a_bad_line_adds_no_record() {
         let mut out = Output::default();
-        let text = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","name":"a"},{"startTimeUnixNano":"x"}]}]}]}"#;
+        let text = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","name":"a"},{"startTimeUnixNano":"x"}"#;
         assert!(decode_traces(text, &decoder(), &CX, &mut out).is_err());
-        assert!(out.records.is_empty() && out.warnings.is_empty());
+        assert!(out.records.is_empty() && out.warnings.is_empty() && out.rejected.is_empty());
+        // Envelopes of the wrong type are not OTLP: the document fails as a whole.
+        let text = r#"{"resourceSpans":[{"scopeSpans":{"spans":[{"name":"a"}]}}]}"#;
+        assert!(decode_traces(text, &decoder(), &CX, &mut out).is_err());
+        assert!(out.records.is_empty() && out.rejected.is_empty());
+    }
+
+    #[test]
+    fn a_bad_record_is_rejected_alone() {
+        let mut out = Output::default();
+        let text = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","name":"a"},{"name":"b","startTimeUnixNano":"x"},{"name":"c","attributes":[{"key":"k","value":{"intValue":"99999999999999999999"}}]}]}]}]}"#;
+        decode_traces(text, &decoder(), &CX, &mut out).unwrap();
+        assert_eq!(out.records.len(), 1);
+        let paths: Vec<(&str, &str)> = out
+            .rejected
+            .iter()
+            .map(|r| (r.path.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                (
+                    "resourceSpans[0].scopeSpans[0].spans[1]",
+                    r#"startTimeUnixNano: "x" is not an unsigned integer"#
+                ),
+                (
+                    "resourceSpans[0].scopeSpans[0].spans[2]",
+                    r#"attributes[0].value.intValue: "99999999999999999999" is out of the 64-bit integer range"#
+                ),
+            ]
+        );
+        assert_eq!(
+            out.rejected[0].text,
+            r#"{"name":"b","startTimeUnixNano":"x"}"#
+        );
+        assert_eq!(out.rejected[0].offset, 7);
+
+        // A resource that fails takes its records with it, and only them.
+        let mut out = Output::default();
+        let text = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"pid","value":{"intValue":-1.5}}]},"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]},{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"y"}}]}]}]}"#;
+        decode_logs(text, &decoder(), &CX, &mut out).unwrap();
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(
+            out.rejected[0].reason,
+            "the enclosing resource.attributes[0].value.intValue: -1.5 is not an integer"
+        );
     }
 
     #[test]
@@ -652,8 +941,25 @@ mod tests {
                 let mut out = Output::default();
                 decode_traces(l, &decoder, &CX, &mut out).unwrap();
             });
+            // The same lines with one value per line that does not decode: the record-by-record
+            // second pass.
+            let bad: Vec<String> = lines
+                .iter()
+                .map(|l| l.replacen(r#"{"intValue":"200"}"#, r#"{"intValue":"1e30"}"#, 1))
+                .collect();
+            let mut best_bad = f64::MAX;
+            for _ in 0..7 {
+                let started = std::time::Instant::now();
+                for line in &bad {
+                    let mut out = Output::default();
+                    decode_traces(line, &decoder, &CX, &mut out).unwrap();
+                    assert_eq!(out.rejected.len(), 1);
+                }
+                best_bad = best_bad.min(started.elapsed().as_secs_f64());
+            }
+            let one_bad = bytes as f64 / best_bad / 1e6;
             println!(
-                "IgnoredAny {ignored:.0} MB/s, parse only {parsed:.0} MB/s, decode_traces {decoded:.0} MB/s"
+                "IgnoredAny {ignored:.0} MB/s, parse only {parsed:.0} MB/s, decode_traces {decoded:.0} MB/s, with one bad value per line {one_bad:.0} MB/s"
             );
         }
         println!(

@@ -13,6 +13,7 @@ mod metrics;
 mod openapi;
 mod otlp;
 mod params;
+mod recent;
 mod tail;
 mod ui;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     /// One permit per OTLP request being read, decompressed and decoded: each may hold up to
     /// twice `max_body_bytes`, so their number bounds the receiver's memory.
     ingest_permits: Arc<Semaphore>,
+    /// OTLP requests acknowledged in the last `retry_window`: their retries are not indexed.
+    recent: Arc<recent::RecentRequests>,
 }
 
 /// Limits and access rules of the server; `Default` is right for a local machine.
@@ -77,6 +80,13 @@ pub struct ServerConfig {
     pub retry_after_s: u64,
     /// OTLP requests decoded at once; more are answered 429 with `Retry-After`.
     pub max_concurrent_ingest: usize,
+    /// How long an acknowledged OTLP request is remembered: the same body (after gzip) posted
+    /// again to the same path in the same encoding within this window is acknowledged again
+    /// without being indexed. Zero turns this off.
+    pub retry_window: Duration,
+    /// Most requests remembered for `retry_window` (the oldest are forgotten first); each
+    /// costs about 200 bytes, plus its partial-success message.
+    pub retry_window_max_requests: usize,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +103,8 @@ impl Default for ServerConfig {
             tail_poll_interval: Duration::from_millis(500),
             retry_after_s: 1,
             max_concurrent_ingest: 16,
+            retry_window: Duration::from_secs(600),
+            retry_window_max_requests: 100_000,
         }
     }
 }
@@ -106,6 +118,10 @@ impl AppState {
             writer,
             tail_permits: Arc::new(Semaphore::new(config.max_tail_streams)),
             ingest_permits: Arc::new(Semaphore::new(config.max_concurrent_ingest)),
+            recent: recent::RecentRequests::new(
+                config.retry_window,
+                config.retry_window_max_requests,
+            ),
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             decoder: Arc::new(decoder),

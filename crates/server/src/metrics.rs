@@ -32,6 +32,8 @@ struct Inner {
     ingested: BTreeMap<String, u64>,
     /// Signal → records refused (partial success).
     rejected_records: BTreeMap<String, u64>,
+    /// Signal → OTLP requests answered again without indexing (retries of acknowledged ones).
+    duplicates: BTreeMap<&'static str, u64>,
     /// Reason (`unauthorized`, `too_large`, `queue_full`, ...) → requests refused.
     rejected_requests: BTreeMap<&'static str, u64>,
     /// Route → latency.
@@ -56,6 +58,11 @@ impl Metrics {
         if rejected > 0 {
             *inner.rejected_records.entry(signal.to_owned()).or_default() += rejected;
         }
+    }
+
+    /// An OTLP request of `signal` that repeated one acknowledged recently: not indexed again.
+    pub fn count_duplicate(&self, signal: &'static str) {
+        *self.lock().duplicates.entry(signal).or_default() += 1;
     }
 
     pub fn count_rejected(&self, reason: &'static str) {
@@ -111,6 +118,17 @@ impl Metrics {
                 out,
                 "threadline_ingest_rejected_records_total{{signal=\"{}\"}} {n}",
                 escape(signal)
+            );
+        }
+        counter(
+            &mut out,
+            "threadline_ingest_duplicate_requests_total",
+            "OTLP requests identical to one acknowledged recently, answered again without indexing, by signal.",
+        );
+        for (signal, n) in &inner.duplicates {
+            let _ = writeln!(
+                out,
+                "threadline_ingest_duplicate_requests_total{{signal=\"{signal}\"}} {n}"
             );
         }
         counter(

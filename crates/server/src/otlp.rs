@@ -1,8 +1,12 @@
 //! The OTLP/HTTP receiver: `POST /v1/traces` and `/v1/logs`, protobuf or JSON, plain or gzip,
 //! answered in the request's content type. A 200 means durable: the handler waits for the
-//! commit that holds the request's records. A full writer queue is a 429 with `Retry-After`.
+//! commit that holds the request's records. A full writer queue is a 429 with `Retry-After`, a
+//! failed commit a 503. A retry of a request acknowledged in the last `retry_window` is
+//! answered again without indexing (see `recent.rs`). Records that cannot be decoded are
+//! rejected alone and counted in `partialSuccess`; a body that is not OTLP is a 400.
 
 use std::io::Read as _;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -10,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use decode::{Format, LineContext, Output};
+use decode::{DecodeError, Format, LineContext, Output};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use index::{Batch, TrySendError};
 use model::Record;
@@ -22,15 +26,21 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message as _;
 use serde_json::json;
+use tokio::sync::oneshot;
 
 use crate::api::blocking;
 use crate::params::now_ns;
+use crate::recent::{self, Ack, Lookup};
 use crate::{ApiError, AppState};
 
 /// The origin stored with records received over OTLP/HTTP.
 const SOURCE: &str = "otlp/http";
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
+/// Rejected records named in `partialSuccess.errorMessage`; the rest are counted.
+const MESSAGE_EXAMPLES: usize = 3;
+/// Longest `partialSuccess.errorMessage` (ids and values quoted in it come from the client).
+const MAX_MESSAGE_BYTES: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -90,7 +100,8 @@ async fn receive_in(
 ) -> Result<Response, ApiError> {
     let limit = state.config.max_body_bytes;
     let gzip = is_gzip(request.headers())?;
-    // Held while the body is read and decoded, not while the commit is awaited.
+    // Held while the body is read, decoded, or waits for an identical request in flight; not
+    // while the commit is awaited.
     let permit = state
         .ingest_permits
         .try_acquire()
@@ -109,56 +120,118 @@ async fn receive_in(
         });
     }
     let body = read_limited(request.into_body(), limit).await?;
-    let state2 = state.clone();
-    let decoded = blocking(move || {
+    let (body, key) = blocking(move || {
         let body = if gzip {
-            gunzip(&body, limit)?
+            Bytes::from(gunzip(&body, limit)?)
         } else {
-            body.to_vec()
+            body
         };
-        decode_body(&state2, signal, encoding, &body)
+        let key = recent::key(signal.name(), encoding.name(), &body);
+        Ok((body, key))
     })
     .await?;
-    drop(permit);
-    let accepted = decoded.records.len() as u64;
-    if !decoded.records.is_empty() {
-        let (batch, ack) = Batch::with_ack(decoded.records, Vec::new());
-        match state.writer.try_send(batch) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(ApiError::Busy {
-                    retry_after_s: state.config.retry_after_s,
-                });
-            }
-            Err(TrySendError::Closed(_)) => {
-                return Err(index::Error::WriterClosed.into());
-            }
-            Err(TrySendError::Paused { cause, .. }) => {
-                return Err(index::Error::Paused { cause }.into());
-            }
-        }
-        let queued = Instant::now();
-        match ack.await {
-            Ok(Ok(_opstamp)) => state.metrics.observe_ack(queued.elapsed()),
-            // Not durable: 503 so the client retries, and the detail goes to the log.
-            Ok(Err(e @ index::Error::Paused { .. })) => return Err(e.into()),
-            Ok(Err(e)) => return Err(ApiError::Unavailable(format!("the commit failed: {e}"))),
-            Err(_) => {
-                return Err(ApiError::Unavailable(
-                    "the index writer stopped before committing".into(),
+
+    // A retry of a request acknowledged in the window is answered again, not indexed again.
+    let claim = loop {
+        match state.recent.lookup(key) {
+            Lookup::Acked(ack) => {
+                state.metrics.count_duplicate(signal.name());
+                return Ok(success_response(
+                    signal,
+                    encoding,
+                    ack.rejected,
+                    &ack.message,
                 ));
             }
+            Lookup::InFlight(done) => recent::wait(done).await,
+            Lookup::Claimed(claim) => break claim,
+        }
+    };
+
+    let state2 = state.clone();
+    let decoded = blocking(move || decode_body(&state2, signal, encoding, &body)).await?;
+    drop(permit);
+    let answer = Ack {
+        rejected: decoded.rejected,
+        message: decoded.message,
+    };
+    let accepted = decoded.records.len() as u64;
+    if decoded.records.is_empty() {
+        state
+            .metrics
+            .count_ingest(signal.name(), 0, decoded.rejected);
+        claim.acked(answer.clone());
+        return Ok(success_response(
+            signal,
+            encoding,
+            answer.rejected,
+            &answer.message,
+        ));
+    }
+    let (batch, ack) = Batch::with_ack(decoded.records, Vec::new());
+    match state.writer.try_send(batch) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            return Err(ApiError::Busy {
+                retry_after_s: state.config.retry_after_s,
+            });
+        }
+        Err(TrySendError::Closed(_)) => {
+            return Err(index::Error::WriterClosed.into());
+        }
+        Err(TrySendError::Paused { cause, .. }) => {
+            return Err(index::Error::Paused { cause }.into());
         }
     }
-    state
-        .metrics
-        .count_ingest(signal.name(), accepted, decoded.rejected);
-    Ok(success_response(
-        signal,
-        encoding,
-        decoded.rejected,
-        &decoded.message,
-    ))
+    // From here the outcome is settled by a task of its own, so that a commit that succeeds
+    // after this request was given up (the server's timeout, a client that hung up) is still
+    // remembered as acknowledged: the exporter's retry is then answered, not indexed again.
+    let (outcome_tx, outcome_rx) = oneshot::channel();
+    let metrics = Arc::clone(&state.metrics);
+    let settled_answer = answer.clone();
+    let queued = Instant::now();
+    tokio::spawn(async move {
+        let outcome = match ack.await {
+            Ok(Ok(_opstamp)) => {
+                metrics.observe_ack(queued.elapsed());
+                metrics.count_ingest(signal.name(), accepted, settled_answer.rejected);
+                claim.acked(settled_answer);
+                Ok(())
+            }
+            // Not durable: 503 so that the client retries, and the request is forgotten
+            // before the answer goes out, so that the retry is indexed.
+            Ok(Err(e @ index::Error::Paused { .. })) => {
+                drop(claim);
+                Err(ApiError::from(e))
+            }
+            Ok(Err(e)) => {
+                drop(claim);
+                Err(ApiError::Unavailable(format!("the commit failed: {e}")))
+            }
+            Err(_) => {
+                drop(claim);
+                Err(ApiError::Unavailable(
+                    "the index writer stopped before committing".to_owned(),
+                ))
+            }
+        };
+        if let Err(Err(cause)) = outcome_tx.send(outcome) {
+            // Nobody is left to answer; the cause still belongs in the log.
+            tracing::error!(signal = signal.name(), %cause, "OTLP request not committed");
+        }
+    });
+    match outcome_rx.await {
+        Ok(Ok(())) => Ok(success_response(
+            signal,
+            encoding,
+            answer.rejected,
+            &answer.message,
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::Unavailable(
+            "the task waiting for the commit stopped".into(),
+        )),
+    }
 }
 
 /// `Content-Type` without parameters: protobuf or JSON, anything else is a 415.
@@ -277,9 +350,10 @@ fn decode_body(
                         other_path(format),
                     )));
                 }
-                // `{}` and objects of unknown fields only are empty requests (unknown fields
-                // are ignored in OTLP/JSON).
-                Err(_)
+                // `{}`, objects of unknown fields only and empty envelopes are empty requests
+                // (unknown fields are ignored in OTLP/JSON). Anything else that is not OTLP
+                // (a syntax error, envelopes of the wrong type) is a 400, never a silent 200.
+                Err(DecodeError::WrongShape { .. })
                     if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(
                         body,
                     )
@@ -298,9 +372,11 @@ fn decode_body(
     Ok(validate(signal, out))
 }
 
-/// Drops spans that cannot be linked (no valid trace id or span id) and counts them as
-/// rejected; logs without ids are valid (kept unlinked), their warnings become the message.
+/// Counts as rejected the records that could not be decoded and the spans that cannot be
+/// linked (no valid trace id or span id), and drops the latter; logs without ids are valid
+/// (kept unlinked), their warnings become the message.
 fn validate(signal: Signal, out: Output) -> Decoded {
+    let undecodable = out.rejected.len() as u64;
     let n_before = out.records.len();
     let records: Vec<Record> = out
         .records
@@ -310,28 +386,63 @@ fn validate(signal: Signal, out: Output) -> Decoded {
             Record::Log(_) => true,
         })
         .collect();
-    let rejected = (n_before - records.len()) as u64;
+    let unlinkable = (n_before - records.len()) as u64;
+    let noun = match signal {
+        Signal::Traces => "span(s)",
+        Signal::Logs => "log record(s)",
+    };
+    let mut parts = Vec::new();
+    if undecodable > 0 {
+        let mut where_why: Vec<String> = out
+            .rejected
+            .iter()
+            .take(MESSAGE_EXAMPLES)
+            .map(|r| format!("{}: {}", r.path, r.reason))
+            .collect();
+        if out.rejected.len() > MESSAGE_EXAMPLES {
+            where_why.push(format!(
+                "and {} more",
+                out.rejected.len() - MESSAGE_EXAMPLES
+            ));
+        }
+        parts.push(format!(
+            "{undecodable} {noun} rejected as undecodable: {}",
+            where_why.join("; ")
+        ));
+    }
     let first_warning = out.warnings.first().map(|w| w.message.as_str());
-    let message = match (signal, rejected, first_warning) {
-        (_, 0, None) => String::new(),
+    if unlinkable > 0 {
         // The decoder's warning says the record is kept unlinked; here the span is rejected.
-        (Signal::Traces, n, first) if n > 0 => format!(
-            "{n} span(s) rejected: no valid trace id or span id{}",
-            first
+        parts.push(format!(
+            "{unlinkable} span(s) rejected: no valid trace id or span id{}",
+            first_warning
                 .map(|w| format!(" (first: {})", w.trim_end_matches("; record kept unlinked")))
                 .unwrap_or_default()
-        ),
-        (_, _, first) => format!(
-            "accepted with {} warning(s); first: {}",
+        ));
+    } else if let Some(first) = first_warning {
+        parts.push(format!(
+            "accepted with {} warning(s); first: {first}",
             out.warnings.len(),
-            first.unwrap_or("")
-        ),
-    };
+        ));
+    }
     Decoded {
         records,
-        rejected,
-        message,
+        rejected: undecodable + unlinkable,
+        message: truncate(parts.join("; "), MAX_MESSAGE_BYTES),
     }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 fn success_response(signal: Signal, encoding: Encoding, rejected: u64, message: &str) -> Response {
@@ -409,6 +520,15 @@ fn other_path(format: Format) -> &'static str {
         Format::OtlpTraces => "/v1/traces",
         Format::OtlpLogs => "/v1/logs",
         _ => "the file ingester (`threadline ingest`)",
+    }
+}
+
+impl Encoding {
+    fn name(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => PROTOBUF,
+            Encoding::Json => JSON,
+        }
     }
 }
 

@@ -452,9 +452,13 @@ async fn a_full_writer_queue_is_429_with_retry_after() {
             .collect();
         Batch::new(records, Vec::new())
     };
-    let body = traces_request("svc", vec![span(TRACE, ROOT, None, "x", 1)]).encode_to_vec();
+    let mut body = Vec::new();
     let mut saw_429 = false;
-    for _attempt in 0..20 {
+    let mut n_acked = 0;
+    for attempt in 0..20 {
+        // A new request each time: an acknowledged one would be answered from memory.
+        let name = format!("attempt {attempt}");
+        body = traces_request("svc", vec![span(TRACE, ROOT, None, &name, 1)]).encode_to_vec();
         // Fill the queue: the writer takes one batch, the slot holds the next.
         loop {
             match t.writer.try_send(filler()) {
@@ -474,13 +478,21 @@ async fn a_full_writer_queue_is_429_with_retry_after() {
             saw_429 = true;
             break;
         }
+        assert_eq!(reply.status, StatusCode::OK);
+        n_acked += 1;
     }
     assert!(saw_429, "never saw the queue full");
 
-    // Once the writer has drained, the retry succeeds.
+    // Once the writer has drained, the retry succeeds and is indexed: a 429 is not remembered.
     t.writer.flush().await.unwrap();
     let reply = t.post("/v1/traces", "application/x-protobuf", body).await;
     assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        t.get(&search_uri("service = svc AND kind = span", ""))
+            .await
+            .json()["total"],
+        n_acked + 1
+    );
     let metrics = String::from_utf8(t.get("/metrics").await.body.to_vec()).unwrap();
     assert!(
         metrics.contains("threadline_rejected_requests_total{reason=\"queue_full\"}"),
@@ -519,4 +531,315 @@ async fn too_many_concurrent_ingest_requests_are_429() {
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
     assert_eq!(reply.json()["error"]["code"], "queue_full");
+}
+
+/// An OTLP/JSON traces request of `n` spans of service `service` in one new trace.
+fn json_traces(service: &str, n: usize) -> String {
+    let now = now_ns();
+    let trace = format!("{:032x}", u128::from(now) ^ 0x5eed);
+    let spans: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"traceId":"{trace}","spanId":"{:016x}","name":"op {i}","startTimeUnixNano":"{}","endTimeUnixNano":"{}"}}"#,
+                i + 1,
+                now - 5_000_000,
+                now
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    )
+}
+
+/// An OTLP/JSON logs request of `n` log records of service `service`.
+fn json_logs(service: &str, n: usize) -> String {
+    let now = now_ns();
+    let logs: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"timeUnixNano":"{}","severityNumber":9,"body":{{"stringValue":"line {i}"}}}}"#,
+                now - i as u64
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
+        logs.join(",")
+    )
+}
+
+/// How many records `q` finds in the last hour.
+async fn count(t: &TestApp, q: &str) -> u64 {
+    let found = t.get(&search_uri(q, "&from=now()-1h")).await;
+    assert_eq!(found.status, StatusCode::OK, "{q}");
+    found.json()["total"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_retried_request_is_acknowledged_again_not_indexed_twice() {
+    let t = app();
+    let traces = json_traces("retry", 20);
+    let logs = json_logs("retry", 10);
+    for attempt in 0..2 {
+        let reply = t
+            .post("/v1/traces", "application/json", traces.clone())
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "attempt {attempt}");
+        assert_eq!(reply.json(), serde_json::json!({}));
+        let reply = t.post("/v1/logs", "application/json", logs.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "attempt {attempt}");
+    }
+    assert_eq!(count(&t, "service = retry AND kind = span").await, 20);
+    assert_eq!(count(&t, "service = retry AND kind = log").await, 10);
+
+    // A repeated request that was partly rejected gets the same partial success again.
+    let partly_bad = json_traces("retry-partial", 2).replacen(
+        r#""name":"op 1""#,
+        r#""name":"op 1","attributes":[{"key":"n","value":{"intValue":"99999999999999999999"}}]"#,
+        1,
+    );
+    let first = t
+        .post("/v1/traces", "application/json", partly_bad.clone())
+        .await;
+    let again = t.post("/v1/traces", "application/json", partly_bad).await;
+    assert_eq!(first.json()["partialSuccess"]["rejectedSpans"], "1");
+    assert_eq!(first.json(), again.json());
+    assert_eq!(count(&t, "service = retry-partial").await, 1);
+
+    // The same body on the other path, or in the other encoding, is another request.
+    let other = t.post("/v1/logs", "application/json", traces).await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST);
+    let metrics = String::from_utf8(t.get("/metrics").await.body.to_vec()).unwrap();
+    assert!(
+        metrics.contains("threadline_ingest_duplicate_requests_total{signal=\"traces\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("threadline_ingest_duplicate_requests_total{signal=\"logs\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn gzip_and_plain_copies_of_a_request_are_the_same_request() {
+    let t = app();
+    let request = traces_request(
+        "gzip-retry",
+        vec![
+            span(TRACE, ROOT, None, "POST /checkout", 50),
+            span(TRACE, CHILD, Some(ROOT), "charge", 40),
+        ],
+    )
+    .encode_to_vec();
+    let plain = t
+        .post("/v1/traces", "application/x-protobuf", request.clone())
+        .await;
+    assert_eq!(plain.status, StatusCode::OK);
+    let gzipped = t
+        .call(
+            Request::post("/v1/traces")
+                .header("content-type", "application/x-protobuf")
+                .header("content-encoding", "gzip")
+                .body(Body::from(gzip(&request)))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(gzipped.status, StatusCode::OK);
+    assert_eq!(gzipped.body, plain.body);
+    assert_eq!(count(&t, "service = gzip-retry").await, 2);
+}
+
+/// Two identical requests at once: the second waits for the first's commit and is answered
+/// with its outcome, not indexed beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_requests_in_flight_at_once_are_indexed_once() {
+    let writer_config = WriterConfig {
+        commit_interval: Duration::from_millis(400),
+        ..test_writer_config()
+    };
+    let t = app_with(ServerConfig::default(), writer_config);
+    let body = json_traces("twins", 5);
+    let (a, b, c) = tokio::join!(
+        t.post("/v1/traces", "application/json", body.clone()),
+        t.post("/v1/traces", "application/json", body.clone()),
+        t.post("/v1/traces", "application/json", body.clone()),
+    );
+    for reply in [&a, &b, &c] {
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    t.writer.flush().await.unwrap();
+    assert_eq!(count(&t, "service = twins").await, 5);
+}
+
+/// The exporter gave up on a request (here the server's own timeout answered 503) whose commit
+/// then succeeded: its retry is answered 200 from memory, not indexed a second time.
+#[tokio::test]
+async fn a_503_after_a_commit_that_happened_does_not_invite_a_duplicate() {
+    let writer_config = WriterConfig {
+        commit_interval: Duration::from_millis(700),
+        ..test_writer_config()
+    };
+    let config = ServerConfig {
+        request_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let t = app_with(config, writer_config);
+    let body = json_logs("late-ack", 3);
+    let first = t.post("/v1/logs", "application/json", body.clone()).await;
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(first.error_code(), "timeout");
+    // The commit happens after the answer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&t, "service = late-ack").await < 3 {
+        assert!(std::time::Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let retry = t.post("/v1/logs", "application/json", body).await;
+    assert_eq!(
+        retry.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&retry.body)
+    );
+    t.writer.flush().await.unwrap();
+    assert_eq!(count(&t, "service = late-ack").await, 3);
+}
+
+#[tokio::test]
+async fn one_undecodable_value_rejects_only_its_record() {
+    let t = app();
+    let body = json_traces("bad-int", 3).replacen(
+        r#""name":"op 1""#,
+        r#""name":"op 1","attributes":[{"key":"order.total","value":{"intValue":99999999999999999999}}]"#,
+        1,
+    );
+    let reply = t.post("/v1/traces", "application/json", body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(json["partialSuccess"]["rejectedSpans"], "1", "{json}");
+    let message = json["partialSuccess"]["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("resourceSpans[0].scopeSpans[0].spans[1]")
+            && message.contains("attributes[0].value.intValue")
+            && message.contains("out of the 64-bit integer range"),
+        "{message}"
+    );
+    assert_eq!(count(&t, "service = bad-int").await, 2);
+
+    // The same in protobuf's answer shape is covered by the ids test; here logs with a bad
+    // timestamp, in the request's JSON.
+    let body = json_logs("bad-time", 4)
+        .replacen(r#""timeUnixNano":""#, r#""timeUnixNano":"-"#, 1)
+        .replacen(
+            r#""body""#,
+            r#""observedTimeUnixNano":99999999999999999999,"body""#,
+            3,
+        );
+    let reply = t.post("/v1/logs", "application/json", body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(json["partialSuccess"]["rejectedLogRecords"], "3", "{json}");
+    let message = json["partialSuccess"]["errorMessage"].as_str().unwrap();
+    assert!(
+        message.starts_with("3 log record(s) rejected as undecodable: resourceLogs[0].scopeLogs[0].logRecords[0]: timeUnixNano: \"-"),
+        "{message}"
+    );
+    assert!(
+        message.contains("logRecords[2]: observedTimeUnixNano"),
+        "{message}"
+    );
+    assert_eq!(count(&t, "service = bad-time").await, 1);
+}
+
+#[tokio::test]
+async fn json_that_is_not_otlp_is_a_400_not_an_empty_200() {
+    let t = app();
+    for body in [
+        r#"{"resourceSpans":5}"#,
+        r#"{"resourceSpans":[{"scopeSpans":{"spans":[]}}]}"#,
+        r#"{"resourceSpans":[{"scopeSpans":[{"spans":{"name":"not a list"}}]}]}"#,
+    ] {
+        let reply = t.post("/v1/traces", "application/json", body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        let message = reply.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("undecodable OTLP/JSON body"), "{message}");
+    }
+    // Unknown fields only, or empty envelopes: an empty request, as OTLP says.
+    for body in [
+        r#"{"whatever":1}"#,
+        r#"{"resourceSpans":[{"scopeSpans":[]}]}"#,
+    ] {
+        let reply = t.post("/v1/traces", "application/json", body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{body}");
+    }
+    // Truncated protobuf: a 400 that says why.
+    let whole = traces_request("svc", vec![span(TRACE, ROOT, None, "x", 1)]).encode_to_vec();
+    let reply = t
+        .post(
+            "/v1/traces",
+            "application/x-protobuf",
+            whole[..whole.len() - 3].to_vec(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let status = RpcStatus::decode(reply.body.clone()).unwrap();
+    assert!(
+        status.message.contains("undecodable OTLP protobuf body"),
+        "{}",
+        status.message
+    );
+}
+
+/// A writer that fails (here the index directory is gone) is a retryable 503 with
+/// `Retry-After`, not a 500, and the request is not remembered: the retry is tried again, not
+/// answered 200 from memory.
+#[tokio::test]
+async fn a_writer_failure_is_a_retryable_503_and_not_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = dir.path().join("index");
+    let index = index::Index::open_or_create(&index_dir).unwrap();
+    let writer = index::Writer::start(&index, test_writer_config()).unwrap();
+    let app = server::router(server::AppState::new(
+        index.clone(),
+        writer.handle(),
+        ServerConfig::default(),
+    ));
+    std::fs::remove_dir_all(&index_dir).unwrap();
+    let body = json_logs("doomed", 2);
+    for attempt in 0..2 {
+        let response = tower::ServiceExt::oneshot(
+            app.clone(),
+            Request::post("/v1/logs")
+                .header("content-type", "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "attempt {attempt}"
+        );
+        assert!(response.headers().contains_key("retry-after"));
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let message = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains("writer") || message.contains("commit"),
+            "attempt {attempt}: {message}"
+        );
+    }
 }
