@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod follow;
 mod ingest;
 mod logging;
 mod serve;
@@ -59,6 +60,22 @@ enum Command {
     Demo(DemoArgs),
     /// Validate the checksum of every index file and name the damaged ones (exit 2 if any).
     Check(CheckArgs),
+    /// Print matching records as they land (a running server's live stream, or a local index).
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+struct TailArgs {
+    /// Query selecting the records to print; empty follows everything.
+    #[arg(default_value = "")]
+    query: String,
+    /// Follow this server's live stream (e.g. http://127.0.0.1:7740) instead of a local index;
+    /// a read token is taken from THREADLINE_TOKEN.
+    #[arg(long, env = "THREADLINE_SERVER")]
+    server: Option<String>,
+    /// One JSON object per record.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -227,5 +244,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agg(args) => commands::agg(index, args),
         Command::Demo(args) => commands::demo(args),
         Command::Check(args) => commands::check(index, args),
+        Command::Tail(args) => follow::command(index, args),
     }
 }
