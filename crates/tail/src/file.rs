@@ -37,6 +37,8 @@ pub(crate) struct Tracked {
     open: Option<Open>,
     head_len: u64,
     head_hash: u64,
+    /// The head's bytes once read (for telling a short copy of this file by its bytes).
+    head_bytes: Vec<u8>,
     /// Offset just past the last complete line emitted, and the ≤ `MARKER_BYTES` before it.
     committed: u64,
     committed_marker: Vec<u8>,
@@ -130,6 +132,7 @@ impl Tracked {
             open: None,
             head_len: start.head_len,
             head_hash: start.head_hash,
+            head_bytes: Vec::new(),
             committed: start.offset,
             committed_marker: start.marker,
             seen: None,
@@ -212,8 +215,8 @@ impl Tracked {
         if replaced {
             return Ok(Checked::Replaced);
         }
-        if self.head_len < HEAD_BYTES.min(len) {
-            (self.head_len, self.head_hash) = read_head(file, len)?;
+        if self.head_len < HEAD_BYTES.min(len) || self.head_bytes.len() as u64 != self.head_len {
+            self.set_head(read_head(file, len)?);
         }
         Ok(Checked::Changed)
     }
@@ -223,17 +226,28 @@ impl Tracked {
     pub fn restart(&mut self) -> io::Result<()> {
         self.committed = 0;
         self.committed_marker.clear();
-        self.head_len = 0;
-        self.head_hash = hash(b"");
+        self.set_head(Vec::new());
         if let Some(open) = &mut self.open {
             open.lines = LineSplitter::new(open.lines.limits(), 0);
             open.recent.clear();
             if let Reader::Plain(file) = &open.reader {
                 let len = file.metadata()?.len();
-                (self.head_len, self.head_hash) = read_head(file, len)?;
+                let head = read_head(file, len)?;
+                self.set_head(head);
             }
         }
         Ok(())
+    }
+
+    fn set_head(&mut self, bytes: Vec<u8>) {
+        self.head_len = bytes.len() as u64;
+        self.head_hash = hash(&bytes);
+        self.head_bytes = bytes;
+    }
+
+    /// This file starts with `bytes` (all of a file shorter than this one's head).
+    pub fn starts_with(&self, bytes: &[u8]) -> bool {
+        self.head_bytes.len() as u64 == self.head_len && self.head_bytes.starts_with(bytes)
     }
 
     /// Reads one chunk into `buf` and pushes the lines it completes; 0 at the end of the data.
@@ -328,6 +342,34 @@ impl Tracked {
         })
     }
 
+    /// The ≤ `MARKER_BYTES` bytes of `copy` before `copy_len` if this file has the same bytes
+    /// there (with the same head, `copy` is then a copy of this file's first `copy_len` bytes).
+    pub fn same_bytes_before(&self, copy: &File, copy_len: u64) -> Option<Vec<u8>> {
+        use std::os::unix::fs::MetadataExt;
+        let reopened;
+        let file = match &self.open {
+            Some(Open {
+                reader: Reader::Plain(file),
+                ..
+            }) => file,
+            _ => {
+                reopened = File::open(&self.path).ok()?;
+                let meta = reopened.metadata().ok()?;
+                if (meta.dev(), meta.ino()) != self.id {
+                    return None;
+                }
+                &reopened
+            }
+        };
+        let n = copy_len.min(MARKER_BYTES);
+        let mut theirs = vec![0; n as usize];
+        let mut ours = vec![0; n as usize];
+        let got_theirs = read_full_at(copy, &mut theirs, copy_len - n).ok()?;
+        let got_ours = read_full_at(file, &mut ours, copy_len - n).ok()?;
+        (n > 0 && got_theirs == theirs.len() && got_ours == ours.len() && theirs == ours)
+            .then_some(theirs)
+    }
+
     pub fn head_hash(&self) -> u64 {
         self.head_hash
     }
@@ -345,16 +387,18 @@ impl Tracked {
 pub(crate) struct Head {
     /// `prefix[k]`: the hash of the first `k` bytes.
     prefix: Vec<u64>,
+    /// The first `HEAD_BYTES` bytes (all of a shorter file).
+    pub bytes: Vec<u8>,
+    /// The file's length.
     pub len: u64,
 }
 
 impl Head {
     pub fn read(file: &File, len: u64) -> io::Result<Head> {
-        let mut buf = vec![0; len.min(HEAD_BYTES) as usize];
-        let got = read_full_at(file, &mut buf, 0)?;
-        buf.truncate(got);
+        let bytes = read_head(file, len)?;
         Ok(Head {
-            prefix: crate::checkpoint::prefix_hashes(&buf),
+            prefix: crate::checkpoint::prefix_hashes(&bytes),
+            bytes,
             len,
         })
     }
@@ -427,13 +471,12 @@ pub(crate) enum Fingerprint {
     Different,
 }
 
-/// Hash of the first `HEAD_BYTES` bytes (or all of a shorter file), and how many that was.
-fn read_head(file: &File, len: u64) -> io::Result<(u64, u64)> {
-    let n = len.min(HEAD_BYTES);
-    let mut buf = vec![0; n as usize];
+/// The first `HEAD_BYTES` bytes (or all of a shorter file).
+fn read_head(file: &File, len: u64) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0; len.min(HEAD_BYTES) as usize];
     let got = read_full_at(file, &mut buf, 0)?;
     buf.truncate(got);
-    Ok((got as u64, hash(&buf)))
+    Ok(buf)
 }
 
 /// Hash of `len` bytes at `offset`, or `None` if the file is shorter.

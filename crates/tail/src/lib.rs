@@ -24,7 +24,9 @@
 //!   `app.log.1`. It continues from that position under the known file's key, so with
 //!   `app.log*` every line is read exactly once, also across a rotation while stopped. A copy
 //!   of a file still followed is not read (its lines are the original's) until the original is
-//!   truncated or gone.
+//!   truncated or gone; one checked byte for byte to hold the start of it continues from its
+//!   own end when more of the original was read than it holds (lines written between the copy
+//!   and the truncation). An empty file is not placed until it has data.
 //! - A followed file whose bytes before the read position changed, or that got smaller
 //!   (truncation, copytruncate), is read again from 0 under a new key (skipping NUL runs where
 //!   lines start); what was read of it waits `rotate_wait` as an orphan for its copy.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::checkpoint::{FileCheckpoint, file_key};
+use crate::checkpoint::{FileCheckpoint, MARKER_BYTES, file_key};
 use crate::discover::Sources;
 use crate::file::{Checked, FileId, Fingerprint, Head, Print, Start, Stat, Tracked};
 use crate::lines::LineLimits;
@@ -42,6 +42,10 @@ struct State {
     orphans: Vec<Orphan>,
     /// Files that may be a copy still being made: (size and mtime when last seen, first seen).
     deferred: HashMap<FileId, (Option<Stat>, Instant)>,
+    /// Copies of a prefix of a followed file, checked against its bytes while it was intact:
+    /// when the original is truncated after more of it was read than the copy holds (lines
+    /// written between the copy and the truncation), the copy was read to its end.
+    prefix_copies: HashMap<FileId, PrefixCopy>,
     first_sweep: bool,
     buf: Vec<u8>,
 }
@@ -50,7 +54,18 @@ struct Orphan {
     key: String,
     cp: FileCheckpoint,
     source_index: usize,
-    until: Instant,
+    /// Forgotten then: set when the orphan was first offered to the files of a sweep, so a
+    /// long read (back-pressure) between its birth and the next sweep cannot expire it unseen.
+    until: Option<Instant>,
+}
+
+struct PrefixCopy {
+    /// The key of the original.
+    key: String,
+    /// The copy's size and mtime when checked.
+    stat: Stat,
+    /// Its last bytes.
+    marker: Vec<u8>,
 }
 
 /// A path found by the sweep that is not followed yet.
@@ -96,6 +111,7 @@ pub(crate) fn run(
         pending,
         orphans: Vec::new(),
         deferred: HashMap::new(),
+        prefix_copies: HashMap::new(),
         first_sweep: true,
         buf,
     };
@@ -187,7 +203,14 @@ impl State {
         if first_sweep {
             self.settle_pending(&seen, &mut dead_keys);
         }
+        let until = Instant::now() + self.orphan_wait();
+        for orphan in &mut self.orphans {
+            orphan.until.get_or_insert(until);
+        }
         self.deferred.retain(|id, _| seen.contains(id));
+        let files = &self.files;
+        self.prefix_copies
+            .retain(|id, _| seen.contains(id) && !files.contains_key(id));
         for (key, path) in dead_keys {
             let source_index = self.sources.source_of(Path::new(&path)).unwrap_or(0);
             self.send(expiry(key, path, source_index)).await?;
@@ -264,13 +287,18 @@ impl State {
             self.track(key, &entry, Start::zero());
             return;
         }
+        if entry.stat.0 == 0 {
+            // Nothing to read, and nothing to tell a new file from a copy just created: it is
+            // placed once it has data.
+            return;
+        }
         let Ok(file) = File::open(&entry.path) else {
             return;
         };
         let Ok(meta) = file.metadata() else {
             return;
         };
-        if (meta.dev(), meta.ino()) != entry.id {
+        if (meta.dev(), meta.ino()) != entry.id || meta.len() == 0 {
             return; // replaced since the walk: the next sweep sees the new one
         }
         let Ok(head) = Head::read(&file, meta.len()) else {
@@ -284,10 +312,26 @@ impl State {
             .map(|(key, cp)| (key, cp))
             .chain(self.orphans.iter().map(|o| (&o.key, &o.cp)));
         let mut claim = None;
+        let prefix_of = self
+            .prefix_copies
+            .get(&entry.id)
+            .filter(|copy| copy.stat == entry.stat);
         for (key, cp) in gone {
             let Some(print) = Print::of(cp) else {
                 continue;
             };
+            if let Some(copy) = prefix_of.filter(|copy| copy.key == *key && cp.offset > head.len) {
+                // More of the original was read than this copy of its start holds.
+                let start = Start {
+                    offset: head.len,
+                    marker: copy.marker.clone(),
+                    head_len: head.len.min(crate::checkpoint::HEAD_BYTES),
+                    head_hash: head.hash(),
+                    done: false,
+                };
+                claim = Some((key.clone(), start));
+                break;
+            }
             match head.compare(&file, &print) {
                 Ok(Fingerprint::Copy(marker)) => {
                     claim = Start::of(cp, marker).map(|start| (key.clone(), start));
@@ -306,15 +350,45 @@ impl State {
             return;
         }
         // A copy of a file still followed: its lines are read from the original.
+        let mut prefix_copy = None;
         for followed in self.files.values() {
             let Some(print) = followed.print() else {
                 continue;
             };
-            match head.compare(&file, &print) {
-                Ok(Fingerprint::Copy(_)) => return,
-                Ok(Fingerprint::ShorterCopy) => maybe_copying = true,
-                _ => {}
+            if print.offset > 0 && head.len < print.head_len {
+                // Shorter than the other's head: compared byte for byte.
+                if followed.starts_with(&head.bytes) {
+                    let from = head.bytes.len().saturating_sub(MARKER_BYTES as usize);
+                    prefix_copy = Some(PrefixCopy {
+                        key: followed.key.clone(),
+                        stat: entry.stat,
+                        marker: head.bytes[from..].to_vec(),
+                    });
+                    break;
+                }
+                continue;
             }
+            let shorter = match head.compare(&file, &print) {
+                Ok(Fingerprint::Copy(_)) => false,
+                Ok(Fingerprint::ShorterCopy) => true,
+                _ => continue,
+            };
+            if let Some(marker) = followed.same_bytes_before(&file, head.len) {
+                prefix_copy = Some(PrefixCopy {
+                    key: followed.key.clone(),
+                    stat: entry.stat,
+                    marker,
+                });
+                break;
+            }
+            if !shorter {
+                return;
+            }
+            maybe_copying = true;
+        }
+        if let Some(copy) = prefix_copy {
+            self.prefix_copies.insert(entry.id, copy);
+            return;
         }
         if maybe_copying {
             // Same head, shorter than what was read: a copy still being written, or another
@@ -366,7 +440,6 @@ impl State {
     /// finish it); one whose inode now holds another file is forgotten; the others wait a
     /// while for a copy, as orphans.
     fn settle_pending(&mut self, seen: &HashSet<FileId>, dead_keys: &mut Vec<(String, String)>) {
-        let now = Instant::now();
         for (key, cp) in std::mem::take(&mut self.pending) {
             let id = (cp.dev, cp.ino);
             let last = Path::new(&cp.path);
@@ -406,12 +479,11 @@ impl State {
                 }
                 continue;
             }
-            let until = now + self.orphan_wait();
             self.orphans.push(Orphan {
                 key,
                 source_index: source_index.unwrap_or(0),
                 cp,
-                until,
+                until: None,
             });
         }
     }
@@ -486,8 +558,6 @@ impl State {
     /// was read becomes an orphan a copy may take over, and the file starts again from 0 under
     /// a new key.
     fn replace(&mut self, id: FileId) {
-        let now = Instant::now();
-        let wait = self.orphan_wait();
         let Some(file) = self.files.get_mut(&id) else {
             return;
         };
@@ -499,7 +569,7 @@ impl State {
             key: file.key.clone(),
             cp: file.state(),
             source_index: file.source_index,
-            until: now + wait,
+            until: None,
         };
         let _ = file.restart();
         let base = file_key(id.0, id.1, file.head_hash());
@@ -624,7 +694,7 @@ impl State {
                     key: file.key.clone(),
                     cp: file.state(),
                     source_index: file.source_index,
-                    until: now + self.orphan_wait(),
+                    until: None,
                 });
             } else {
                 let path = file.path.to_string_lossy().into_owned();
@@ -639,7 +709,7 @@ impl State {
         let now = Instant::now();
         let (expired, kept): (Vec<Orphan>, Vec<Orphan>) = std::mem::take(&mut self.orphans)
             .into_iter()
-            .partition(|o| o.until <= now);
+            .partition(|o| o.until.is_some_and(|until| until <= now));
         self.orphans = kept;
         for orphan in expired {
             self.send(expiry(orphan.key, orphan.cp.path, orphan.source_index))

@@ -252,3 +252,35 @@ async fn copytruncate_with_the_copy_in_the_glob_reads_every_line_once() {
     );
     run.stop();
 }
+
+#[tokio::test]
+async fn lines_read_between_the_copy_and_the_truncation_are_not_read_again_from_the_copy() {
+    let (_dir, dir) = temp();
+    let path = dir.join("app.log");
+    append(&path, &numbered("a", 1..=5));
+    let mut run = Run::start(config(&[&dir.join("app.log*")]), &Checkpoints::new());
+    run.wait_for("first lines", |r| r.count(5)).await;
+    std::fs::copy(&path, dir.join("app.log.1")).unwrap();
+    run.settle(Duration::from_millis(150)).await;
+    // The application writes on before logrotate truncates, and the tailer reads it: more of
+    // the original is read than the copy holds.
+    append(&path, &numbered("between", 1..=3));
+    run.wait_for("the lines between", |r| r.has("between-3"))
+        .await;
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&path, "after-1\n");
+    run.wait_for("the line after the truncation", |r| r.has("after-1"))
+        .await;
+    // Past `rotate_wait`: nothing of the copy comes later either.
+    run.settle(Duration::from_millis(800)).await;
+    let mut want = numbered_vec("a", 1..=5);
+    want.extend(numbered_vec("between", 1..=3));
+    want.push("after-1".into());
+    assert_eq!(run.lines(), want);
+    run.stop();
+}
