@@ -44,6 +44,8 @@ pub(crate) struct Tracked {
     committed_marker: Vec<u8>,
     /// Size and mtime at the last check: unchanged means no need to re-verify or read.
     seen: Option<Stat>,
+    /// A read found the bytes before the read position replaced (see `take_replaced`).
+    replaced: bool,
     /// Size and mtime of its path in the last sweep (how a closed file is known to change).
     pub path_stat: Option<Stat>,
     /// Matched by a glob in the last sweep.
@@ -136,6 +138,7 @@ impl Tracked {
             committed: start.offset,
             committed_marker: start.marker,
             seen: None,
+            replaced: false,
             path_stat: None,
             in_glob: true,
             missing_since: None,
@@ -257,7 +260,21 @@ impl Tracked {
         };
         let end = open.lines.end();
         let n = match &mut open.reader {
-            Reader::Plain(file) => file.read_at(buf, end)?,
+            Reader::Plain(file) => {
+                let n = file.read_at(buf, end)?;
+                // Checked after the read: if the bytes before the read position changed
+                // meanwhile (truncated, and a writer without O_APPEND went on past a hole),
+                // what was read is not the continuation of what was read before.
+                let before = open.recent.len() as u64;
+                if n > 0
+                    && before > 0
+                    && read_hash_at(file, end - before, before)? != Some(hash(&open.recent))
+                {
+                    self.replaced = true;
+                    return Ok(0);
+                }
+                n
+            }
             Reader::Gz(decoder) => match decoder.read(buf)? {
                 0 => {
                     // A compressed file is complete: its last line needs no newline.
@@ -285,6 +302,11 @@ impl Tracked {
         open.recent = tail_of(&open.recent, data);
         self.last_data = Instant::now();
         Ok(n)
+    }
+
+    /// The last `read_chunk` ended because the file was replaced under the read position.
+    pub fn take_replaced(&mut self) -> bool {
+        std::mem::take(&mut self.replaced)
     }
 
     /// A partial line longer than `max_line_bytes` is held (an OTLP/JSON line being read).

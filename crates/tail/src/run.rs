@@ -437,15 +437,21 @@ impl State {
 
     /// After the first sweep, checkpoints that no file took: a file no glob matches any more
     /// may have been rotated away while threadline was down (look beside its last path and
-    /// finish it); one whose inode now holds another file is forgotten; the others wait a
-    /// while for a copy, as orphans.
+    /// finish it); the others wait a while for a copy, as orphans, and are then forgotten.
     fn settle_pending(&mut self, seen: &HashSet<FileId>, dead_keys: &mut Vec<(String, String)>) {
         for (key, cp) in std::mem::take(&mut self.pending) {
             let id = (cp.dev, cp.ino);
             let last = Path::new(&cp.path);
             let source_index = self.sources.source_of(last);
             if seen.contains(&id) || self.files.contains_key(&id) {
-                dead_keys.push((key, cp.path));
+                // Its inode holds another file now (reused, or truncated and rewritten): what
+                // was read of it waits as an orphan for a copy still being made.
+                self.orphans.push(Orphan {
+                    key,
+                    source_index: source_index.unwrap_or(0),
+                    cp,
+                    until: None,
+                });
                 continue;
             }
             let found = last.parent().and_then(|dir| find_inode(dir, id));
@@ -647,11 +653,15 @@ impl State {
                     // A `.gz` file read to its end closes itself.
                     self.n_open -= 1;
                 }
+                let replaced = file.take_replaced();
                 if !lines.is_empty() {
                     let batch = batch_of(file, lines);
                     self.send(batch).await?;
                 }
-                if more {
+                if replaced {
+                    self.replace(id);
+                    still.push(id);
+                } else if more {
                     still.push(id);
                 }
             }
