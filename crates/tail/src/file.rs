@@ -547,9 +547,10 @@ fn verify_marker(file: &File, len: u64, cp: &FileCheckpoint) -> io::Result<Optio
     Ok((got == marker.len() && hex(hash(&marker)) == cp.marker_hash).then_some(marker))
 }
 
-/// A decoder positioned at `offset` (decompressing and discarding up to it), if the stream
-/// still holds `marker` just before it.
-fn resume_gz(file: File, offset: u64, marker: &[u8]) -> io::Result<Option<Box<GzDecoder>>> {
+/// A decoder of the `.gz` file positioned at `offset` of the decompressed stream (decompressing
+/// and discarding up to it), with the ≤ `MARKER_BYTES` bytes before it; `None` if the stream is
+/// shorter or cannot be read.
+fn gz_at(file: File, offset: u64) -> io::Result<Option<(Box<GzDecoder>, Vec<u8>)>> {
     let mut decoder = Box::new(MultiGzDecoder::new(BufReader::new(file)));
     let mut left = offset;
     let mut recent = Vec::new();
@@ -563,8 +564,14 @@ fn resume_gz(file: File, offset: u64, marker: &[u8]) -> io::Result<Option<Box<Gz
         recent = tail_of(&recent, &buf[..n]);
         left -= n as u64;
     }
-    let tail = &recent[recent.len() - marker.len().min(recent.len())..];
-    Ok((tail == marker).then_some(decoder))
+    Ok(Some((decoder, recent)))
+}
+
+/// A decoder positioned at `offset`, if the stream still holds `marker` just before it.
+fn resume_gz(file: File, offset: u64, marker: &[u8]) -> io::Result<Option<Box<GzDecoder>>> {
+    Ok(gz_at(file, offset)?.and_then(|(decoder, recent)| {
+        (recent[recent.len() - marker.len().min(recent.len())..] == *marker).then_some(decoder)
+    }))
 }
 
 /// The marker bytes of a `.gz` checkpoint, read from the decompressed stream (`None`: the
@@ -573,21 +580,12 @@ pub(crate) fn verify_gz(file: &File, cp: &FileCheckpoint) -> io::Result<Option<V
     if !cp.gz {
         return Ok(None);
     }
-    let mut decoder = MultiGzDecoder::new(BufReader::new(file.try_clone()?));
-    let mut left = cp.offset;
-    let mut recent = Vec::new();
-    let mut buf = vec![0; 64 << 10];
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let n = match decoder.read(&mut buf[..want]) {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(n) => n,
-        };
-        recent = tail_of(&recent, &buf[..n]);
-        left -= n as u64;
-    }
-    let marker = &recent[recent.len() - (cp.marker_len as usize).min(recent.len())..];
-    Ok((hex(hash(marker)) == cp.marker_hash).then(|| marker.to_vec()))
+    Ok(
+        gz_at(file.try_clone()?, cp.offset)?.and_then(|(_, recent)| {
+            let marker = &recent[recent.len() - (cp.marker_len as usize).min(recent.len())..];
+            (hex(hash(marker)) == cp.marker_hash).then(|| marker.to_vec())
+        }),
+    )
 }
 
 /// The last ≤ `MARKER_BYTES` bytes of `before` followed by `data`.
