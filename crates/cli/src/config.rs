@@ -75,6 +75,11 @@ pub struct TailSection {
     pub rotate_wait: Duration,
     #[serde(deserialize_with = "byte_size")]
     pub max_line_bytes: usize,
+    /// OTLP/JSON lines (Collector file-exporter batches) are read whole up to this size.
+    #[serde(deserialize_with = "byte_size")]
+    pub max_otlp_line_bytes: usize,
+    /// Files held open at once; idle ones are closed and reopened when they change.
+    pub max_open_files: usize,
     #[serde(deserialize_with = "byte_size")]
     pub read_chunk: usize,
     #[serde(deserialize_with = "byte_size")]
@@ -169,6 +174,8 @@ impl Default for TailSection {
             sweep_interval: tail.sweep_interval,
             rotate_wait: tail.rotate_wait,
             max_line_bytes: tail.max_line_bytes,
+            max_otlp_line_bytes: tail.max_otlp_line_bytes,
+            max_open_files: tail.max_open_files,
             read_chunk: tail.read_chunk,
             batch_bytes: tail.max_buffered_bytes,
             queue_capacity: 4,
@@ -230,6 +237,8 @@ impl Config {
             ("index.writer_threads", self.index.writer_threads),
             ("index.queue_capacity", self.index.queue_capacity),
             ("tail.max_line_bytes", self.tail.max_line_bytes),
+            ("tail.max_otlp_line_bytes", self.tail.max_otlp_line_bytes),
+            ("tail.max_open_files", self.tail.max_open_files),
             ("tail.read_chunk", self.tail.read_chunk),
             ("tail.batch_bytes", self.tail.batch_bytes),
             ("tail.queue_capacity", self.tail.queue_capacity),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use decode::{Decoder, DecoderConfig, LineContext, Output};
 use model::{Problems, Record};
+use tail::{LineLimits, LineReader};
 
 /// Records per batch sent to the writer.
 const BATCH_RECORDS: usize = 4096;
@@ -86,10 +87,16 @@ pub fn decode_file(
                 .to_owned()
         })
     });
+    // Lines are cut by the line reader (OTLP/JSON ones at their own, larger limit): the decoder
+    // takes every line it is given whole.
+    let limits = LineLimits {
+        max_line_bytes: tail::DEFAULT_MAX_LINE_BYTES,
+        max_otlp_line_bytes: tail::DEFAULT_MAX_OTLP_LINE_BYTES,
+    };
     let decoder = Decoder::new(DecoderConfig {
         service,
         patterns: options.patterns.clone(),
-        ..DecoderConfig::default()
+        max_line_bytes: limits.max_otlp_line_bytes,
     })
     .context("invalid --pattern")?;
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -100,12 +107,14 @@ pub fn decode_file(
         Box::new(file)
     };
     let mut reader = BufReader::with_capacity(1 << 20, input);
-    // Like grep, skip binary files (a NUL byte near the start): an executable or an image would
-    // otherwise become hundreds of thousands of raw records.
     let head = reader
         .fill_buf()
         .with_context(|| format!("cannot read {}", path.display()))?;
-    if head[..head.len().min(8192)].contains(&0) {
+    // Like grep, skip binary files (a NUL byte near the start): an executable or an image would
+    // otherwise become hundreds of thousands of raw records. A NUL run where a line starts is
+    // not binary but a hole (copytruncate under a writer without O_APPEND): skipped, as `serve`
+    // skips it.
+    if is_binary(&head[..head.len().min(8192)]) {
         stats.warnings += 1;
         on_warning(
             &source,
@@ -116,49 +125,96 @@ pub fn decode_file(
         );
         return Ok(());
     }
+    let multiline = first_line(head).is_some_and(starts_multiline_document);
     let read_time_ns = crate::timespec::now_ns();
     let mut out = Output::default();
-    let mut line = Vec::with_capacity(4096);
-    let mut offset = 0u64;
     stats.files += 1;
 
-    let first_len = reader
-        .read_until(b'\n', &mut line)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if starts_multiline_document(&line) {
+    if multiline {
         // One JSON document over many lines (a pretty-printed OTLP body, a Jaeger download).
+        let mut doc = Vec::new();
         reader
-            .read_to_end(&mut line)
+            .read_to_end(&mut doc)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        decoder.decode_all(&line, &source, read_time_ns, &mut out);
-        stats.bytes += line.len() as u64;
-        progress(line.len() as u64);
+        let start = doc.iter().take_while(|&&b| b == 0).count();
+        decoder.decode_all(&doc[start..], &source, read_time_ns, &mut out);
+        stats.bytes += doc.len() as u64;
+        progress(doc.len() as u64);
         flush(&mut out, &source, stats, sink, on_warning)?;
         return Ok(());
     }
-    let mut len = first_len;
-    while len > 0 {
+    let mut lines = LineReader::new(reader, limits);
+    let mut consumed = 0;
+    loop {
+        let next = lines
+            .next_line()
+            .with_context(|| format!("cannot read {} at byte {consumed}", path.display()))?;
+        let Some(line) = next else {
+            break;
+        };
+        let first = out.records.len();
         decoder.decode_line(
-            &line,
+            &line.bytes,
             &LineContext {
                 source: &source,
-                offset,
+                offset: line.offset,
                 read_time_ns,
             },
             &mut out,
         );
-        offset += len as u64;
-        stats.bytes += len as u64;
-        progress(len as u64);
+        if line.truncated {
+            mark_truncated(&mut out, first, &line);
+        }
+        let position = lines.position();
+        stats.bytes += position - consumed;
+        progress(position - consumed);
+        consumed = position;
         if out.records.len() >= BATCH_RECORDS {
             flush(&mut out, &source, stats, sink, on_warning)?;
         }
-        line.clear();
-        len = reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {} at byte {offset}", path.display()))?;
     }
     flush(&mut out, &source, stats, sink, on_warning)
+}
+
+/// A line the line reader cut (it holds only its first `max_line_bytes`): flags its records as
+/// the decoder would have, with a warning.
+pub fn mark_truncated(out: &mut Output, first_record: usize, line: &tail::Line) {
+    for record in &mut out.records[first_record..] {
+        if let Record::Log(log) = record {
+            log.problems.insert(Problems::TRUNCATED);
+        }
+    }
+    out.warnings.push(decode::Warning {
+        offset: line.offset,
+        message: format!("line cut to the {}-byte limit", line.bytes.len()),
+    });
+}
+
+/// A NUL byte that is not part of a run where a line starts.
+fn is_binary(window: &[u8]) -> bool {
+    let mut line_start = true;
+    let mut in_hole = false;
+    for &b in window {
+        if b == 0 {
+            if !line_start && !in_hole {
+                return true;
+            }
+            in_hole = true;
+        } else {
+            in_hole = false;
+            line_start = b == b'\n';
+        }
+    }
+    false
+}
+
+/// The first line in `buffered` after leading NULs, if its newline is there.
+fn first_line(buffered: &[u8]) -> Option<&[u8]> {
+    let start = buffered.iter().take_while(|&&b| b == 0).count();
+    let rest = &buffered[start..];
+    rest.iter()
+        .position(|&b| b == b'\n')
+        .map(|end| &rest[..end])
 }
 
 fn flush(
@@ -196,4 +252,19 @@ fn starts_multiline_document(first_line: &[u8]) -> bool {
     let trimmed = first_line.trim_ascii();
     matches!(trimmed.first(), Some(b'{' | b'['))
         && serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_runs_where_lines_start_are_holes_other_nuls_binary() {
+        assert!(!is_binary(b"\0\0\0\0a line\n\0\0next\n"));
+        assert!(!is_binary(b"plain text\n"));
+        assert!(is_binary(b"\x7fELF\x02\x01\x01\0\0\0"));
+        assert!(is_binary(b"\0\0text\0more"));
+        assert_eq!(first_line(b"\0\0{\n}"), Some(&b"{"[..]));
+        assert_eq!(first_line(b"no newline"), None);
+    }
 }

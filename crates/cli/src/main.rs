@@ -111,7 +111,8 @@ struct ServeArgs {
     /// Longest a read line waits to be committed and searchable (e.g. 500ms).
     #[arg(long)]
     commit_interval: Option<String>,
-    /// Lines longer than this many bytes are cut and flagged.
+    /// Lines longer than this many bytes are cut and flagged (OTLP/JSON lines have their own
+    /// limit, `tail.max_otlp_line_bytes`, 64 MiB).
     #[arg(long)]
     max_line_bytes: Option<usize>,
 }

@@ -28,7 +28,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use decode::{Decoder, DecoderConfig, LineContext, Output};
 use index::{Batch, Index, IndexLock, Writer, WriterConfig, WriterHandle};
-use model::{Problems, Record};
 use server::{AppState, Metrics, ServerConfig};
 use tail::{TailBatch, TailConfig, Tailer, TailerHandle};
 use tokio::signal::unix::{SignalKind, signal};
@@ -128,7 +127,15 @@ async fn serve(config: Config, prepared: Prepared) -> anyhow::Result<()> {
         .iter()
         .map(|s| absolute_source(s, &cwd))
         .collect();
-    let decoders = Decoders::new(&sources, config.tail.max_line_bytes)?;
+    // The tailer cuts lines (OTLP/JSON ones at their own, larger limit): the decoder takes
+    // every line it is given whole.
+    let decoders = Decoders::new(
+        &sources,
+        config
+            .tail
+            .max_line_bytes
+            .max(config.tail.max_otlp_line_bytes),
+    )?;
 
     let dir = &config.index.dir;
     // One writer per index, before the index is touched or a port bound.
@@ -444,15 +451,7 @@ fn decode_loop(
             if line.truncated {
                 // The tailer cut it (it never holds more than max_line_bytes of a line), so
                 // the decoder cannot know: flag its records as the decoder would have.
-                for record in &mut out.records[first..] {
-                    if let Record::Log(log) = record {
-                        log.problems.insert(Problems::TRUNCATED);
-                    }
-                }
-                out.warnings.push(decode::Warning {
-                    offset: line.offset,
-                    message: format!("line cut to the {}-byte limit", line.bytes.len()),
-                });
+                crate::ingest::mark_truncated(&mut out, first, line);
             }
         }
         for warning in out.warnings.drain(..) {
@@ -587,6 +586,8 @@ fn tail_config(config: &Config, sources: &[SourceSection]) -> TailConfig {
         sweep_interval: config.tail.sweep_interval,
         rotate_wait: config.tail.rotate_wait,
         max_line_bytes: config.tail.max_line_bytes,
+        max_otlp_line_bytes: config.tail.max_otlp_line_bytes,
+        max_open_files: config.tail.max_open_files,
         read_chunk: config.tail.read_chunk,
         max_buffered_bytes: config.tail.batch_bytes,
         backfill_gz: config.tail.backfill_gz,

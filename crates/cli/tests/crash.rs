@@ -55,12 +55,19 @@ fn crash_loop(kills: usize, uptime: std::ops::Range<Duration>) -> Report {
     let stop = Arc::new(AtomicBool::new(false));
     // Two writers rotate by renaming within the glob (`a0.log` → `a0.3.log`, followed by
     // identity); two rename out of it (`b0.log` → `b0.log.3`, finished through the open
-    // handle, or found beside its old path after a restart).
-    let writers: Vec<JoinHandle<Written>> = (0..4)
+    // handle, or found beside its old path after a restart); one by copytruncate with the copy
+    // in the glob (`c4.log` copied to `c4.3.log`, then truncated under a writer without
+    // O_APPEND, which leaves a NUL hole): the copy is known by its content and only its unread
+    // tail is read.
+    let writers: Vec<JoinHandle<Written>> = (0..5)
         .map(|w| {
             let (logs, index, stop) = (logs.clone(), ws.index(), stop.clone());
-            let within = w < 2;
-            std::thread::spawn(move || write_and_rotate(&logs, &index, w, within, &stop))
+            let rotation = match w {
+                0 | 1 => Rotation::RenameWithin,
+                2 | 3 => Rotation::RenameOut,
+                _ => Rotation::CopyTruncate,
+            };
+            std::thread::spawn(move || write_and_rotate(&logs, &index, w, rotation, &stop))
         })
         .collect();
 
@@ -97,7 +104,7 @@ fn crash_loop(kills: usize, uptime: std::ops::Range<Duration>) -> Report {
         "crash loop: {} SIGKILLs, {} lines in {} files ({} rotations): every line exactly once; {:.1}s",
         report.kills,
         report.lines,
-        4 + rotations,
+        5 + rotations,
         report.rotations,
         started.elapsed().as_secs_f64()
     );
@@ -109,18 +116,33 @@ struct Written {
     rotations: usize,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rotation {
+    RenameWithin,
+    RenameOut,
+    CopyTruncate,
+}
+
 /// Appends lines at random intervals (a few hundred a second) and rotates every 50–200 lines,
 /// until `stop`.
 fn write_and_rotate(
     logs: &Path,
     index: &Path,
     w: usize,
-    within: bool,
+    rotation: Rotation,
     stop: &AtomicBool,
 ) -> Written {
-    let prefix = if within { "a" } else { "b" };
+    let prefix = match rotation {
+        Rotation::RenameWithin => "a",
+        Rotation::RenameOut => "b",
+        Rotation::CopyTruncate => "c",
+    };
     let live = logs.join(format!("{prefix}{w}.log"));
-    let mut file = append(&live);
+    let mut file = match rotation {
+        // Not O_APPEND: after a truncation it writes on at its offset, leaving a NUL hole.
+        Rotation::CopyTruncate => std::fs::File::create(&live).unwrap(),
+        _ => append(&live),
+    };
     let mut ids = BTreeSet::new();
     let mut rotations = 0;
     let mut n = 0usize;
@@ -132,21 +154,33 @@ fn write_and_rotate(
             ids.insert(id);
             n += 1;
         }
-        if n >= next_rotation && (within || seen_by_a_commit(index, &live)) {
-            let rotated: PathBuf = if within {
-                logs.join(format!("{prefix}{w}.{rotations}.log"))
+        let may_rotate = rotation != Rotation::RenameOut || seen_by_a_commit(index, &live);
+        if n >= next_rotation && may_rotate {
+            if rotation == Rotation::CopyTruncate {
+                // logrotate's copytruncate: copy, then truncate in place.
+                std::fs::copy(&live, logs.join(format!("{prefix}{w}.{rotations}.log"))).unwrap();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&live)
+                    .unwrap()
+                    .set_len(0)
+                    .unwrap();
             } else {
-                logs.join(format!("{prefix}{w}.log.{rotations}"))
-            };
-            std::fs::rename(&live, &rotated).unwrap();
-            // Late writes through the old handle, as a service does until it reopens.
-            for _ in 0..fastrand::usize(0..4) {
-                let id = format!("w{w}-{n}");
-                file.write_all(line(&id).as_bytes()).unwrap();
-                ids.insert(id);
-                n += 1;
+                let rotated: PathBuf = if rotation == Rotation::RenameWithin {
+                    logs.join(format!("{prefix}{w}.{rotations}.log"))
+                } else {
+                    logs.join(format!("{prefix}{w}.log.{rotations}"))
+                };
+                std::fs::rename(&live, &rotated).unwrap();
+                // Late writes through the old handle, as a service does until it reopens.
+                for _ in 0..fastrand::usize(0..4) {
+                    let id = format!("w{w}-{n}");
+                    file.write_all(line(&id).as_bytes()).unwrap();
+                    ids.insert(id);
+                    n += 1;
+                }
+                file = append(&live);
             }
-            file = append(&live);
             rotations += 1;
             next_rotation = n + fastrand::usize(50..200);
         }

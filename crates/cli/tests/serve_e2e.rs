@@ -776,3 +776,114 @@ fn demo_serves_live_simulated_traffic_until_sigterm() {
     assert!(status.success(), "{status}");
     assert!(data.join(".threadline-demo").exists());
 }
+
+#[test]
+fn more_files_than_the_open_file_limit_are_all_tailed() {
+    let ws = workspace();
+    let logs = ws.logs();
+    let mut expected = BTreeSet::new();
+    for i in 0..1200 {
+        expected.extend(append_lines(
+            &logs.join(format!("f{i:04}.log")),
+            &format!("f{i}"),
+            0..1,
+        ));
+    }
+    // 1,200 files under `ulimit -n 1024`: the tailer holds at most `max_open_files` (256).
+    let serve = serve_cmd(&ws, &logs.join("*.log")).nofile(1024).start();
+    let counts = serve.wait_for_ids(&expected, Duration::from_secs(90));
+    assert_exactly_once(&counts, &expected);
+    // Files closed while idle are reopened where they stood when they grow.
+    let more = set([
+        append_lines(&logs.join("f0000.log"), "more0", 0..2),
+        append_lines(&logs.join("f1199.log"), "more1199", 0..2),
+    ]);
+    expected.extend(more);
+    assert_exactly_once(&serve.wait_for_ids(&expected, WAIT), &expected);
+    serve.stop();
+}
+
+#[test]
+fn a_5_mib_otlp_json_line_keeps_every_span_when_tailed_and_when_ingested() {
+    let ws = workspace();
+    let ids: Vec<String> = (0..1000).map(|i| format!("span-{i}")).collect();
+    let big = otlp_traces_line(&ids, 5 << 10);
+    assert!(big.len() > 5 << 20, "{}", big.len());
+    let mut expected: BTreeSet<String> = ids.iter().cloned().collect();
+    expected.extend(["before".to_owned(), "after".to_owned()]);
+    let text = format!("{}{big}{}", line("before"), line("after"));
+
+    let tailed = ws.logs().join("otel.jsonl");
+    std::fs::write(&tailed, &text).unwrap();
+    let serve = serve_cmd(&ws, &ws.logs().join("*.jsonl")).start();
+    assert_exactly_once(&serve.wait_for_ids(&expected, WAIT), &expected);
+    serve.stop();
+
+    // `ingest`: the same file into another index, then served (with nothing to tail).
+    let index = ws.path("ingested");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"))
+        .arg("--index")
+        .arg(&index)
+        .args(["ingest", "--json"])
+        .arg(&tailed)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["spans"], 1000, "{summary}");
+    let serve = ServeCommand::new(env!("CARGO_BIN_EXE_threadline"), &index).start();
+    assert_exactly_once(&serve.wait_for_ids(&expected, WAIT), &expected);
+    serve.stop();
+}
+
+#[test]
+fn ingest_skips_the_nul_hole_of_a_copytruncate_and_indexes_the_lines() {
+    let ws = workspace();
+    let log = ws.logs().join("app.log");
+    // What a writer without O_APPEND leaves after a copytruncate: zeros where the old data
+    // was, then its new lines; a second hole later, after a partial rotation.
+    let mut bytes = vec![0u8; 20_000];
+    let mut expected = BTreeSet::new();
+    for i in 0..5 {
+        bytes.extend_from_slice(line(&format!("h-{i}")).as_bytes());
+        expected.insert(format!("h-{i}"));
+    }
+    bytes.extend(std::iter::repeat_n(0u8, 3000));
+    bytes.extend_from_slice(line("h-5").as_bytes());
+    expected.insert("h-5".to_owned());
+    std::fs::write(&log, &bytes).unwrap();
+    let index = ws.path("ingested");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"))
+        .arg("--index")
+        .arg(&index)
+        .args(["ingest", "--json"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (summary["files"].as_u64(), summary["logs"].as_u64()),
+        (Some(1), Some(6)),
+        "{summary}"
+    );
+    let serve = ServeCommand::new(env!("CARGO_BIN_EXE_threadline"), &index).start();
+    let counts = serve.wait_for_ids(&expected, WAIT);
+    assert_exactly_once(&counts, &expected);
+    assert!(
+        serve
+            .search_all("")
+            .iter()
+            .all(|hit| !hit.to_string().contains("\\u0000")),
+        "no record holds a NUL"
+    );
+    serve.stop();
+}

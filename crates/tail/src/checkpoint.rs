@@ -127,6 +127,19 @@ pub(crate) fn hash(bytes: &[u8]) -> u64 {
     h
 }
 
+/// `out[k]` is `hash(&bytes[..k])`, for every `k` from 0 to `bytes.len()`: one pass.
+pub(crate) fn prefix_hashes(bytes: &[u8]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(bytes.len() + 1);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    out.push(h);
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        out.push(h);
+    }
+    out
+}
+
 pub(crate) fn hex(h: u64) -> String {
     format!("{h:016x}")
 }
@@ -160,5 +173,7 @@ mod tests {
     fn hash_is_stable() {
         assert_eq!(hash(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        let prefixes = prefix_hashes(b"abc");
+        assert_eq!(prefixes, [hash(b""), hash(b"a"), hash(b"ab"), hash(b"abc")]);
     }
 }

@@ -14,15 +14,35 @@
 //! read to EOF) is the correctness path.
 //!
 //! Rules, in short:
-//! - A file is known by device + inode; on resume a checkpoint is trusted only if the file's head
-//!   (first 1 KiB, or all of a shorter file) and the ≤32 bytes before the saved offset are
-//!   unchanged; otherwise (inode reuse, copytruncate while stopped) the file is read from 0.
+//! - A file is known by its content, as Vector's and the OTel Collector's checksum fingerprints
+//!   know it: the hash of its first bytes (1 KiB, or all of a shorter file — the fingerprint
+//!   grows with a small file, so small files are read at once) and of the ≤32 bytes before the
+//!   read position. While it is followed, its device + inode also identify it, so a rename
+//!   keeps its position.
+//! - A file not followed yet that holds what a known file held up to its read position (same
+//!   head, same bytes before it, at least as long) is that file's copy: copytruncate's
+//!   `app.log.1`. It continues from that position under the known file's key, so with
+//!   `app.log*` every line is read exactly once, also across a rotation while stopped. A copy
+//!   of a file still followed is not read (its lines are the original's) until the original is
+//!   truncated or gone; one checked byte for byte to hold the start of it continues from its
+//!   own end when more of the original was read than it holds (lines written between the copy
+//!   and the truncation). An empty file is not placed until it has data.
+//! - A followed file whose bytes before the read position changed, or that got smaller
+//!   (truncation, copytruncate), is read again from 0 under a new key (skipping NUL runs where
+//!   lines start); what was read of it waits `rotate_wait` as an orphan for its copy.
+//! - On resume a checkpoint of the same inode is trusted only if the head and the bytes before
+//!   its offset are unchanged; otherwise it is offered to copies, then forgotten.
 //! - Files found without a checkpoint, at start or later, are read from the beginning.
 //! - A file that leaves the globs (renamed away, deleted) is read to its end through the open
 //!   handle; after `rotate_wait` without data its partial last line is emitted, its key
 //!   forgotten. A checkpointed file renamed away while stopped is found beside its last path.
-//! - A file smaller than the read position, or whose bytes before it changed, restarts at 0,
-//!   skipping leading NUL padding.
+//! - At most `max_open_files` files are open at once: idle files are closed (least recently
+//!   read first) and reopened, verified at their position, when their size or mtime changes.
+//!   A closed file renamed out of the globs is found beside its last path; one deleted while
+//!   closed loses what was written to it after it was closed.
+//! - Lines are cut at `max_line_bytes` and flagged, except OTLP/JSON lines (first key
+//!   `resourceSpans`, `resourceLogs`, `resourceMetrics`), read whole up to
+//!   `max_otlp_line_bytes`; one such line is held in memory at a time.
 //! - `.gz` files (with `backfill_gz`) are keyed by their own identity and read decompressed
 //!   once; a rotated file that was read as plain text and compressed later is read again.
 
@@ -38,6 +58,14 @@ use std::time::Duration;
 
 pub use checkpoint::Checkpoints;
 pub use error::TailError;
+pub use lines::{LineLimits, LineReader, is_otlp_json_start};
+
+/// Lines longer than this are cut and flagged (1 MiB).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+/// OTLP/JSON lines (one Collector file-exporter batch each) may be this long (64 MiB).
+pub const DEFAULT_MAX_OTLP_LINE_BYTES: usize = 64 << 20;
+/// Files held open at once by default.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
 
 /// What to tail and how.
 #[derive(Debug, Clone)]
@@ -50,6 +78,10 @@ pub struct TailConfig {
     pub rotate_wait: Duration,
     /// Lines longer than this are cut and flagged `truncated` (1 MiB).
     pub max_line_bytes: usize,
+    /// OTLP/JSON lines may be this long before they are cut like others (64 MiB).
+    pub max_otlp_line_bytes: usize,
+    /// Files held open at once (256); idle ones are closed and reopened when they change.
+    pub max_open_files: usize,
     /// Bytes read from a file at a time (64 KiB).
     pub read_chunk: usize,
     /// A batch is sent once it holds this many bytes of lines (1 MiB); with the channel's
@@ -98,7 +130,7 @@ pub struct Line {
     /// Byte offset of the line's start in the file (in the decompressed stream of a `.gz`).
     pub offset: u64,
     pub bytes: Vec<u8>,
-    /// The line was longer than `max_line_bytes`; `bytes` holds its start.
+    /// The line was longer than its limit; `bytes` holds its first `max_line_bytes`.
     pub truncated: bool,
 }
 
@@ -121,7 +153,9 @@ impl Default for TailConfig {
             sources: Vec::new(),
             sweep_interval: Duration::from_secs(1),
             rotate_wait: Duration::from_secs(5),
-            max_line_bytes: 1 << 20,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_otlp_line_bytes: DEFAULT_MAX_OTLP_LINE_BYTES,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
             read_chunk: 64 << 10,
             max_buffered_bytes: 1 << 20,
             backfill_gz: false,

@@ -36,6 +36,8 @@ pub struct ServeCommand {
     pub bin: PathBuf,
     pub index: PathBuf,
     pub args: Vec<String>,
+    /// Run under this open-file limit (`ulimit -n`).
+    pub nofile: Option<u64>,
 }
 
 /// A test's folder: logs, index and config, removed at the end.
@@ -94,7 +96,14 @@ impl ServeCommand {
             bin: bin.into(),
             index: index.into(),
             args: Vec::new(),
+            nofile: None,
         }
+    }
+
+    /// Runs the server with at most `n` open files (soft and hard limit).
+    pub fn nofile(mut self, n: u64) -> ServeCommand {
+        self.nofile = Some(n);
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> ServeCommand {
@@ -109,7 +118,17 @@ impl ServeCommand {
 
     /// Starts the server on a free port and waits until it listens.
     pub fn start(&self) -> Serve {
-        let mut command = Command::new(&self.bin);
+        let mut command = match self.nofile {
+            None => Command::new(&self.bin),
+            Some(n) => {
+                // The shell sets the limit and execs the server (same pid).
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(&self.bin);
+                sh
+            }
+        };
         command
             .arg("--index")
             .arg(&self.index)
@@ -515,4 +534,25 @@ impl Drop for Tmpfs {
             .arg(self.dir.path())
             .status();
     }
+}
+
+/// One OTLP/JSON `ExportTraceServiceRequest` on one line (as the Collector's file exporter
+/// writes it), with a span per id (named after it, so search finds it), each span padded with
+/// an attribute of `pad` bytes. With a newline.
+pub fn otlp_traces_line(ids: &[String], pad: usize) -> String {
+    let padding = "p".repeat(pad);
+    let spans: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            format!(
+                r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"{:016x}","name":"span {ID_OPEN}{id}{ID_CLOSE}","kind":1,"startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000100000000","attributes":[{{"key":"pad","value":{{"stringValue":"{padding}"}}}}]}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"big"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    ) + "\n"
 }

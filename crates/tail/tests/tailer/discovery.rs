@@ -138,3 +138,39 @@ async fn bad_globs_are_reported_and_stop_is_prompt() {
     assert!(started.elapsed() < Duration::from_secs(1));
     drop(rx);
 }
+
+#[tokio::test]
+async fn more_files_than_max_open_files_are_all_read_and_followed() {
+    let (_dir, dir) = temp();
+    let mut want = Vec::new();
+    for i in 0..120 {
+        let lines: String = (0..3).map(|j| format!("f{i}-{j}\n")).collect();
+        append(&dir.join(format!("f{i:03}.log")), &lines);
+        want.extend((0..3).map(|j| format!("f{i}-{j}")));
+    }
+    let mut cfg = config(&[&dir.join("*.log")]);
+    cfg.max_open_files = 7;
+    let mut run = Run::start(cfg.clone(), &Checkpoints::new());
+    run.wait_for("every line", |r| r.count(360)).await;
+    // Closed files are reopened where they stood when they change, renamed or not.
+    for i in (0..120).step_by(10) {
+        append(&dir.join(format!("f{i:03}.log")), &format!("more-{i}\n"));
+        want.push(format!("more-{i}"));
+    }
+    std::fs::rename(dir.join("f005.log"), dir.join("f005-renamed.log")).unwrap();
+    append(&dir.join("f005-renamed.log"), "more-5\n");
+    want.push("more-5".into());
+    run.wait_for("the appended lines", |r| r.count(373)).await;
+    run.settle(Duration::from_millis(200)).await;
+    let first = run.stop();
+    let mut got = first.lines();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(first.checkpoints.len(), 120);
+    let mut again = Run::start(cfg, &first.checkpoints);
+    append(&dir.join("f119.log"), "last\n");
+    again.wait_for("the new line", |r| r.has("last")).await;
+    again.settle(Duration::from_millis(200)).await;
+    assert_eq!(again.stop().lines(), ["last"]);
+}

@@ -75,3 +75,40 @@ async fn an_over_long_line_is_cut_flagged_and_its_neighbours_survive() {
     );
     run.stop();
 }
+
+#[tokio::test]
+async fn an_otlp_json_line_is_read_whole_up_to_its_own_limit() {
+    let (_dir, dir) = temp();
+    let path = dir.join("spans.jsonl");
+    // A Collector file-exporter batch of ~5 MiB, written in two parts (the reader sees the
+    // first part alone), between ordinary lines; then a long line that is not OTLP.
+    let span =
+        r#"{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x"},"#;
+    let spans = span.repeat(5 * (1 << 20) / span.len());
+    let otlp = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.trim_end_matches(',')
+    );
+    let (part1, part2) = otlp.split_at(3 << 20);
+    append(&path, &format!("before\n{part1}"));
+    let mut cfg = config(&[&dir.join("*.jsonl")]);
+    cfg.max_line_bytes = 1 << 20;
+    cfg.max_otlp_line_bytes = 64 << 20;
+    let mut run = Run::start(cfg, &Checkpoints::new());
+    run.wait_for("the first line", |r| r.has("before")).await;
+    run.settle(Duration::from_millis(200)).await;
+    append(&path, &format!("{part2}\n{}\nafter\n", "y".repeat(2 << 20)));
+    run.wait_for("every line", |r| r.has("after")).await;
+    let lines: Vec<(usize, bool)> = run
+        .batches
+        .iter()
+        .flat_map(|b| b.lines.iter().map(|l| (l.bytes.len(), l.truncated)))
+        .collect();
+    assert_eq!(
+        lines,
+        [(6, false), (otlp.len(), false), (1 << 20, true), (5, false)]
+    );
+    let whole = run.batches.iter().flat_map(|b| &b.lines).nth(1).unwrap();
+    assert_eq!(whole.bytes, otlp.as_bytes());
+    run.stop();
+}

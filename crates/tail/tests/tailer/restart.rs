@@ -154,11 +154,19 @@ async fn a_reused_inode_is_read_from_zero_not_resumed() {
     if inode(&path) != old_inode {
         eprintln!("the file system did not reuse the inode; the test still checks a fresh start");
     }
-    let second = run_until(cfg, &first.checkpoints, "new", |r| r.has("new-5")).await;
+    let mut second = Run::start(cfg, &first.checkpoints);
+    second.wait_for("new", |r| r.has("new-5")).await;
+    // The stale checkpoint is forgotten: at once if the inode holds the new file, after
+    // `rotate_wait` (waiting for a copy of the old file) if not.
+    let old = first.key_of("old-1");
+    second
+        .wait_for("the old key's expiry", |r| r.expired().contains(&old))
+        .await;
+    second.settle(Duration::from_millis(120)).await;
+    let second = second.stop();
     let mut want = vec![header.trim_end().to_owned()];
     want.extend(numbered_vec("new", 1..=5));
     assert_eq!(second.lines(), want);
-    // The stale checkpoint is forgotten (or replaced under the same key).
     assert_eq!(second.checkpoints.len(), 1);
 }
 
@@ -186,4 +194,57 @@ async fn two_files_with_identical_heads_are_both_read_fully() {
     let mut got = second.lines();
     got.sort();
     assert_eq!(got, ["a-2", "b-2"]);
+}
+
+/// logrotate's copytruncate with `rotate N`: shift `app.log.k` to `app.log.k+1`, copy
+/// `app.log` to `app.log.1`, truncate `app.log`.
+pub fn copytruncate(dir: &std::path::Path, generations: usize) {
+    for k in (1..generations).rev() {
+        let from = dir.join(format!("app.log.{k}"));
+        if from.exists() {
+            std::fs::rename(&from, dir.join(format!("app.log.{}", k + 1))).unwrap();
+        }
+    }
+    std::fs::copy(dir.join("app.log"), dir.join("app.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(dir.join("app.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn copytruncate_while_stopped_with_the_copy_in_the_glob_reads_every_line_once() {
+    let (_dir, dir) = temp();
+    let path = dir.join("app.log");
+    let cfg = config(&[&dir.join("app.log*")]);
+    append(&path, &numbered("a", 1..=3));
+    let mut checkpoints = Checkpoints::new();
+    let mut all = Vec::new();
+    let mut want = numbered_vec("a", 1..=3);
+    let first = run_until(cfg.clone(), &checkpoints, "a", |r| r.has("a-3")).await;
+    all.extend(first.lines());
+    checkpoints = first.checkpoints;
+    for round in 0..3 {
+        // Written while stopped and never read from `app.log`: only the copy holds them.
+        let unread = format!("unread{round}");
+        append(&path, &numbered(&unread, 1..=4));
+        want.extend(numbered_vec(&unread, 1..=4));
+        copytruncate(&dir, 3);
+        let fresh = format!("fresh{round}");
+        append(&path, &numbered(&fresh, 1..=2));
+        want.extend(numbered_vec(&fresh, 1..=2));
+        let last = format!("{fresh}-2");
+        let unread_last = format!("{unread}-4");
+        let run = run_until(cfg.clone(), &checkpoints, "the rest", |r| {
+            r.has(&last) && r.has(&unread_last)
+        })
+        .await;
+        all.extend(run.lines());
+        checkpoints = run.checkpoints;
+    }
+    all.sort();
+    want.sort();
+    assert_eq!(all, want);
 }

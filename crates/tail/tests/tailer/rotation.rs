@@ -211,3 +211,76 @@ async fn polling_alone_follows_rotation_and_truncation() {
     assert_eq!(got, ["a-1", "a-2", "a-3", "a-4", "b-1", "c-1"]);
     run.stop();
 }
+
+#[tokio::test]
+async fn copytruncate_with_the_copy_in_the_glob_reads_every_line_once() {
+    let (_dir, dir) = temp();
+    let path = dir.join("app.log");
+    // A writer without O_APPEND: after each truncation it leaves a NUL hole.
+    let mut writer = std::fs::File::create(&path).unwrap();
+    writer.write_all(numbered("r0", 1..=5).as_bytes()).unwrap();
+    let mut run = Run::start(config(&[&dir.join("app.log*")]), &Checkpoints::new());
+    run.wait_for("first lines", |r| r.count(5)).await;
+    let mut want = numbered_vec("r0", 1..=5);
+    for round in 1..=4 {
+        // Some lines the tailer may or may not have read before the copy.
+        let late = format!("late{round}");
+        writer.write_all(numbered(&late, 1..=3).as_bytes()).unwrap();
+        want.extend(numbered_vec(&late, 1..=3));
+        crate::restart::copytruncate(&dir, 3);
+        let after = format!("r{round}");
+        writer
+            .write_all(numbered(&after, 1..=5).as_bytes())
+            .unwrap();
+        want.extend(numbered_vec(&after, 1..=5));
+        let last = format!("{after}-5");
+        run.wait_for("the lines after the truncation", |r| r.has(&last))
+            .await;
+        // Let a sweep see each state (as logrotate runs rarely).
+        run.settle(Duration::from_millis(150)).await;
+    }
+    run.settle(Duration::from_millis(400)).await;
+    let mut got = run.lines();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(
+        run.batches
+            .iter()
+            .flat_map(|b| &b.lines)
+            .all(|l| !l.bytes.contains(&0))
+    );
+    run.stop();
+}
+
+#[tokio::test]
+async fn lines_read_between_the_copy_and_the_truncation_are_not_read_again_from_the_copy() {
+    let (_dir, dir) = temp();
+    let path = dir.join("app.log");
+    append(&path, &numbered("a", 1..=5));
+    let mut run = Run::start(config(&[&dir.join("app.log*")]), &Checkpoints::new());
+    run.wait_for("first lines", |r| r.count(5)).await;
+    std::fs::copy(&path, dir.join("app.log.1")).unwrap();
+    run.settle(Duration::from_millis(150)).await;
+    // The application writes on before logrotate truncates, and the tailer reads it: more of
+    // the original is read than the copy holds.
+    append(&path, &numbered("between", 1..=3));
+    run.wait_for("the lines between", |r| r.has("between-3"))
+        .await;
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&path, "after-1\n");
+    run.wait_for("the line after the truncation", |r| r.has("after-1"))
+        .await;
+    // Past `rotate_wait`: nothing of the copy comes later either.
+    run.settle(Duration::from_millis(800)).await;
+    let mut want = numbered_vec("a", 1..=5);
+    want.extend(numbered_vec("between", 1..=3));
+    want.push("after-1".into());
+    assert_eq!(run.lines(), want);
+    run.stop();
+}
