@@ -384,8 +384,9 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         let idx = index_dir.display();
         let id = example.map_or_else(|| "TRACE_ID".to_owned(), |(id, _)| id);
+        let me = self_command();
         println!(
-            "\nTry:\n  threadline --index {idx} trace {id}\n  threadline --index {idx} search 'decline_code = \"do_not_honor\"' --since 2h\n  threadline --index {idx} agg 'kind = span AND exists(decline_code)' --by decline_code\n  threadline --index {idx} agg 'kind = span AND name = stripe_api_call AND status = ERROR' --interval 10m"
+            "\nTry:\n  {me} --index {idx} trace {id}\n  {me} --index {idx} search 'decline_code = \"do_not_honor\"' --since 2h\n  {me} --index {idx} agg 'kind = span AND exists(decline_code)' --by decline_code\n  {me} --index {idx} agg 'kind = span AND name = stripe_api_call AND status = ERROR' --interval 10m"
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -454,9 +455,10 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             let _ = write!(out, "{waterfall}");
         }
         let id = example.map_or_else(|| "TRACE_ID".to_owned(), |(id, _)| id);
+        let me = self_command();
         let _ = writeln!(
             out,
-            "\nthreadline is live: the simulator appends checkout traffic to {traffic_shown}; every line is searchable within a second.\nOpen {url}/ in a browser, or try:\n  curl -s {url}/api/v1/traces/{id}\n  curl -sG {url}/api/v1/search --data-urlencode 'q=decline_code = \"do_not_honor\"' -d limit=5\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q=kind = span AND exists(decline_code)' -d by=decline_code\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q={FAILED_STRIPE_CALL}' -d interval=10m\n  curl -sG {url}/api/v1/search --data-urlencode 'q=timestamp > now() - 10s' -d limit=3\n  threadline --index {idx} trace {id}\nCtrl-C stops."
+            "\nthreadline is live: the simulator appends checkout traffic to {traffic_shown}; every line is searchable within a second.\nOpen {url}/ in a browser, or try:\n  curl -s {url}/api/v1/traces/{id}\n  curl -sG {url}/api/v1/search --data-urlencode 'q=decline_code = \"do_not_honor\"' -d limit=5\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q=kind = span AND exists(decline_code)' -d by=decline_code\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q={FAILED_STRIPE_CALL}' -d interval=10m\n  curl -sG {url}/api/v1/search --data-urlencode 'q=timestamp > now() - 10s' -d limit=3\n  {me} --index {idx} trace {id}\n  {me} tail 'level >= warn' --server {url}\nCtrl-C stops."
         );
     };
     let served = crate::serve::run(
@@ -574,6 +576,37 @@ fn hit_line(hit: &Value) -> String {
     };
     let text: String = text.chars().filter(|c| !c.is_control()).collect();
     format!("{time} {kind:<4} {service} {trace} {text}")
+}
+
+/// How the user runs this binary from where they are: `threadline` when that is it on the PATH,
+/// `cargo run --release --` under cargo, else its path.
+fn self_command() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "threadline".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::canonicalize(dir.join("threadline"))
+                .is_ok_and(|found| std::fs::canonicalize(&exe).is_ok_and(|exe| exe == found))
+        })
+    });
+    if on_path {
+        return "threadline".into();
+    }
+    // `cargo run` sets CARGO for the program it runs.
+    if std::env::var_os("CARGO").is_some() {
+        let release = exe.components().any(|c| c.as_os_str() == "release");
+        return if release {
+            "cargo run --release --".into()
+        } else {
+            "cargo run --".into()
+        };
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match exe.strip_prefix(&cwd) {
+        Ok(relative) => format!("./{}", relative.display()),
+        Err(_) => exe.display().to_string(),
+    }
 }
 
 fn open_existing(index_dir: &Path) -> anyhow::Result<Index> {

@@ -25,7 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "threadline", version, about, long_about = None)]
 struct Cli {
-    /// Index directory [default: ./data/index; for serve, the config's `index.dir`].
+    /// Index directory [default: ./data/index; serve: the config's `index.dir`; demo: always DATA/index].
     #[arg(long, global = true, env = "THREADLINE_INDEX")]
     index: Option<PathBuf>,
     /// Format of the logs on stderr (filter them with RUST_LOG, e.g. RUST_LOG=debug).

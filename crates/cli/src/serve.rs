@@ -211,7 +211,12 @@ async fn serve(config: Config, prepared: Prepared) -> anyhow::Result<()> {
     }
 
     let url = format!("http://{listen}");
+    // The demo prints hints of its own once it has data to point at.
+    let hints = prepared.after_start.is_none();
     print_started(&config, &sources, &index, n_checkpoints, &url, otlp_addr);
+    if hints {
+        print_hints(&config, &url);
+    }
     if let Some(hook) = prepared.after_start {
         let started = Started {
             url: url.clone(),
@@ -675,6 +680,10 @@ fn print_started(
     }
     // Tests and scripts read the bound address from this line.
     banner(&format!("listening on {url}"));
+}
+
+/// What to try first, for a person at a terminal.
+fn print_hints(config: &Config, url: &str) {
     let auth = if config
         .server
         .read_token

@@ -743,7 +743,9 @@ fn demo_serves_live_simulated_traffic_until_sigterm() {
     }
     let (mut url, mut trace_id, mut output) = (None, None, String::new());
     let deadline = Instant::now() + Duration::from_secs(120);
-    while (url.is_none() || trace_id.is_none()) && Instant::now() < deadline {
+    while (url.is_none() || trace_id.is_none() || !output.contains("Ctrl-C stops."))
+        && Instant::now() < deadline
+    {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
             continue;
         };
@@ -761,6 +763,12 @@ fn demo_serves_live_simulated_traffic_until_sigterm() {
         panic!("the demo printed no URL or trace:\n{output}");
     };
     assert!(output.contains("curl -sG"), "{output}");
+    // The demo's own hints, not also serve's generic ones.
+    assert_eq!(
+        output.matches("in a browser, or try:").count(),
+        1,
+        "{output}"
+    );
     let (status, trace) = get_json(&format!("{url}/api/v1/traces/{trace_id}"), &[]).unwrap();
     assert_eq!(status, 200, "{trace}");
     assert!(!trace["spans"].as_array().unwrap().is_empty());
