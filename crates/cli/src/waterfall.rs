@@ -107,8 +107,16 @@ pub fn render(trace: &Value, color: bool) -> String {
         total_ns,
         paint,
     };
+    // Spans in a parent cycle are reachable from no root: they are drawn as roots after the
+    // others, so every span shows exactly once.
+    let mut drawn = vec![false; spans.len()];
     for (n, &root) in roots.iter().enumerate() {
-        view.span(&mut out, root, "", n + 1 == roots.len(), true);
+        view.tree(&mut out, root, n + 1 == roots.len(), &mut drawn);
+    }
+    for i in 0..spans.len() {
+        if !drawn[i] {
+            view.tree(&mut out, i, true, &mut drawn);
+        }
     }
     if !trace_logs.is_empty() {
         let _ = writeln!(out, "\n{}", paint.bold("logs not attached to a span"));
@@ -128,8 +136,38 @@ struct View<'a> {
     paint: Painter,
 }
 
+/// Indentation stops growing past this many characters: the label is cut at [`LABEL_WIDTH`]
+/// anyway, and a chain 100,000 spans deep must not cost 100,000 columns a line.
+const MAX_PREFIX_CHARS: usize = 30;
+
 impl View<'_> {
-    fn span(&self, out: &mut String, i: usize, prefix: &str, last: bool, root: bool) {
+    /// Draws the subtree under `root` depth-first with an explicit stack (a span tree is
+    /// whatever a client sent), each span at most once.
+    fn tree(&self, out: &mut String, root: usize, last: bool, drawn: &mut [bool]) {
+        let mut stack = vec![(root, String::new(), last, true)];
+        while let Some((i, prefix, last, is_root)) = stack.pop() {
+            if std::mem::replace(&mut drawn[i], true) {
+                continue;
+            }
+            let child_prefix = self.span(out, i, &prefix, last, is_root);
+            let id = self.spans[i]["span_id"].as_str().unwrap_or("");
+            let kids: Vec<usize> = self
+                .children
+                .get(id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .copied()
+                .filter(|&c| !drawn[c])
+                .collect();
+            for (n, &child) in kids.iter().enumerate().rev() {
+                stack.push((child, child_prefix.clone(), n + 1 == kids.len(), false));
+            }
+        }
+    }
+
+    /// One span's line and its logs; returns the prefix for its children.
+    fn span(&self, out: &mut String, i: usize, prefix: &str, last: bool, root: bool) -> String {
         let span = self.spans[i];
         let branch = if root {
             ""
@@ -162,7 +200,7 @@ impl View<'_> {
             "{label:<LABEL_WIDTH$} {bar} {:>9}{mark}",
             format_duration(duration)
         );
-        let child_prefix = if root {
+        let child_prefix = if root || prefix.chars().count() >= MAX_PREFIX_CHARS {
             prefix.to_owned()
         } else {
             format!("{prefix}{}", if last { "   " } else { "│  " })
@@ -171,10 +209,7 @@ impl View<'_> {
         for log in self.logs_by_span.get(id).into_iter().flatten() {
             self.log_line(out, log, &format!("{child_prefix}  ┆ "));
         }
-        let kids = self.children.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        for (n, &child) in kids.iter().enumerate() {
-            self.span(out, child, &child_prefix, n + 1 == kids.len(), false);
-        }
+        child_prefix
     }
 
     fn log_line(&self, out: &mut String, log: &Value, prefix: &str) {
@@ -287,6 +322,81 @@ fn truncate(s: &str, width: usize) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A trace from random parent links over a few ids: duplicates, self-parents, cycles of
+    /// any length, missing parents and several roots all occur.
+    fn random_trace(graph: &[(u64, Option<u64>, i64, i64)]) -> index::Trace {
+        let spans = graph
+            .iter()
+            .map(|&(id, parent, start_ms, dur_ms)| {
+                serde_json::json!({
+                    "span_id": format!("{id:016x}"),
+                    "parent_span_id": parent.map(|p| format!("{p:016x}")),
+                    "service": format!("svc-{}", id % 3), "name": "op", "kind": "SERVER",
+                    "start": decode::time::format_rfc3339_ns(1_795_183_800_000_000_000 + start_ms * 1_000_000),
+                    "duration_ns": dur_ms * 1_000_000,
+                    "status": {"code": "UNSET"},
+                    "attributes": {"n": id}, "events": [{"name": "exception", "time": "2026-11-20T14:10:00Z", "attributes": {}}],
+                })
+            })
+            .collect();
+        let logs = graph
+            .iter()
+            .map(|&(id, _, start_ms, _)| {
+                serde_json::json!({"span_id": format!("{id:016x}"), "service": "svc", "level": "info", "body": "x",
+                    "time": decode::time::format_rfc3339_ns(1_795_183_800_000_000_000 + start_ms * 1_000_000)})
+            })
+            .collect();
+        index::Trace::from_records(model::TraceId::from_u128(0xabc).unwrap(), spans, logs)
+    }
+
+    fn graphs() -> impl proptest::strategy::Strategy<Value = Vec<(u64, Option<u64>, i64, i64)>> {
+        use proptest::prelude::*;
+        prop::collection::vec(
+            (
+                1u64..20,
+                prop::option::weighted(0.85, 1u64..24),
+                0i64..1_000,
+                -5i64..500,
+            ),
+            1..40,
+        )
+    }
+
+    /// A parent chain `n` spans deep.
+    fn chain(n: u64) -> Vec<(u64, Option<u64>, i64, i64)> {
+        (1..=n)
+            .map(|i| (i, (i > 1).then(|| i - 1), i as i64, 1_000_000 - i as i64))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_parent_graph_renders_every_span_once(graph in graphs()) {
+            let trace = random_trace(&graph).to_json();
+            let n = trace["spans"].as_array().unwrap().len();
+            let text = render(&trace, false);
+            let drawn = text.lines().filter(|l| l.contains("  op ")).count();
+            proptest::prop_assert_eq!(drawn, n);
+        }
+    }
+
+    #[test]
+    fn a_chain_100_000_spans_deep_renders_on_a_small_stack() {
+        let trace = random_trace(&chain(100_000)).to_json();
+        let text = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || render(&trace, false))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(
+            text.lines().filter(|l| l.contains("  op ")).count(),
+            100_000
+        );
+        // Indentation stops growing: no line is wider than the label, bar and duration.
+        assert!(text.lines().all(|l| l.chars().count() < 200));
+    }
 
     #[test]
     fn renders_tree_bars_and_logs_without_color() {

@@ -24,6 +24,9 @@ pub struct Trace {
     pub spans: Vec<TraceSpan>,
     /// By time.
     pub logs: Vec<TraceLog>,
+    /// Spans left out because another span of the trace had the same id and the same record
+    /// (a retried export, an archive read twice): shown once, as Jaeger's dedupe adjuster does.
+    pub duplicates_dropped: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -154,13 +157,17 @@ fn shared_full_id(spans: &[TraceSpan]) -> Option<TraceId> {
 }
 
 fn span_from_record(m: &Match, record: Value) -> TraceSpan {
+    span_from_parts(m.ts, record)
+}
+
+fn span_from_parts(start_ns: i64, record: Value) -> TraceSpan {
     TraceSpan {
         span_id: span_id_field(&record, "span_id"),
         parent_span_id: span_id_field(&record, "parent_span_id"),
         service: str_field(&record, "service").to_owned(),
         name: str_field(&record, "name").to_owned(),
         kind: str_field(&record, "kind").to_owned(),
-        start_ns: m.ts,
+        start_ns,
         duration_ns: record
             .get("duration_ns")
             .and_then(Value::as_i64)
@@ -175,12 +182,42 @@ fn span_from_record(m: &Match, record: Value) -> TraceSpan {
 }
 
 fn log_from_record(m: &Match, record: Value) -> TraceLog {
+    log_from_parts(m.ts, record)
+}
+
+fn log_from_parts(time_ns: i64, record: Value) -> TraceLog {
     TraceLog {
-        time_ns: m.ts,
+        time_ns,
         span_id: span_id_field(&record, "span_id"),
         level: Level::parse(str_field(&record, "level")),
         span: None,
         record,
+    }
+}
+
+impl Trace {
+    /// Assembles a trace from stored records (the Trace-JSON shape of DESIGN.md) without an
+    /// index, as [`Index::trace`] does from what it finds: for tools and tests that hold records.
+    /// Spans are ordered by their `start`, logs by their `time`.
+    pub fn from_records(trace_id: TraceId, spans: Vec<Value>, logs: Vec<Value>) -> Trace {
+        let time = |record: &Value, key: &str| {
+            record
+                .get(key)
+                .and_then(Value::as_str)
+                .and_then(decode::time::parse_datetime)
+                .unwrap_or(0)
+        };
+        let mut spans: Vec<TraceSpan> = spans
+            .into_iter()
+            .map(|record| span_from_parts(time(&record, "start"), record))
+            .collect();
+        spans.sort_by_key(|s| s.start_ns);
+        let mut logs: Vec<TraceLog> = logs
+            .into_iter()
+            .map(|record| log_from_parts(time(&record, "time"), record))
+            .collect();
+        logs.sort_by_key(|l| l.time_ns);
+        Trace::assemble(trace_id, spans, logs)
     }
 }
 
@@ -198,6 +235,9 @@ impl TraceSpan {
 impl Trace {
     /// Builds the tree from spans and logs in time order, and attaches the logs.
     fn assemble(trace_id: TraceId, spans: Vec<TraceSpan>, mut logs: Vec<TraceLog>) -> Trace {
+        let n_given = spans.len();
+        let spans = drop_identical_duplicates(spans);
+        let duplicates_dropped = n_given - spans.len();
         let mut spans = order_as_tree(spans);
         let mut by_id = HashMap::new();
         for (i, span) in spans.iter().enumerate() {
@@ -232,6 +272,7 @@ impl Trace {
             trace_id,
             spans,
             logs,
+            duplicates_dropped,
         }
     }
 
@@ -288,27 +329,32 @@ impl Trace {
     /// that child started, and so on, recursively.
     pub fn critical_path(&self) -> Vec<usize> {
         let mut path = Vec::new();
-        if !self.spans.is_empty() {
-            self.walk_critical(0, self.spans[0].end_ns(), &mut path);
+        if self.spans.is_empty() {
+            return path;
+        }
+        // An explicit stack of (span, limit): the tree is whatever a client sent.
+        let mut visited = vec![false; self.spans.len()];
+        let mut stack = vec![(0, self.spans[0].end_ns())];
+        while let Some((i, limit)) = stack.pop() {
+            if std::mem::replace(&mut visited[i], true) {
+                continue;
+            }
+            path.push(i);
+            let span = &self.spans[i];
+            let mut cursor = span.end_ns().min(limit);
+            let mut children = span.children.clone();
+            // Latest-finishing first.
+            children.sort_by_key(|&c| std::cmp::Reverse(self.spans[c].end_ns()));
+            for c in children {
+                let child = &self.spans[c];
+                if child.start_ns < cursor && child.end_ns() > span.start_ns {
+                    stack.push((c, cursor));
+                    cursor = child.start_ns;
+                }
+            }
         }
         path.sort_by_key(|&i| (self.spans[i].start_ns, i));
         path
-    }
-
-    fn walk_critical(&self, i: usize, limit: i64, path: &mut Vec<usize>) {
-        path.push(i);
-        let span = &self.spans[i];
-        let mut cursor = span.end_ns().min(limit);
-        let mut children = span.children.clone();
-        // Latest-finishing first.
-        children.sort_by_key(|&c| std::cmp::Reverse(self.spans[c].end_ns()));
-        for c in children {
-            let child = &self.spans[c];
-            if child.start_ns < cursor && child.end_ns() > span.start_ns {
-                self.walk_critical(c, cursor, path);
-                cursor = child.start_ns;
-            }
-        }
     }
 
     /// The Trace JSON of DESIGN.md. Each span also has `depth` and `children` (span ids); each
@@ -403,6 +449,10 @@ impl Trace {
 }
 
 /// Reorders spans (given in time order) depth-first, and sets parent, children and depth.
+///
+/// The result is always a forest: a span that names itself as parent, or whose parent chain
+/// loops back to it, is cut from that parent and shown as a root of its own, so every walk over
+/// `parent`/`children` ends. Iterative: a chain 100,000 spans deep costs no stack.
 fn order_as_tree(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
     let n = spans.len();
     let mut by_id = HashMap::new();
@@ -433,16 +483,25 @@ fn order_as_tree(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
     roots.extend((0..n).filter(|&i| spans[i].parent_span_id.is_some() && parent[i].is_none()));
     let mut order = Vec::with_capacity(n);
     let mut depth = vec![0; n];
+    // The parent a span was reached from: the edges of the forest actually walked.
+    let mut tree_parent: Vec<Option<usize>> = vec![None; n];
     let mut visited = vec![false; n];
     let mut visit = |root: usize, order: &mut Vec<usize>, visited: &mut Vec<bool>| {
-        let mut stack = vec![(root, 0)];
-        while let Some((i, d)) = stack.pop() {
+        let mut stack = vec![(root, None, 0)];
+        while let Some((i, from, d)) = stack.pop() {
             if std::mem::replace(&mut visited[i], true) {
                 continue;
             }
             depth[i] = d;
+            tree_parent[i] = from;
             order.push(i);
-            stack.extend(children[i].iter().rev().map(|&c| (c, d + 1)));
+            stack.extend(
+                children[i]
+                    .iter()
+                    .rev()
+                    .filter(|&&c| !visited[c])
+                    .map(|&c| (c, Some(i), d + 1)),
+            );
         }
     };
     for &root in &roots {
@@ -458,15 +517,42 @@ fn order_as_tree(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
     for (new, &old) in order.iter().enumerate() {
         new_index[old] = new;
     }
+    let mut tree_children = vec![Vec::new(); n];
+    for &old in &order {
+        if let Some(p) = tree_parent[old] {
+            tree_children[p].push(new_index[old]);
+        }
+    }
     let mut slots: Vec<Option<TraceSpan>> = spans.into_iter().map(Some).collect();
     order
         .iter()
         .map(|&old| {
             let mut span = slots[old].take().expect("each span is ordered once");
             span.depth = depth[old];
-            span.parent = parent[old].map(|p| new_index[p]).filter(|_| span.depth > 0);
-            span.children = children[old].iter().map(|&c| new_index[c]).collect();
+            span.parent = tree_parent[old].map(|p| new_index[p]);
+            span.children = std::mem::take(&mut tree_children[old]);
             span
         })
         .collect()
+}
+
+/// Keeps the first of spans that share an id and their whole record (start included); spans
+/// that share only an id stay, and the tree hangs children under the first of them.
+fn drop_identical_duplicates(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
+    let mut kept: HashMap<SpanId, Vec<usize>> = HashMap::new();
+    let mut out: Vec<TraceSpan> = Vec::with_capacity(spans.len());
+    for span in spans {
+        if let Some(id) = span.span_id {
+            let same = kept.entry(id).or_default();
+            if same
+                .iter()
+                .any(|&k| out[k].start_ns == span.start_ns && out[k].record == span.record)
+            {
+                continue;
+            }
+            same.push(out.len());
+        }
+        out.push(span);
+    }
+    out
 }
