@@ -90,6 +90,20 @@ pub fn render(trace: &Value, color: bool) -> String {
     for list in children.values_mut() {
         by_start(list);
     }
+    let mut critical: HashMap<&str, Vec<(i64, i64)>> = HashMap::new();
+    for segment in trace["analysis"]["critical_path"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(id), Some(start), Some(end)) = (
+            segment["span_id"].as_str(),
+            segment["start_ns"].as_i64(),
+            segment["end_ns"].as_i64(),
+        ) {
+            critical.entry(id).or_default().push((start, end));
+        }
+    }
     let mut logs_by_span: HashMap<&str, Vec<&Value>> = HashMap::new();
     let mut trace_logs = Vec::new();
     for log in &logs {
@@ -103,6 +117,7 @@ pub fn render(trace: &Value, color: bool) -> String {
         spans: &spans,
         children: &children,
         logs_by_span: &logs_by_span,
+        critical: (!critical.is_empty()).then_some(&critical),
         t0,
         total_ns,
         paint,
@@ -124,6 +139,66 @@ pub fn render(trace: &Value, color: bool) -> String {
             view.log_line(&mut out, log, "  ");
         }
     }
+    if view.critical.is_some() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint.dim("█ on the critical path (what the request waited for)   ░ waiting on a child or off the path")
+        );
+    }
+    out.push_str(&render_findings(trace, color, false));
+    out
+}
+
+/// The findings block: one line each (kind, span, message); with `evidence`, the evidence
+/// under each as indented JSON.
+pub fn render_findings(trace: &Value, color: bool, evidence: bool) -> String {
+    let paint = Painter { color };
+    let mut out = String::new();
+    let findings = trace["analysis"]["findings"].as_array();
+    let Some(findings) = findings.filter(|f| !f.is_empty()) else {
+        if evidence {
+            let _ = writeln!(
+                out,
+                "no findings for trace {}",
+                trace["trace_id"].as_str().unwrap_or("?")
+            );
+        }
+        return out;
+    };
+    let _ = writeln!(out, "\n{} ({})", paint.bold("findings"), findings.len());
+    for f in findings {
+        let kind = f["kind"].as_str().unwrap_or("?");
+        let styled = match kind {
+            "error_origin" => paint.style(AnsiColor::Red, kind),
+            "slow_span" | "n_plus_one" | "sequential_siblings" => {
+                paint.style(AnsiColor::Yellow, kind)
+            }
+            _ => paint.style(AnsiColor::Magenta, kind),
+        };
+        let message: String = f["message"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        let _ = writeln!(out, "  {styled:<20} {}", message);
+        let span = f["span_id"].as_str().map(|s| format!("span {s}"));
+        let linked = f["linked_trace_id"]
+            .as_str()
+            .map(|t| format!("continues in trace {t}"));
+        let refs: Vec<String> = span.into_iter().chain(linked).collect();
+        if !refs.is_empty() {
+            let _ = writeln!(out, "  {:<20} {}", "", paint.dim(&refs.join(" · ")));
+        }
+        if evidence {
+            let text = serde_json::to_string_pretty(&f["evidence"]).unwrap_or_default();
+            for line in text.lines() {
+                let line: String = line.chars().filter(|c| !c.is_control()).collect();
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+    }
     out
 }
 
@@ -131,6 +206,8 @@ struct View<'a> {
     spans: &'a [&'a Value],
     children: &'a HashMap<&'a str, Vec<usize>>,
     logs_by_span: &'a HashMap<&'a str, Vec<&'a Value>>,
+    /// Critical-path segments by span id, when the trace has an analysis.
+    critical: Option<&'a HashMap<&'a str, Vec<(i64, i64)>>>,
     t0: i64,
     total_ns: i64,
     paint: Painter,
@@ -182,7 +259,8 @@ impl View<'_> {
         let label = truncate(&format!("{prefix}{branch}{service}  {name}"), LABEL_WIDTH);
         let start = time_ns(&span["start"]).unwrap_or(self.t0);
         let duration = span["duration_ns"].as_i64().unwrap_or(0);
-        let bar = self.bar(start - self.t0, duration);
+        let id = span["span_id"].as_str().unwrap_or("");
+        let bar = self.bar(start - self.t0, duration, id);
         let mark = if is_error {
             let message = span["status"]["message"].as_str().unwrap_or("");
             self.paint
@@ -205,7 +283,6 @@ impl View<'_> {
         } else {
             format!("{prefix}{}", if last { "   " } else { "│  " })
         };
-        let id = span["span_id"].as_str().unwrap_or("");
         for log in self.logs_by_span.get(id).into_iter().flatten() {
             self.log_line(out, log, &format!("{child_prefix}  ┆ "));
         }
@@ -241,14 +318,35 @@ impl View<'_> {
         );
     }
 
-    fn bar(&self, offset_ns: i64, duration_ns: i64) -> String {
+    /// The span's bar; with an analysis, cells on its critical segments are solid and the
+    /// rest shaded.
+    fn bar(&self, offset_ns: i64, duration_ns: i64, span_id: &str) -> String {
         let scale = |ns: i64| (ns.max(0) as f64 / self.total_ns as f64 * BAR_WIDTH as f64) as usize;
         let begin = scale(offset_ns).min(BAR_WIDTH - 1);
         let len = scale(duration_ns).max(1).min(BAR_WIDTH - begin);
+        let segments = self
+            .critical
+            .map(|c| c.get(span_id).map(Vec::as_slice).unwrap_or(&[]));
+        let body: String = (begin..begin + len)
+            .map(|cell| match segments {
+                None => '█',
+                Some(segments) => {
+                    // The time span of this cell.
+                    let from =
+                        self.t0 + (cell as f64 * self.total_ns as f64 / BAR_WIDTH as f64) as i64;
+                    let to = self.t0
+                        + ((cell + 1) as f64 * self.total_ns as f64 / BAR_WIDTH as f64) as i64;
+                    if segments.iter().any(|&(s, e)| s < to && e > from) {
+                        '█'
+                    } else {
+                        '░'
+                    }
+                }
+            })
+            .collect();
         format!(
-            "{}{}{}",
+            "{}{body}{}",
             " ".repeat(begin),
-            "█".repeat(len),
             " ".repeat(BAR_WIDTH - begin - len)
         )
     }

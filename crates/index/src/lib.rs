@@ -10,6 +10,7 @@ mod catalog;
 mod collect;
 pub mod doc;
 mod error;
+mod lookup;
 pub mod query;
 pub mod schema;
 mod search;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use model::{Level, SpanId, TraceId};
+use model::{Level, SpanId, SpanKind, TraceId};
 use serde_json::{Value, json};
 use tantivy::query::{BooleanQuery, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
@@ -297,70 +297,46 @@ impl Trace {
         spans + logs
     }
 
-    /// Per span, its duration minus the time covered by its children (clipped to the span).
-    pub fn self_time_ns(&self) -> Vec<i64> {
-        self.spans
-            .iter()
-            .map(|span| {
-                let mut intervals: Vec<(i64, i64)> = span
-                    .children
-                    .iter()
-                    .map(|&c| &self.spans[c])
-                    .map(|c| (c.start_ns.max(span.start_ns), c.end_ns().min(span.end_ns())))
-                    .filter(|(s, e)| e > s)
-                    .collect();
-                intervals.sort_unstable();
-                let mut covered = 0;
-                let mut reach = i64::MIN;
-                for (s, e) in intervals {
-                    let s = s.max(reach);
-                    if e > s {
-                        covered += e - s;
-                        reach = e;
-                    }
-                }
-                (span.duration_ns - covered).max(0)
-            })
-            .collect()
+    /// The trace as analysis reads it: spans in this trace's order (so indexes agree) and logs
+    /// with the index of their span.
+    pub fn analysis_input(&self) -> analysis::TraceData {
+        analysis::TraceData {
+            trace_id: Some(self.trace_id),
+            spans: self
+                .spans
+                .iter()
+                .map(|s| analysis_span(s.start_ns, s.duration_ns, &s.record))
+                .collect(),
+            logs: self
+                .logs
+                .iter()
+                .map(|l| analysis::Log {
+                    time_ns: l.time_ns,
+                    span: l.span,
+                    is_error: l.level.is_some_and(|level| level >= Level::Error),
+                    service: str_field(&l.record, "service").to_owned(),
+                    body: str_field(&l.record, "body").to_owned(),
+                })
+                .collect(),
+            duplicates_dropped: self.duplicates_dropped,
+        }
     }
 
-    /// Indexes of the spans on the critical path from the root, in start order: walking back
-    /// from a span's end, the last child to finish is on it, then the last one to finish before
-    /// that child started, and so on, recursively.
-    pub fn critical_path(&self) -> Vec<usize> {
-        let mut path = Vec::new();
-        if self.spans.is_empty() {
-            return path;
-        }
-        // An explicit stack of (span, limit): the tree is whatever a client sent.
-        let mut visited = vec![false; self.spans.len()];
-        let mut stack = vec![(0, self.spans[0].end_ns())];
-        while let Some((i, limit)) = stack.pop() {
-            if std::mem::replace(&mut visited[i], true) {
-                continue;
-            }
-            path.push(i);
-            let span = &self.spans[i];
-            let mut cursor = span.end_ns().min(limit);
-            let mut children = span.children.clone();
-            // Latest-finishing first.
-            children.sort_by_key(|&c| std::cmp::Reverse(self.spans[c].end_ns()));
-            for c in children {
-                let child = &self.spans[c];
-                if child.start_ns < cursor && child.end_ns() > span.start_ns {
-                    stack.push((c, cursor));
-                    cursor = child.start_ns;
-                }
-            }
-        }
-        path.sort_by_key(|&i| (self.spans[i].start_ns, i));
-        path
+    /// The Trace JSON of DESIGN.md with an analysis made without the index (no operation
+    /// p50s, no other traces); [`Index::analyze`] makes the full one for [`Trace::to_json_with`].
+    pub fn to_json(&self) -> Value {
+        let analysis = analysis::analyze(
+            &self.analysis_input(),
+            &analysis::NoIndex,
+            &analysis::Options::default(),
+        );
+        self.to_json_with(&analysis)
     }
 
     /// The Trace JSON of DESIGN.md. Each span also has `depth` and `children` (span ids); each
     /// log has `attached_span_id`, the span it belongs to (which differs from its `span_id` when
     /// the log recorded an incoming traceparent).
-    pub fn to_json(&self) -> Value {
+    pub fn to_json_with(&self, analysis: &analysis::Analysis) -> Value {
         let span_id = |i: usize| self.spans[i].span_id.map(|id| id.to_string());
         let spans: Vec<Value> = self
             .spans
@@ -386,33 +362,12 @@ impl Trace {
                 record
             })
             .collect();
-        let self_time: serde_json::Map<String, Value> = self
-            .self_time_ns()
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, ns)| Some((span_id(i)?, json!(ns))))
-            .collect();
-        let critical: Vec<_> = self
-            .critical_path()
-            .into_iter()
-            .filter_map(span_id)
-            .collect();
-        let orphans: Vec<_> = self
-            .orphans()
-            .filter_map(|s| s.span_id)
-            .map(|id| id.to_string())
-            .collect();
         json!({
             "trace_id": self.trace_id.to_string(),
             "spans": spans,
             "logs": logs,
             "summary": self.summary_json(),
-            "analysis": {
-                "critical_path": critical,
-                "self_time_ns": self_time,
-                "orphans": orphans,
-                "findings": [],
-            },
+            "analysis": serde_json::to_value(analysis).unwrap_or(Value::Null),
         })
     }
 
@@ -555,4 +510,100 @@ fn drop_identical_duplicates(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
         out.push(span);
     }
     out
+}
+
+/// A stored span record reduced to what analysis reads; also used for spans of other traces.
+pub(crate) fn analysis_span(start_ns: i64, duration_ns: i64, record: &Value) -> analysis::Span {
+    let attr = |key: &str| -> Option<String> {
+        let attributes = record.get("attributes")?;
+        // Flat (`db.statement`) as OTLP writes keys, or nested as some log formats do.
+        let value = attributes
+            .get(key)
+            .or_else(|| key.split('.').try_fold(attributes, |at, part| at.get(part)))?;
+        match value {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let resource = |key: &str| -> Option<String> {
+        record
+            .get("resource")?
+            .get(key)?
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let kind = match str_field(record, "kind") {
+        "SERVER" => SpanKind::Server,
+        "CLIENT" => SpanKind::Client,
+        "PRODUCER" => SpanKind::Producer,
+        "CONSUMER" => SpanKind::Consumer,
+        "INTERNAL" => SpanKind::Internal,
+        _ => SpanKind::Unspecified,
+    };
+    let exceptions = record
+        .get("events")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("name").and_then(Value::as_str) == Some("exception"))
+        .map(|e| {
+            let text = |k: &str| {
+                e.pointer(&format!("/attributes/{}", k.replace('/', "~1")))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            analysis::Exception {
+                time_ns: e
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .and_then(decode::time::parse_datetime)
+                    .unwrap_or(start_ns),
+                type_name: text("exception.type"),
+                message: text("exception.message"),
+            }
+        })
+        .collect();
+    let peer = [
+        "peer.service",
+        "server.address",
+        "url.full",
+        "http.url",
+        "rpc.service",
+    ]
+    .into_iter()
+    .filter_map(attr)
+    .collect();
+    analysis::Span {
+        span_id: span_id_field(record, "span_id"),
+        parent_span_id: span_id_field(record, "parent_span_id"),
+        service: str_field(record, "service").to_owned(),
+        name: str_field(record, "name").to_owned(),
+        kind,
+        start_ns,
+        duration_ns,
+        error: (record.pointer("/status/code").and_then(Value::as_str) == Some("ERROR")).then(
+            || {
+                record
+                    .pointer("/status/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            },
+        ),
+        host: resource("host.id")
+            .or_else(|| resource("host.ip"))
+            .or_else(|| resource("host.name")),
+        peer,
+        db_system: attr("db.system"),
+        db_statement: attr("db.statement").or_else(|| attr("db.query.text")),
+        route: attr("http.route")
+            .or_else(|| attr("url.path"))
+            .or_else(|| attr("url.full")),
+        messaging_destination: attr("messaging.destination.name"),
+        messaging_message_id: attr("messaging.message.id"),
+        exceptions,
+    }
 }
