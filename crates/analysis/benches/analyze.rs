@@ -8,7 +8,7 @@ use model::{SpanId, SpanKind, TraceId};
 const MS: i64 = 1_000_000;
 
 /// A root with 500 order handlers, each with a reserve call holding 18 queries (some an N+1
-/// run), so 1 + 500 × 20 - 1 = 10,000 spans.
+/// run): 1 + 500 × 20 = 10,001 spans.
 fn trace() -> TraceData {
     let mut spans = Vec::with_capacity(10_000);
     let mut next = 1u64;
@@ -53,14 +53,14 @@ fn trace() -> TraceData {
             peer: vec!["inventory-service".into()],
             ..Span::default()
         });
-        for q in 0..17i64 {
+        for q in 0..18i64 {
             spans.push(Span {
                 span_id: id(),
                 parent_span_id: reserve,
                 service: "inventory-service".into(),
                 name: "select stock".into(),
                 kind: SpanKind::Client,
-                start_ns: t + MS + q * MS / 2 * 2,
+                start_ns: t + MS + q * (MS * 9 / 10),
                 duration_ns: if h == 250 && q == 3 { 5 * MS } else { MS / 2 },
                 db_system: Some("postgresql".into()),
                 db_statement: Some(if h % 2 == 0 {

@@ -19,6 +19,9 @@ pub struct Thresholds {
     pub slow_min_share: f64,
     /// Without an operation p50 (no index, or too few samples): self time at least this share.
     pub slow_min_share_without_p50: f64,
+    /// ... and never under this long: a few milliseconds more are not worth a finding, however
+    /// many times the usual they are.
+    pub slow_min_ns: i64,
     /// `n_plus_one`: at least this many sequential siblings with one statement or name (Sentry's
     /// N+1 DB detector counts 5 repeats).
     pub n_plus_one_min: usize,
@@ -42,6 +45,7 @@ impl Default for Thresholds {
             slow_p50_factor: 5.0,
             slow_min_share: 0.2,
             slow_min_share_without_p50: 0.5,
+            slow_min_ns: 50_000_000,
             n_plus_one_min: 5,
             sequential_min_ns: 100_000_000,
             sequential_max_gap_ns: 50_000_000,
@@ -71,10 +75,10 @@ pub(crate) struct Skew {
     pub adjusted: Option<Vec<Span>>,
 }
 
-/// Every rule but clock skew, in a stable order, each kind capped.
-pub(crate) fn all(cx: &Context<'_>) -> Vec<Finding> {
+/// Every rule (clock skew found beforehand), in a stable order, each kind capped.
+pub(crate) fn all(cx: &Context<'_>, skew: Vec<Finding>) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut add = |mut found: Vec<Finding>, kind: FindingKind| {
+    let add = |out: &mut Vec<Finding>, mut found: Vec<Finding>, kind: FindingKind| {
         let max = cx.thresholds.max_per_kind;
         if found.len() > max {
             let more = found.len() - max;
@@ -89,14 +93,22 @@ pub(crate) fn all(cx: &Context<'_>) -> Vec<Finding> {
         }
         out.extend(found);
     };
-    add(error_origin(cx), FindingKind::ErrorOrigin);
-    add(slow_spans(cx), FindingKind::SlowSpan);
-    add(n_plus_one(cx), FindingKind::NPlusOne);
-    add(sequential_siblings(cx), FindingKind::SequentialSiblings);
+    add(&mut out, skew, FindingKind::ClockSkew);
+    add(&mut out, error_origin(cx), FindingKind::ErrorOrigin);
+    add(&mut out, slow_spans(cx), FindingKind::SlowSpan);
+    add(&mut out, n_plus_one(cx), FindingKind::NPlusOne);
+    add(
+        &mut out,
+        sequential_siblings(cx),
+        FindingKind::SequentialSiblings,
+    );
     let (broken, detached) = propagation(cx);
-    add(broken, FindingKind::BrokenPropagation);
-    add(detached, FindingKind::DetachedRoot);
-    add(malformed(cx), FindingKind::Orphan);
+    add(&mut out, broken, FindingKind::BrokenPropagation);
+    add(&mut out, detached, FindingKind::DetachedRoot);
+    let (orphans, cycles, duplicates) = malformed(cx);
+    add(&mut out, orphans, FindingKind::Orphan);
+    add(&mut out, cycles, FindingKind::ParentCycle);
+    add(&mut out, duplicates, FindingKind::DuplicateSpanId);
     out
 }
 
@@ -144,9 +156,10 @@ fn ms(ns: i64) -> String {
 }
 
 /// Orphans, cut cycles and duplicate ids, as the tree pass found them.
-fn malformed(cx: &Context<'_>) -> Vec<Finding> {
+fn malformed(cx: &Context<'_>) -> (Vec<Finding>, Vec<Finding>, Vec<Finding>) {
     let spans = cx.spans;
     let mut out = Vec::new();
+    let (mut cycles, mut duplicates) = (Vec::new(), Vec::new());
     for &i in &cx.tree.orphans {
         let missing = spans[i].parent_span_id.map(|p| p.to_string());
         out.push(finding(
@@ -163,7 +176,7 @@ fn malformed(cx: &Context<'_>) -> Vec<Finding> {
     }
     for (cut, members) in &cx.tree.cycles {
         let ids: Vec<Value> = members.iter().map(|&m| id_text(&spans[m])).collect();
-        out.push(finding(
+        cycles.push(finding(
             FindingKind::ParentCycle,
             spans,
             Some(*cut),
@@ -177,7 +190,7 @@ fn malformed(cx: &Context<'_>) -> Vec<Finding> {
         ));
     }
     for &i in &cx.tree.duplicate_ids {
-        out.push(finding(
+        duplicates.push(finding(
             FindingKind::DuplicateSpanId,
             spans,
             Some(i),
@@ -188,7 +201,7 @@ fn malformed(cx: &Context<'_>) -> Vec<Finding> {
             json!({"identical": false}),
         ));
     }
-    out
+    (out, cycles, duplicates)
 }
 
 /// Subtree bounds in depth-first order: `x` is under `e` when `pos[e] <= pos[x] < end[e]`.
@@ -324,7 +337,7 @@ fn slow_spans(cx: &Context<'_>) -> Vec<Finding> {
         }
         let self_ns = cx.self_time[i];
         let share = self_ns as f64 / root_ns as f64;
-        if share < t.slow_min_share {
+        if share < t.slow_min_share || spans[i].duration() < t.slow_min_ns {
             continue;
         }
         let span = &spans[i];

@@ -62,8 +62,7 @@ pub fn analyze(trace: &TraceData, lookup: &dyn Lookup, options: &Options) -> Ana
         lookup,
         thresholds: &options.thresholds,
     };
-    let mut all = skew.findings;
-    all.extend(findings::all(&context));
+    let mut all = findings::all(&context, skew.findings);
     if trace.duplicates_dropped > 0 {
         all.push(findings::duplicates_dropped(trace.duplicates_dropped));
     }

@@ -5,6 +5,9 @@
 use analysis::{ForeignSpan, Lookup, SpanQuery};
 use model::{SpanId, SpanKind, TraceId};
 use serde_json::Value;
+use tantivy::Term;
+use tantivy::query::{BooleanQuery, Query, TermQuery};
+use tantivy::schema::IndexRecordOption;
 
 use crate::trace::analysis_span;
 use crate::{AggRequest, Index, SearchRequest, Trace};
@@ -72,14 +75,7 @@ impl Lookup for IndexLookup<'_> {
         if q.roots_only {
             clauses.push("NOT exists(parent_span_id)".into());
         }
-        if !q.kinds.is_empty() {
-            let kinds: Vec<String> = q
-                .kinds
-                .iter()
-                .map(|&k| format!("span_kind = {}", kind_name(k)))
-                .collect();
-            clauses.push(format!("({})", kinds.join(" OR ")));
-        }
+
         if let Some(id) = &q.message_id {
             clauses.push(format!("messaging.message.id = {}", quoted(id)));
         }
@@ -87,20 +83,50 @@ impl Lookup for IndexLookup<'_> {
             clauses.push(format!("NOT trace_id = {trace_id}"));
         }
         let query = clauses.join(" AND ");
-        let Ok(response) = self.index.search(&SearchRequest {
-            query: &query,
-            from_ns: Some(q.start_from_ns),
-            to_ns: Some(q.start_to_ns.saturating_add(1)),
-            limit: q.limit.clamp(1, crate::MAX_SEARCH_LIMIT),
-            cursor: None,
-            now_ns: None,
-        }) else {
+        let Ok(mut compiled) = self.index.compile(&query, None) else {
+            return Vec::new();
+        };
+        // The span kind is a keyword field the query language does not name.
+        if !q.kinds.is_empty() {
+            let field = self.index.fields().span_kind;
+            let kinds: Vec<Box<dyn Query>> = q
+                .kinds
+                .iter()
+                .map(|&k| -> Box<dyn Query> {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, kind_name(k)),
+                        IndexRecordOption::Basic,
+                    ))
+                })
+                .collect();
+            compiled = Box::new(BooleanQuery::intersection(vec![
+                compiled,
+                Box::new(BooleanQuery::union(kinds)),
+            ]));
+        }
+        let Ok(response) = self.index.search_compiled(
+            compiled,
+            &SearchRequest {
+                query: &query,
+                from_ns: Some(q.start_from_ns),
+                to_ns: Some(q.start_to_ns.saturating_add(1)),
+                limit: q.limit.clamp(1, crate::MAX_SEARCH_LIMIT),
+                cursor: None,
+                now_ns: None,
+            },
+        ) else {
             return Vec::new();
         };
         response
             .hits
-            .iter()
-            .filter_map(|hit| {
+            .into_iter()
+            .filter_map(|mut hit| {
+                // A hit's `kind` is the document kind; the span's own is under `span_kind`.
+                if let Some(map) = hit.as_object_mut()
+                    && let Some(kind) = map.remove("span_kind")
+                {
+                    map.insert("kind".into(), kind);
+                }
                 let start_ns = hit
                     .get("start")
                     .and_then(Value::as_str)
@@ -111,7 +137,7 @@ impl Lookup for IndexLookup<'_> {
                         .get("trace_id")
                         .and_then(Value::as_str)
                         .and_then(|t| TraceId::from_hex(t).ok()),
-                    span: analysis_span(start_ns, duration_ns, hit),
+                    span: analysis_span(start_ns, duration_ns, &hit),
                 })
             })
             .collect()
