@@ -403,89 +403,34 @@ impl Trace {
     }
 }
 
-/// Reorders spans (given in time order) depth-first, and sets parent, children and depth.
-///
-/// The result is always a forest: a span that names itself as parent, or whose parent chain
-/// loops back to it, is cut from that parent and shown as a root of its own, so every walk over
-/// `parent`/`children` ends. Iterative: a chain 100,000 spans deep costs no stack.
+/// Reorders spans (given in time order) depth-first, and sets parent, children and depth, from
+/// the one span forest analysis builds (`analysis::Tree`: true roots, then orphans, then spans
+/// cut out of a parent cycle; children by start time). Every walk over `parent`/`children`
+/// ends, and none recurses.
 fn order_as_tree(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
-    let n = spans.len();
-    let mut by_id = HashMap::new();
-    for (i, span) in spans.iter().enumerate() {
-        if let Some(id) = span.span_id {
-            by_id.entry(id).or_insert(i);
-        }
-    }
-    let parent: Vec<Option<usize>> = spans
+    let links: Vec<analysis::Span> = spans
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.parent_span_id
-                .and_then(|p| by_id.get(&p).copied())
-                .filter(|&p| p != i)
+        .map(|s| analysis::Span {
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            start_ns: s.start_ns,
+            ..analysis::Span::default()
         })
         .collect();
-    let mut children = vec![Vec::new(); n];
-    for (i, p) in parent.iter().enumerate() {
-        if let Some(p) = *p {
-            children[p].push(i);
-        }
-    }
-    // True roots first, then orphans; each group in time order (the input order).
-    let mut roots: Vec<usize> = (0..n)
-        .filter(|&i| spans[i].parent_span_id.is_none())
-        .collect();
-    roots.extend((0..n).filter(|&i| spans[i].parent_span_id.is_some() && parent[i].is_none()));
-    let mut order = Vec::with_capacity(n);
-    let mut depth = vec![0; n];
-    // The parent a span was reached from: the edges of the forest actually walked.
-    let mut tree_parent: Vec<Option<usize>> = vec![None; n];
-    let mut visited = vec![false; n];
-    let mut visit = |root: usize, order: &mut Vec<usize>, visited: &mut Vec<bool>| {
-        let mut stack = vec![(root, None, 0)];
-        while let Some((i, from, d)) = stack.pop() {
-            if std::mem::replace(&mut visited[i], true) {
-                continue;
-            }
-            depth[i] = d;
-            tree_parent[i] = from;
-            order.push(i);
-            stack.extend(
-                children[i]
-                    .iter()
-                    .rev()
-                    .filter(|&&c| !visited[c])
-                    .map(|&c| (c, Some(i), d + 1)),
-            );
-        }
-    };
-    for &root in &roots {
-        visit(root, &mut order, &mut visited);
-    }
-    // Spans in a parent cycle are reachable from no root: show them as roots.
-    for i in 0..n {
-        if !visited[i] {
-            visit(i, &mut order, &mut visited);
-        }
-    }
+    let tree = analysis::Tree::build(&links);
+    let n = spans.len();
     let mut new_index = vec![0; n];
-    for (new, &old) in order.iter().enumerate() {
+    for (new, &old) in tree.order.iter().enumerate() {
         new_index[old] = new;
     }
-    let mut tree_children = vec![Vec::new(); n];
-    for &old in &order {
-        if let Some(p) = tree_parent[old] {
-            tree_children[p].push(new_index[old]);
-        }
-    }
     let mut slots: Vec<Option<TraceSpan>> = spans.into_iter().map(Some).collect();
-    order
+    tree.order
         .iter()
         .map(|&old| {
             let mut span = slots[old].take().expect("each span is ordered once");
-            span.depth = depth[old];
-            span.parent = tree_parent[old].map(|p| new_index[p]);
-            span.children = std::mem::take(&mut tree_children[old]);
+            span.depth = tree.depth[old];
+            span.parent = tree.parent[old].map(|p| new_index[p]);
+            span.children = tree.children[old].iter().map(|&c| new_index[c]).collect();
             span
         })
         .collect()

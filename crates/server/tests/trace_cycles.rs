@@ -55,7 +55,10 @@ async fn parent_cycles_are_answered_by_every_trace_view() {
             .iter()
             .find(|f| f["kind"] == "parent_cycle")
             .unwrap_or_else(|| panic!("{trace_id}: {analysis:#}"));
-        assert_eq!(cycle["evidence"]["cycle"].as_array().unwrap().len(), n_spans);
+        assert_eq!(
+            cycle["evidence"]["cycle"].as_array().unwrap().len(),
+            n_spans
+        );
         let tiled: i64 = analysis["critical_path"]
             .as_array()
             .unwrap()
