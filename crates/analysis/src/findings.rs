@@ -385,12 +385,7 @@ fn slow_spans(cx: &Context<'_>) -> Vec<Finding> {
     out
 }
 
-/// What a sibling run is keyed by: the statement when there is one, else the name.
-fn repeat_key(span: &Span) -> &str {
-    span.db_statement.as_deref().unwrap_or(&span.name)
-}
-
-/// ≥ N siblings with one statement (or name) under one parent, one after another.
+/// ≥ N siblings with one name, or one statement, under one parent, one after another.
 fn n_plus_one(cx: &Context<'_>) -> Vec<Finding> {
     let (spans, tree, t) = (cx.spans, cx.tree, cx.thresholds);
     let mut out = Vec::new();
@@ -398,13 +393,22 @@ fn n_plus_one(cx: &Context<'_>) -> Vec<Finding> {
         if children.len() < t.n_plus_one_min {
             continue;
         }
-        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        // Grouped by name and, separately, by statement: an ORM may name every query alike
+        // with literals in the statement, or name each differently with one statement.
+        let mut groups: HashMap<(bool, &str), Vec<usize>> = HashMap::new();
         for &c in children {
-            groups.entry(repeat_key(&spans[c])).or_default().push(c);
+            groups
+                .entry((false, spans[c].name.as_str()))
+                .or_default()
+                .push(c);
+            if let Some(statement) = spans[c].db_statement.as_deref() {
+                groups.entry((true, statement)).or_default().push(c);
+            }
         }
-        let mut groups: Vec<(&str, Vec<usize>)> = groups.into_iter().collect();
-        groups.sort_by_key(|(_, g)| g[0]);
-        for (key, group) in groups {
+        let mut groups: Vec<((bool, &str), Vec<usize>)> = groups.into_iter().collect();
+        groups.sort_by_key(|(key, g)| (g[0], key.0));
+        let mut reported: Vec<usize> = Vec::new();
+        for ((by_statement, key), group) in groups {
             // The longest run in which each starts once the one before has ended.
             let (mut best, mut run): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
             for &c in &group {
@@ -422,9 +426,10 @@ fn n_plus_one(cx: &Context<'_>) -> Vec<Finding> {
             if run.len() > best.len() {
                 best = run;
             }
-            if best.len() < t.n_plus_one_min {
+            if best.len() < t.n_plus_one_min || reported.contains(&best[0]) {
                 continue;
             }
+            reported.push(best[0]);
             let total: i64 = best.iter().map(|&c| spans[c].duration()).sum();
             let first = best[0];
             let ids: Vec<Value> = best.iter().take(50).map(|&c| id_text(&spans[c])).collect();
@@ -443,6 +448,7 @@ fn n_plus_one(cx: &Context<'_>) -> Vec<Finding> {
                     "parent_span_id": id_text(&spans[parent]),
                     "count": best.len(),
                     "total_ns": total,
+                    "same": if by_statement { "db.statement" } else { "name" },
                     "statement": spans[first].db_statement,
                     "name": spans[first].name,
                     "span_ids": ids,
@@ -545,6 +551,13 @@ fn peer_names(span: &Span) -> Vec<String> {
             host.to_ascii_lowercase()
         })
         .filter(|p| !p.is_empty())
+        // `payment-service.prod.svc.cluster.local` also names `payment-service`.
+        .flat_map(|host| {
+            let first = host.split('.').next().unwrap_or("").to_owned();
+            let ip = host.chars().all(|c| c.is_ascii_digit() || c == '.');
+            let extra = (!ip && !first.is_empty() && first != host).then_some(first);
+            std::iter::once(host).chain(extra)
+        })
         .collect()
 }
 
@@ -565,7 +578,7 @@ fn continuation(caller: &Span, callee: &Span) -> Option<&'static str> {
     {
         return Some("messaging.destination.name");
     }
-    if caller.peer.is_empty() && !caller.name.is_empty() && caller.name == callee.name {
+    if !caller.name.is_empty() && caller.name == callee.name {
         return Some("name");
     }
     None

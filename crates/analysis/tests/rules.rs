@@ -460,3 +460,52 @@ fn broken_propagation_links_the_detached_trace_and_back() {
     // Without an index nothing is claimed.
     assert!(kinds(&run(&order), FindingKind::BrokenPropagation).is_empty());
 }
+
+#[test]
+fn n_plus_one_by_name_when_each_statement_carries_its_literal() {
+    let mut spans = vec![span(1, None, "api", "GET /orders", 0, 100)];
+    for i in 0..5u64 {
+        let mut q = kind(
+            span(10 + i, Some(1), "api", "SELECT orders", 1 + 2 * i as i64, 1),
+            SpanKind::Client,
+        );
+        q.db_statement = Some(format!("SELECT * FROM orders WHERE id = {i}"));
+        spans.push(q);
+    }
+    let a = run(&trace(spans));
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::NPlusOne)
+        .unwrap();
+    assert_eq!(
+        (f.evidence["count"].as_u64(), f.evidence["same"].as_str()),
+        (Some(5), Some("name"))
+    );
+    assert_eq!(kinds(&a, FindingKind::NPlusOne).len(), 1);
+}
+
+#[test]
+fn a_cluster_dns_name_names_the_service() {
+    let mut call = kind(
+        span(2, Some(1), "order", "charge", 10, 330),
+        SpanKind::Client,
+    );
+    call.peer = vec!["payment-service.prod.svc.cluster.local:8443".into()];
+    let order = trace(vec![span(1, None, "order", "POST /orders", 0, 400), call]);
+    let index = OtherTrace {
+        trace_id: TraceId::from_u128(2).unwrap(),
+        spans: vec![kind(
+            span(7, None, "payment-service", "POST /pay", 11, 320),
+            SpanKind::Server,
+        )],
+        asked: RefCell::default(),
+    };
+    let a = analyze(&order, &index, &Options::default());
+    assert_eq!(kinds(&a, FindingKind::BrokenPropagation), vec![hex(2)]);
+    assert_eq!(
+        *index.asked.borrow(),
+        1,
+        "one lookup for the one childless call"
+    );
+}

@@ -13,7 +13,7 @@ use crate::trace::analysis_span;
 use crate::{AggRequest, Index, SearchRequest, Trace};
 
 /// Fewer spans of an operation than this and its p50 says nothing.
-const MIN_P50_SAMPLES: u64 = 20;
+const MIN_P50_SAMPLES: u64 = 5;
 
 impl Index {
     /// The full analysis of `trace`, with what the index knows about other traces.
