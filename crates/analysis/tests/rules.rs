@@ -509,3 +509,38 @@ fn a_cluster_dns_name_names_the_service() {
         "one lookup for the one childless call"
     );
 }
+
+proptest::proptest! {
+    /// Any parent graph over a few ids (duplicates, self-parents, cycles of any length, missing
+    /// parents, negative durations): the analysis finishes and its critical path tiles every
+    /// root exactly, with or without the clock-skew adjustment.
+    #[test]
+    fn any_parent_graph_is_analysed_and_tiled(
+        graph in proptest::collection::vec(
+            (1u64..16, proptest::option::weighted(0.85, 1u64..20), 0i64..1_000, -10i64..400, 0u8..6),
+            1..40,
+        ),
+        adjust in proptest::bool::ANY,
+    ) {
+        let kinds = [SpanKind::Server, SpanKind::Client, SpanKind::Producer, SpanKind::Consumer, SpanKind::Internal, SpanKind::Unspecified];
+        let spans: Vec<Span> = graph
+            .iter()
+            .map(|&(id, parent, start, dur, k)| {
+                let mut s = kind(span(id, parent, "svc", "op", start, dur), kinds[k as usize]);
+                s.host = (k % 2 == 0).then(|| format!("h{}", id % 3));
+                s.error = (id % 5 == 0).then(String::new);
+                s
+            })
+            .collect();
+        let t = trace(spans);
+        let opts = Options { adjust_clock_skew: adjust, ..Options::default() };
+        let a = analyze(&t, &NoIndex, &opts);
+        let tree = analysis::Tree::build(&t.spans);
+        proptest::prop_assert_eq!(tree.order.len(), t.spans.len());
+        // Tiling is over the (possibly adjusted) roots; roots are never shifted.
+        let total: i64 = a.critical_path.iter().map(|s| s.end_ns - s.start_ns).sum();
+        let roots: i64 = tree.roots.iter().map(|&r| t.spans[r].duration()).sum();
+        proptest::prop_assert_eq!(total, roots);
+        proptest::prop_assert!(serde_json::to_string(&a).is_ok());
+    }
+}
