@@ -287,11 +287,14 @@ fn error_origin(cx: &Context<'_>) -> Vec<Finding> {
                 .take(10)
                 .map(|l| json!({"time_ns": l.time_ns, "service": l.service, "body": l.body}))
                 .collect();
-            let what = match (&span.error, span.exceptions.first()) {
-                (_, Some(e)) if !e.type_name.is_empty() => {
+            let status = span.error.as_deref().filter(|m| !m.is_empty());
+            let what = match (status, span.exceptions.first()) {
+                (_, Some(e)) if !e.type_name.is_empty() && !e.message.is_empty() => {
                     format!("{}: {}", e.type_name, e.message)
                 }
-                (Some(m), _) if !m.is_empty() => m.clone(),
+                (Some(m), Some(e)) if !e.type_name.is_empty() => format!("{}: {m}", e.type_name),
+                (Some(m), _) => m.to_owned(),
+                (None, Some(e)) if !e.type_name.is_empty() => e.type_name.clone(),
                 _ => "error".to_owned(),
             };
             let inherited = if chain.is_empty() {
