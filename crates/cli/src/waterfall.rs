@@ -468,6 +468,60 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn critical_segments_are_solid_and_findings_are_listed() {
+        // Root 0..1s waits on its child 0.5..1s: the root's bar is solid in its first half only.
+        let t0 = 1_795_183_800_000_000_000i64;
+        let trace = json!({
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "spans": [
+                {"span_id": "a000000000000001", "parent_span_id": null, "service": "gw", "name": "POST /checkout",
+                 "start": "2026-11-20T14:10:00Z", "duration_ns": 1_000_000_000i64, "status": {"code": "UNSET"}},
+                {"span_id": "a000000000000002", "parent_span_id": "a000000000000001", "service": "pay", "name": "charge",
+                 "start": "2026-11-20T14:10:00.500Z", "duration_ns": 500_000_000i64, "status": {"code": "UNSET"}}
+            ],
+            "logs": [],
+            "summary": {"span_count": 2, "log_count": 0, "error_count": 0, "services": ["gw", "pay"], "duration_ns": 1_000_000_000i64},
+            "analysis": {
+                "critical_path": [
+                    {"span_id": "a000000000000001", "start_ns": t0, "end_ns": t0 + 500_000_000},
+                    {"span_id": "a000000000000002", "start_ns": t0 + 500_000_000, "end_ns": t0 + 1_000_000_000i64}
+                ],
+                "findings": [{"kind": "slow_span", "span_id": "a000000000000002", "message": "pay \"charge\" took 500.0 ms\u{1b}[2J",
+                              "evidence": {"duration_ns": 500_000_000}, "linked_trace_id": "5b8efff798038103d269b633813fc60c"}]
+            }
+        });
+        let text = render(&trace, false);
+        let root = text.lines().find(|l| l.contains("POST /checkout")).unwrap();
+        assert!(
+            root.contains(&format!("{}{}", "█".repeat(20), "░".repeat(20))),
+            "{root}"
+        );
+        let child = text
+            .lines()
+            .find(|l| l.contains("charge") && l.contains('█'))
+            .unwrap();
+        assert!(
+            child.contains(&"█".repeat(20)) && !child.contains('░'),
+            "{child}"
+        );
+        assert!(text.contains("findings (1)"));
+        assert!(
+            text.contains("slow_span")
+                && text.contains("continues in trace 5b8efff798038103d269b633813fc60c")
+        );
+        assert!(
+            !text.contains('\u{1b}'),
+            "control characters of a message are not printed"
+        );
+        // explain: the evidence too.
+        let explained = render_findings(&trace, false, true);
+        assert!(
+            explained.contains("\"duration_ns\": 500000000"),
+            "{explained}"
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn any_parent_graph_renders_every_span_once(graph in graphs()) {
