@@ -372,7 +372,10 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Ok(Some((
             id.to_owned(),
-            waterfall::render(&trace.to_json(), color),
+            waterfall::render(
+                &trace.to_json_with(&index.analyze(&trace, &analysis::Options::default())),
+                color,
+            ),
         )))
     }
 
@@ -450,13 +453,12 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .flatten()
             .or_else(|| {
                 let id = fallback?;
-                let trace = started
-                    .index
-                    .trace(model::TraceId::from_hex(&id).ok()?)
-                    .ok()??;
+                let index = &started.index;
+                let trace = index.trace(model::TraceId::from_hex(&id).ok()?).ok()??;
                 let color =
                     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                Some((id, waterfall::render(&trace.to_json(), color)))
+                let analysis = index.analyze(&trace, &analysis::Options::default());
+                Some((id, waterfall::render(&trace.to_json_with(&analysis), color)))
             });
         let url = &started.url;
         let mut out = std::io::stdout().lock();
