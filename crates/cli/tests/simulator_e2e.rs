@@ -306,3 +306,39 @@ fn explain_finds_every_planted_problem_and_nothing_on_healthy_traces() {
     }
     assert!(healthy_checked >= 50);
 }
+
+#[test]
+fn explain_exit_codes_are_those_of_every_command() {
+    let f = fixture();
+    let index = f.index.to_str().unwrap();
+    let unknown = threadline(&[
+        "--index",
+        index,
+        "explain",
+        "0123456789abcdef0123456789abcdef",
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let bad = threadline(&["--index", index, "explain", "not-a-trace"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a trace id"));
+    // A failed checkout: its findings as text, with the evidence.
+    let (failed, _) = f.truth["traces"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, t)| {
+            t["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["kind"] == "error_origin")
+        })
+        .expect("the traffic has a failed checkout");
+    let out = threadline(&["--index", index, "explain", failed]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("error_origin") && text.contains("\"error_ancestors\""),
+        "{text}"
+    );
+}

@@ -19,7 +19,7 @@
 //! | `logs/inventory-service.jsonl` | Python json-logger (`otelTraceID`, `otelSpanID`, `levelname`) |
 //! | `logs/payment-service.jsonl` | Datadog JSON (`dd.trace_id` = low 64 bits of the trace id, decimal) |
 //! | `logs/email-service.jsonl` | OTLP/JSON `LogsData`, one batch per line |
-//! | `ground_truth.json` | [`GroundTruth::to_json`] (batch mode only) |
+//! | `ground_truth.json` | [`GroundTruth::to_json`] (batch mode only); per trace, the `problems` an analysis should find ([`Problem`]) |
 //!
 //! # Which records carry which attribute
 //!
