@@ -17,8 +17,7 @@ fn span(
     parent: Option<&str>,
     name: &str,
     kind: u8,
-    start: u64,
-    ms: u64,
+    (start, ms): (u64, u64),
     attrs: Value,
 ) -> Value {
     json!({
@@ -45,12 +44,12 @@ async fn a_lost_context_is_linked_both_ways_in_the_trace_api() {
     let peer = json!([{"key": "server.address", "value": {"stringValue": "payment-service"}}]);
     let body = json!({"resourceSpans": [
         service("order-service", vec![
-            span(ORDER, "00000000000000a1", None, "POST /orders", 2, t0, 400, json!([])),
-            span(ORDER, "00000000000000a2", Some("00000000000000a1"), "POST /api/payments", 3, t0 + 10 * ms, 330, peer),
+            span(ORDER, "00000000000000a1", None, "POST /orders", 2, (t0, 400), json!([])),
+            span(ORDER, "00000000000000a2", Some("00000000000000a1"), "POST /api/payments", 3, (t0 + 10 * ms, 330), peer),
         ]),
         service("payment-service", vec![
-            span(PAYMENT, "00000000000000b1", None, "POST /api/payments", 2, t0 + 11 * ms, 320, json!([])),
-            span(PAYMENT, "00000000000000b2", Some("00000000000000b1"), "stripe_api_call", 3, t0 + 12 * ms, 300, json!([])),
+            span(PAYMENT, "00000000000000b1", None, "POST /api/payments", 2, (t0 + 11 * ms, 320), json!([])),
+            span(PAYMENT, "00000000000000b2", Some("00000000000000b1"), "stripe_api_call", 3, (t0 + 12 * ms, 300), json!([])),
         ]),
     ]});
     let reply = t
