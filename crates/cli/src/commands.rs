@@ -138,6 +138,39 @@ fn bulk_writer_config() -> WriterConfig {
 }
 
 pub fn trace(index_dir: &Path, args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let Some(trace_json) = analysed_trace(index_dir, &args)? else {
+        return Ok(ExitCode::from(1));
+    };
+    if args.json {
+        print_json(&trace_json);
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", waterfall::render(&trace_json, color));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `threadline explain ID`: the findings only, with their evidence; exit 1 when there are none.
+pub fn explain(index_dir: &Path, args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let Some(trace_json) = analysed_trace(index_dir, &args)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let findings = &trace_json["analysis"]["findings"];
+    if args.json {
+        print_json(&serde_json::json!({
+            "trace_id": trace_json["trace_id"],
+            "findings": findings,
+        }));
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", waterfall::render_findings(&trace_json, color, true));
+    }
+    let found = findings.as_array().is_some_and(|f| !f.is_empty());
+    Ok(ExitCode::from(if found { 0 } else { 1 }))
+}
+
+/// The Trace JSON with the index-backed analysis; `None` (after saying so) when not found.
+fn analysed_trace(index_dir: &Path, args: &TraceArgs) -> anyhow::Result<Option<serde_json::Value>> {
     let index = open_existing(index_dir)?;
     let trace_ref = TraceRef::parse_any(&args.trace_id)
         .with_context(|| format!("{:?} is not a trace id", args.trace_id))?;
@@ -149,16 +182,14 @@ pub fn trace(index_dir: &Path, args: TraceArgs) -> anyhow::Result<ExitCode> {
     };
     let Some(trace) = index.trace(trace_id)? else {
         eprintln!("trace {trace_id} not found in {}", index_dir.display());
-        return Ok(ExitCode::from(1));
+        return Ok(None);
     };
-    let trace_json = trace.to_json();
-    if args.json {
-        print_json(&trace_json);
-    } else {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        print!("{}", waterfall::render(&trace_json, color));
-    }
-    Ok(ExitCode::SUCCESS)
+    let options = analysis::Options {
+        adjust_clock_skew: args.adjust_clock_skew,
+        ..analysis::Options::default()
+    };
+    let analysis = index.analyze(&trace, &options);
+    Ok(Some(trace.to_json_with(&analysis)))
 }
 
 pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
@@ -357,7 +388,10 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Ok(Some((
             id.to_owned(),
-            waterfall::render(&trace.to_json(), color),
+            waterfall::render(
+                &trace.to_json_with(&index.analyze(&trace, &analysis::Options::default())),
+                color,
+            ),
         )))
     }
 
@@ -437,13 +471,12 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .flatten()
             .or_else(|| {
                 let id = fallback?;
-                let trace = started
-                    .index
-                    .trace(model::TraceId::from_hex(&id).ok()?)
-                    .ok()??;
+                let index = &started.index;
+                let trace = index.trace(model::TraceId::from_hex(&id).ok()?).ok()??;
                 let color =
                     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                Some((id, waterfall::render(&trace.to_json(), color)))
+                let analysis = index.analyze(&trace, &analysis::Options::default());
+                Some((id, waterfall::render(&trace.to_json_with(&analysis), color)))
             });
         let url = &started.url;
         let mut out = std::io::stdout().lock();

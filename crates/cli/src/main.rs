@@ -52,6 +52,8 @@ enum Command {
     Ingest(IngestArgs),
     /// Show everything for one trace: the span waterfall with each log under its span.
     Trace(TraceArgs),
+    /// What went wrong in one trace: its findings with their evidence (exit 1 when none).
+    Explain(TraceArgs),
     /// Search spans and logs with the query language.
     Search(SearchArgs),
     /// Count matching records by field values and/or time buckets.
@@ -137,9 +139,12 @@ struct IngestArgs {
 struct TraceArgs {
     /// Trace id: 32 or 16 hex digits, a traceparent, an X-Ray id, a decimal Datadog id, ...
     trace_id: String,
-    /// Print the Trace JSON instead of the waterfall.
+    /// Print JSON instead of text (the Trace JSON; for explain, the findings).
     #[arg(long)]
     json: bool,
+    /// Apply Jaeger's clock-skew adjustment before the analysis (every shift is reported).
+    #[arg(long)]
+    adjust_clock_skew: bool,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::command(cli.index.as_deref(), args),
         Command::Ingest(args) => commands::ingest(index, args),
         Command::Trace(args) => commands::trace(index, args),
+        Command::Explain(args) => commands::explain(index, args),
         Command::Search(args) => commands::search(index, args),
         Command::Agg(args) => commands::agg(index, args),
         Command::Demo(args) => commands::demo(args),

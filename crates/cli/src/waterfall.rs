@@ -90,6 +90,20 @@ pub fn render(trace: &Value, color: bool) -> String {
     for list in children.values_mut() {
         by_start(list);
     }
+    let mut critical: HashMap<&str, Vec<(i64, i64)>> = HashMap::new();
+    for segment in trace["analysis"]["critical_path"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(id), Some(start), Some(end)) = (
+            segment["span_id"].as_str(),
+            segment["start_ns"].as_i64(),
+            segment["end_ns"].as_i64(),
+        ) {
+            critical.entry(id).or_default().push((start, end));
+        }
+    }
     let mut logs_by_span: HashMap<&str, Vec<&Value>> = HashMap::new();
     let mut trace_logs = Vec::new();
     for log in &logs {
@@ -103,17 +117,86 @@ pub fn render(trace: &Value, color: bool) -> String {
         spans: &spans,
         children: &children,
         logs_by_span: &logs_by_span,
+        critical: (!critical.is_empty()).then_some(&critical),
         t0,
         total_ns,
         paint,
     };
+    // Spans in a parent cycle are reachable from no root: they are drawn as roots after the
+    // others, so every span shows exactly once.
+    let mut drawn = vec![false; spans.len()];
     for (n, &root) in roots.iter().enumerate() {
-        view.span(&mut out, root, "", n + 1 == roots.len(), true);
+        view.tree(&mut out, root, n + 1 == roots.len(), &mut drawn);
+    }
+    for i in 0..spans.len() {
+        if !drawn[i] {
+            view.tree(&mut out, i, true, &mut drawn);
+        }
     }
     if !trace_logs.is_empty() {
         let _ = writeln!(out, "\n{}", paint.bold("logs not attached to a span"));
         for log in trace_logs {
             view.log_line(&mut out, log, "  ");
+        }
+    }
+    if view.critical.is_some() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint.dim("█ on the critical path (what the request waited for)   ░ waiting on a child or off the path")
+        );
+    }
+    out.push_str(&render_findings(trace, color, false));
+    out
+}
+
+/// The findings block: one line each (kind, span, message); with `evidence`, the evidence
+/// under each as indented JSON.
+pub fn render_findings(trace: &Value, color: bool, evidence: bool) -> String {
+    let paint = Painter { color };
+    let mut out = String::new();
+    let findings = trace["analysis"]["findings"].as_array();
+    let Some(findings) = findings.filter(|f| !f.is_empty()) else {
+        if evidence {
+            let _ = writeln!(
+                out,
+                "no findings for trace {}",
+                trace["trace_id"].as_str().unwrap_or("?")
+            );
+        }
+        return out;
+    };
+    let _ = writeln!(out, "\n{} ({})", paint.bold("findings"), findings.len());
+    for f in findings {
+        let kind = f["kind"].as_str().unwrap_or("?");
+        let styled = match kind {
+            "error_origin" => paint.style(AnsiColor::Red, kind),
+            "slow_span" | "n_plus_one" | "sequential_siblings" => {
+                paint.style(AnsiColor::Yellow, kind)
+            }
+            _ => paint.style(AnsiColor::Magenta, kind),
+        };
+        let message: String = f["message"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        let _ = writeln!(out, "  {styled:<20} {}", message);
+        let span = f["span_id"].as_str().map(|s| format!("span {s}"));
+        let linked = f["linked_trace_id"]
+            .as_str()
+            .map(|t| format!("continues in trace {t}"));
+        let refs: Vec<String> = span.into_iter().chain(linked).collect();
+        if !refs.is_empty() {
+            let _ = writeln!(out, "  {:<20} {}", "", paint.dim(&refs.join(" · ")));
+        }
+        if evidence {
+            let text = serde_json::to_string_pretty(&f["evidence"]).unwrap_or_default();
+            for line in text.lines() {
+                let line: String = line.chars().filter(|c| !c.is_control()).collect();
+                let _ = writeln!(out, "      {line}");
+            }
         }
     }
     out
@@ -123,13 +206,45 @@ struct View<'a> {
     spans: &'a [&'a Value],
     children: &'a HashMap<&'a str, Vec<usize>>,
     logs_by_span: &'a HashMap<&'a str, Vec<&'a Value>>,
+    /// Critical-path segments by span id, when the trace has an analysis.
+    critical: Option<&'a HashMap<&'a str, Vec<(i64, i64)>>>,
     t0: i64,
     total_ns: i64,
     paint: Painter,
 }
 
+/// Indentation stops growing past this many characters: the label is cut at [`LABEL_WIDTH`]
+/// anyway, and a chain 100,000 spans deep must not cost 100,000 columns a line.
+const MAX_PREFIX_CHARS: usize = 30;
+
 impl View<'_> {
-    fn span(&self, out: &mut String, i: usize, prefix: &str, last: bool, root: bool) {
+    /// Draws the subtree under `root` depth-first with an explicit stack (a span tree is
+    /// whatever a client sent), each span at most once.
+    fn tree(&self, out: &mut String, root: usize, last: bool, drawn: &mut [bool]) {
+        let mut stack = vec![(root, String::new(), last, true)];
+        while let Some((i, prefix, last, is_root)) = stack.pop() {
+            if std::mem::replace(&mut drawn[i], true) {
+                continue;
+            }
+            let child_prefix = self.span(out, i, &prefix, last, is_root);
+            let id = self.spans[i]["span_id"].as_str().unwrap_or("");
+            let kids: Vec<usize> = self
+                .children
+                .get(id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .copied()
+                .filter(|&c| !drawn[c])
+                .collect();
+            for (n, &child) in kids.iter().enumerate().rev() {
+                stack.push((child, child_prefix.clone(), n + 1 == kids.len(), false));
+            }
+        }
+    }
+
+    /// One span's line and its logs; returns the prefix for its children.
+    fn span(&self, out: &mut String, i: usize, prefix: &str, last: bool, root: bool) -> String {
         let span = self.spans[i];
         let branch = if root {
             ""
@@ -144,7 +259,8 @@ impl View<'_> {
         let label = truncate(&format!("{prefix}{branch}{service}  {name}"), LABEL_WIDTH);
         let start = time_ns(&span["start"]).unwrap_or(self.t0);
         let duration = span["duration_ns"].as_i64().unwrap_or(0);
-        let bar = self.bar(start - self.t0, duration);
+        let id = span["span_id"].as_str().unwrap_or("");
+        let bar = self.bar(start - self.t0, duration, id);
         let mark = if is_error {
             let message = span["status"]["message"].as_str().unwrap_or("");
             self.paint
@@ -162,19 +278,15 @@ impl View<'_> {
             "{label:<LABEL_WIDTH$} {bar} {:>9}{mark}",
             format_duration(duration)
         );
-        let child_prefix = if root {
+        let child_prefix = if root || prefix.chars().count() >= MAX_PREFIX_CHARS {
             prefix.to_owned()
         } else {
             format!("{prefix}{}", if last { "   " } else { "│  " })
         };
-        let id = span["span_id"].as_str().unwrap_or("");
         for log in self.logs_by_span.get(id).into_iter().flatten() {
             self.log_line(out, log, &format!("{child_prefix}  ┆ "));
         }
-        let kids = self.children.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        for (n, &child) in kids.iter().enumerate() {
-            self.span(out, child, &child_prefix, n + 1 == kids.len(), false);
-        }
+        child_prefix
     }
 
     fn log_line(&self, out: &mut String, log: &Value, prefix: &str) {
@@ -206,14 +318,35 @@ impl View<'_> {
         );
     }
 
-    fn bar(&self, offset_ns: i64, duration_ns: i64) -> String {
+    /// The span's bar; with an analysis, cells on its critical segments are solid and the
+    /// rest shaded.
+    fn bar(&self, offset_ns: i64, duration_ns: i64, span_id: &str) -> String {
         let scale = |ns: i64| (ns.max(0) as f64 / self.total_ns as f64 * BAR_WIDTH as f64) as usize;
         let begin = scale(offset_ns).min(BAR_WIDTH - 1);
         let len = scale(duration_ns).max(1).min(BAR_WIDTH - begin);
+        let segments = self
+            .critical
+            .map(|c| c.get(span_id).map(Vec::as_slice).unwrap_or(&[]));
+        let body: String = (begin..begin + len)
+            .map(|cell| match segments {
+                None => '█',
+                Some(segments) => {
+                    // The time span of this cell.
+                    let from =
+                        self.t0 + (cell as f64 * self.total_ns as f64 / BAR_WIDTH as f64) as i64;
+                    let to = self.t0
+                        + ((cell + 1) as f64 * self.total_ns as f64 / BAR_WIDTH as f64) as i64;
+                    if segments.iter().any(|&(s, e)| s < to && e > from) {
+                        '█'
+                    } else {
+                        '░'
+                    }
+                }
+            })
+            .collect();
         format!(
-            "{}{}{}",
+            "{}{body}{}",
             " ".repeat(begin),
-            "█".repeat(len),
             " ".repeat(BAR_WIDTH - begin - len)
         )
     }
@@ -287,6 +420,135 @@ fn truncate(s: &str, width: usize) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A trace from random parent links over a few ids: duplicates, self-parents, cycles of
+    /// any length, missing parents and several roots all occur.
+    fn random_trace(graph: &[(u64, Option<u64>, i64, i64)]) -> index::Trace {
+        let spans = graph
+            .iter()
+            .map(|&(id, parent, start_ms, dur_ms)| {
+                serde_json::json!({
+                    "span_id": format!("{id:016x}"),
+                    "parent_span_id": parent.map(|p| format!("{p:016x}")),
+                    "service": format!("svc-{}", id % 3), "name": "op", "kind": "SERVER",
+                    "start": decode::time::format_rfc3339_ns(1_795_183_800_000_000_000 + start_ms * 1_000_000),
+                    "duration_ns": dur_ms * 1_000_000,
+                    "status": {"code": "UNSET"},
+                    "attributes": {"n": id}, "events": [{"name": "exception", "time": "2026-11-20T14:10:00Z", "attributes": {}}],
+                })
+            })
+            .collect();
+        let logs = graph
+            .iter()
+            .map(|&(id, _, start_ms, _)| {
+                serde_json::json!({"span_id": format!("{id:016x}"), "service": "svc", "level": "info", "body": "x",
+                    "time": decode::time::format_rfc3339_ns(1_795_183_800_000_000_000 + start_ms * 1_000_000)})
+            })
+            .collect();
+        index::Trace::from_records(model::TraceId::from_u128(0xabc).unwrap(), spans, logs)
+    }
+
+    fn graphs() -> impl proptest::strategy::Strategy<Value = Vec<(u64, Option<u64>, i64, i64)>> {
+        use proptest::prelude::*;
+        prop::collection::vec(
+            (
+                1u64..20,
+                prop::option::weighted(0.85, 1u64..24),
+                0i64..1_000,
+                -5i64..500,
+            ),
+            1..40,
+        )
+    }
+
+    /// A parent chain `n` spans deep.
+    fn chain(n: u64) -> Vec<(u64, Option<u64>, i64, i64)> {
+        (1..=n)
+            .map(|i| (i, (i > 1).then(|| i - 1), i as i64, 1_000_000 - i as i64))
+            .collect()
+    }
+
+    #[test]
+    fn critical_segments_are_solid_and_findings_are_listed() {
+        // Root 0..1s waits on its child 0.5..1s: the root's bar is solid in its first half only.
+        let t0 = 1_795_183_800_000_000_000i64;
+        let trace = json!({
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "spans": [
+                {"span_id": "a000000000000001", "parent_span_id": null, "service": "gw", "name": "POST /checkout",
+                 "start": "2026-11-20T14:10:00Z", "duration_ns": 1_000_000_000i64, "status": {"code": "UNSET"}},
+                {"span_id": "a000000000000002", "parent_span_id": "a000000000000001", "service": "pay", "name": "charge",
+                 "start": "2026-11-20T14:10:00.500Z", "duration_ns": 500_000_000i64, "status": {"code": "UNSET"}}
+            ],
+            "logs": [],
+            "summary": {"span_count": 2, "log_count": 0, "error_count": 0, "services": ["gw", "pay"], "duration_ns": 1_000_000_000i64},
+            "analysis": {
+                "critical_path": [
+                    {"span_id": "a000000000000001", "start_ns": t0, "end_ns": t0 + 500_000_000},
+                    {"span_id": "a000000000000002", "start_ns": t0 + 500_000_000, "end_ns": t0 + 1_000_000_000i64}
+                ],
+                "findings": [{"kind": "slow_span", "span_id": "a000000000000002", "message": "pay \"charge\" took 500.0 ms\u{1b}[2J",
+                              "evidence": {"duration_ns": 500_000_000}, "linked_trace_id": "5b8efff798038103d269b633813fc60c"}]
+            }
+        });
+        let text = render(&trace, false);
+        let root = text.lines().find(|l| l.contains("POST /checkout")).unwrap();
+        assert!(
+            root.contains(&format!("{}{}", "█".repeat(20), "░".repeat(20))),
+            "{root}"
+        );
+        let child = text
+            .lines()
+            .find(|l| l.contains("charge") && l.contains('█'))
+            .unwrap();
+        assert!(
+            child.contains(&"█".repeat(20)) && !child.contains('░'),
+            "{child}"
+        );
+        assert!(text.contains("findings (1)"));
+        assert!(
+            text.contains("slow_span")
+                && text.contains("continues in trace 5b8efff798038103d269b633813fc60c")
+        );
+        assert!(
+            !text.contains('\u{1b}'),
+            "control characters of a message are not printed"
+        );
+        // explain: the evidence too.
+        let explained = render_findings(&trace, false, true);
+        assert!(
+            explained.contains("\"duration_ns\": 500000000"),
+            "{explained}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_parent_graph_renders_every_span_once(graph in graphs()) {
+            let trace = random_trace(&graph).to_json();
+            let n = trace["spans"].as_array().unwrap().len();
+            let text = render(&trace, false);
+            let drawn = text.lines().filter(|l| l.contains("  op ")).count();
+            proptest::prop_assert_eq!(drawn, n);
+        }
+    }
+
+    #[test]
+    fn a_chain_100_000_spans_deep_renders_on_a_small_stack() {
+        let trace = random_trace(&chain(100_000)).to_json();
+        let text = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || render(&trace, false))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(
+            text.lines().filter(|l| l.contains("  op ")).count(),
+            100_000
+        );
+        // Indentation stops growing: no line is wider than the label, bar and duration.
+        assert!(text.lines().all(|l| l.chars().count() < 200));
+    }
 
     #[test]
     fn renders_tree_bars_and_logs_without_color() {

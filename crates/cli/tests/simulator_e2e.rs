@@ -155,7 +155,11 @@ fn waterfall_shows_spans_and_logs() {
     assert_success(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with(&format!("trace {trace_id}")), "{text}");
-    let span_lines = text.lines().filter(|l| l.contains('█')).count() as u64;
+    // Each span's bar: solid where it is on the critical path, shaded elsewhere.
+    let span_lines = text
+        .lines()
+        .filter(|l| (l.contains('█') || l.contains('░')) && !l.contains("critical path"))
+        .count() as u64;
     assert_eq!(Some(span_lines), expected["spans"].as_u64(), "{text}");
     let log_lines = text
         .lines()
@@ -232,4 +236,109 @@ fn value_text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// Every problem the simulator planted is found where it was planted (slow query, N+1, the
+/// span where a failed checkout's error starts, a payment or email call whose context was lost
+/// and the detached trace it continued in, both ways), and traces without a problem get no
+/// finding at all.
+#[test]
+fn explain_finds_every_planted_problem_and_nothing_on_healthy_traces() {
+    const KINDS: [&str; 5] = [
+        "error_origin",
+        "slow_span",
+        "n_plus_one",
+        "broken_propagation",
+        "detached_root",
+    ];
+    let f = fixture();
+    let traces = f.truth["traces"].as_object().unwrap();
+    let mut checked = std::collections::BTreeMap::<&str, usize>::new();
+    let mut healthy_checked = 0;
+    for (trace_id, truth) in traces {
+        let expected = truth["problems"].as_array().unwrap();
+        if expected.is_empty() {
+            healthy_checked += 1;
+        }
+        let mut args = vec!["--index", f.index.to_str().unwrap(), "explain", "--json"];
+        args.push(trace_id);
+        let out = threadline(&args);
+        let code = out.status.code();
+        let answer: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{trace_id}: not JSON ({e}): {out:?}"));
+        let findings = answer["findings"].as_array().unwrap();
+        assert_eq!(code, Some(if findings.is_empty() { 1 } else { 0 }));
+        if expected.is_empty() {
+            assert!(
+                findings.is_empty(),
+                "healthy trace {trace_id} got findings: {findings:#?}"
+            );
+            continue;
+        }
+        for want in expected {
+            let kind = want["kind"].as_str().unwrap();
+            *checked.entry(kind).or_default() += 1;
+            let found = findings.iter().any(|got| {
+                got["kind"] == want["kind"]
+                    && got["span_id"] == want["span_id"]
+                    && (want["linked_trace_id"].is_null()
+                        || got["linked_trace_id"] == want["linked_trace_id"])
+            });
+            assert!(found, "{trace_id}: expected {want} among {findings:#?}");
+        }
+        // No finding of these kinds that was not planted.
+        for got in findings {
+            let kind = got["kind"].as_str().unwrap();
+            if !KINDS.contains(&kind) {
+                continue;
+            }
+            let planted = expected
+                .iter()
+                .any(|want| want["kind"] == got["kind"] && want["span_id"] == got["span_id"]);
+            assert!(planted, "{trace_id}: unexpected {got:#}");
+        }
+    }
+    for kind in KINDS {
+        assert!(
+            checked.get(kind).copied().unwrap_or(0) > 0,
+            "the simulated traffic has no {kind} case: {checked:?}"
+        );
+    }
+    assert!(healthy_checked >= 50);
+}
+
+#[test]
+fn explain_exit_codes_are_those_of_every_command() {
+    let f = fixture();
+    let index = f.index.to_str().unwrap();
+    let unknown = threadline(&[
+        "--index",
+        index,
+        "explain",
+        "0123456789abcdef0123456789abcdef",
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let bad = threadline(&["--index", index, "explain", "not-a-trace"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a trace id"));
+    // A failed checkout: its findings as text, with the evidence.
+    let (failed, _) = f.truth["traces"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, t)| {
+            t["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["kind"] == "error_origin")
+        })
+        .expect("the traffic has a failed checkout");
+    let out = threadline(&["--index", index, "explain", failed]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("error_origin") && text.contains("\"error_ancestors\""),
+        "{text}"
+    );
 }

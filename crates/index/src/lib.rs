@@ -13,6 +13,7 @@ mod collect;
 pub mod doc;
 mod error;
 mod lock;
+mod lookup;
 pub mod query;
 mod retention;
 pub mod schema;

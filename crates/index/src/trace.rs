@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use model::{Level, SpanId, TraceId};
+use model::{Level, SpanId, SpanKind, TraceId};
 use serde_json::{Value, json};
 use tantivy::query::{BooleanQuery, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
@@ -24,6 +24,9 @@ pub struct Trace {
     pub spans: Vec<TraceSpan>,
     /// By time.
     pub logs: Vec<TraceLog>,
+    /// Spans left out because another span of the trace had the same id and the same record
+    /// (a retried export, an archive read twice): shown once, as Jaeger's dedupe adjuster does.
+    pub duplicates_dropped: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -154,13 +157,17 @@ fn shared_full_id(spans: &[TraceSpan]) -> Option<TraceId> {
 }
 
 fn span_from_record(m: &Match, record: Value) -> TraceSpan {
+    span_from_parts(m.ts, record)
+}
+
+fn span_from_parts(start_ns: i64, record: Value) -> TraceSpan {
     TraceSpan {
         span_id: span_id_field(&record, "span_id"),
         parent_span_id: span_id_field(&record, "parent_span_id"),
         service: str_field(&record, "service").to_owned(),
         name: str_field(&record, "name").to_owned(),
         kind: str_field(&record, "kind").to_owned(),
-        start_ns: m.ts,
+        start_ns,
         duration_ns: record
             .get("duration_ns")
             .and_then(Value::as_i64)
@@ -175,12 +182,42 @@ fn span_from_record(m: &Match, record: Value) -> TraceSpan {
 }
 
 fn log_from_record(m: &Match, record: Value) -> TraceLog {
+    log_from_parts(m.ts, record)
+}
+
+fn log_from_parts(time_ns: i64, record: Value) -> TraceLog {
     TraceLog {
-        time_ns: m.ts,
+        time_ns,
         span_id: span_id_field(&record, "span_id"),
         level: Level::parse(str_field(&record, "level")),
         span: None,
         record,
+    }
+}
+
+impl Trace {
+    /// Assembles a trace from stored records (the Trace-JSON shape of DESIGN.md) without an
+    /// index, as [`Index::trace`] does from what it finds: for tools and tests that hold records.
+    /// Spans are ordered by their `start`, logs by their `time`.
+    pub fn from_records(trace_id: TraceId, spans: Vec<Value>, logs: Vec<Value>) -> Trace {
+        let time = |record: &Value, key: &str| {
+            record
+                .get(key)
+                .and_then(Value::as_str)
+                .and_then(decode::time::parse_datetime)
+                .unwrap_or(0)
+        };
+        let mut spans: Vec<TraceSpan> = spans
+            .into_iter()
+            .map(|record| span_from_parts(time(&record, "start"), record))
+            .collect();
+        spans.sort_by_key(|s| s.start_ns);
+        let mut logs: Vec<TraceLog> = logs
+            .into_iter()
+            .map(|record| log_from_parts(time(&record, "time"), record))
+            .collect();
+        logs.sort_by_key(|l| l.time_ns);
+        Trace::assemble(trace_id, spans, logs)
     }
 }
 
@@ -198,6 +235,9 @@ impl TraceSpan {
 impl Trace {
     /// Builds the tree from spans and logs in time order, and attaches the logs.
     fn assemble(trace_id: TraceId, spans: Vec<TraceSpan>, mut logs: Vec<TraceLog>) -> Trace {
+        let n_given = spans.len();
+        let spans = drop_identical_duplicates(spans);
+        let duplicates_dropped = n_given - spans.len();
         let mut spans = order_as_tree(spans);
         let mut by_id = HashMap::new();
         for (i, span) in spans.iter().enumerate() {
@@ -232,6 +272,7 @@ impl Trace {
             trace_id,
             spans,
             logs,
+            duplicates_dropped,
         }
     }
 
@@ -256,65 +297,46 @@ impl Trace {
         spans + logs
     }
 
-    /// Per span, its duration minus the time covered by its children (clipped to the span).
-    pub fn self_time_ns(&self) -> Vec<i64> {
-        self.spans
-            .iter()
-            .map(|span| {
-                let mut intervals: Vec<(i64, i64)> = span
-                    .children
-                    .iter()
-                    .map(|&c| &self.spans[c])
-                    .map(|c| (c.start_ns.max(span.start_ns), c.end_ns().min(span.end_ns())))
-                    .filter(|(s, e)| e > s)
-                    .collect();
-                intervals.sort_unstable();
-                let mut covered = 0;
-                let mut reach = i64::MIN;
-                for (s, e) in intervals {
-                    let s = s.max(reach);
-                    if e > s {
-                        covered += e - s;
-                        reach = e;
-                    }
-                }
-                (span.duration_ns - covered).max(0)
-            })
-            .collect()
+    /// The trace as analysis reads it: spans in this trace's order (so indexes agree) and logs
+    /// with the index of their span.
+    pub fn analysis_input(&self) -> analysis::TraceData {
+        analysis::TraceData {
+            trace_id: Some(self.trace_id),
+            spans: self
+                .spans
+                .iter()
+                .map(|s| analysis_span(s.start_ns, s.duration_ns, &s.record))
+                .collect(),
+            logs: self
+                .logs
+                .iter()
+                .map(|l| analysis::Log {
+                    time_ns: l.time_ns,
+                    span: l.span,
+                    is_error: l.level.is_some_and(|level| level >= Level::Error),
+                    service: str_field(&l.record, "service").to_owned(),
+                    body: str_field(&l.record, "body").to_owned(),
+                })
+                .collect(),
+            duplicates_dropped: self.duplicates_dropped,
+        }
     }
 
-    /// Indexes of the spans on the critical path from the root, in start order: walking back
-    /// from a span's end, the last child to finish is on it, then the last one to finish before
-    /// that child started, and so on, recursively.
-    pub fn critical_path(&self) -> Vec<usize> {
-        let mut path = Vec::new();
-        if !self.spans.is_empty() {
-            self.walk_critical(0, self.spans[0].end_ns(), &mut path);
-        }
-        path.sort_by_key(|&i| (self.spans[i].start_ns, i));
-        path
-    }
-
-    fn walk_critical(&self, i: usize, limit: i64, path: &mut Vec<usize>) {
-        path.push(i);
-        let span = &self.spans[i];
-        let mut cursor = span.end_ns().min(limit);
-        let mut children = span.children.clone();
-        // Latest-finishing first.
-        children.sort_by_key(|&c| std::cmp::Reverse(self.spans[c].end_ns()));
-        for c in children {
-            let child = &self.spans[c];
-            if child.start_ns < cursor && child.end_ns() > span.start_ns {
-                self.walk_critical(c, cursor, path);
-                cursor = child.start_ns;
-            }
-        }
+    /// The Trace JSON of DESIGN.md with an analysis made without the index (no operation
+    /// p50s, no other traces); [`Index::analyze`] makes the full one for [`Trace::to_json_with`].
+    pub fn to_json(&self) -> Value {
+        let analysis = analysis::analyze(
+            &self.analysis_input(),
+            &analysis::NoIndex,
+            &analysis::Options::default(),
+        );
+        self.to_json_with(&analysis)
     }
 
     /// The Trace JSON of DESIGN.md. Each span also has `depth` and `children` (span ids); each
     /// log has `attached_span_id`, the span it belongs to (which differs from its `span_id` when
     /// the log recorded an incoming traceparent).
-    pub fn to_json(&self) -> Value {
+    pub fn to_json_with(&self, analysis: &analysis::Analysis) -> Value {
         let span_id = |i: usize| self.spans[i].span_id.map(|id| id.to_string());
         let spans: Vec<Value> = self
             .spans
@@ -340,33 +362,12 @@ impl Trace {
                 record
             })
             .collect();
-        let self_time: serde_json::Map<String, Value> = self
-            .self_time_ns()
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, ns)| Some((span_id(i)?, json!(ns))))
-            .collect();
-        let critical: Vec<_> = self
-            .critical_path()
-            .into_iter()
-            .filter_map(span_id)
-            .collect();
-        let orphans: Vec<_> = self
-            .orphans()
-            .filter_map(|s| s.span_id)
-            .map(|id| id.to_string())
-            .collect();
         json!({
             "trace_id": self.trace_id.to_string(),
             "spans": spans,
             "logs": logs,
             "summary": self.summary_json(),
-            "analysis": {
-                "critical_path": critical,
-                "self_time_ns": self_time,
-                "orphans": orphans,
-                "findings": [],
-            },
+            "analysis": serde_json::to_value(analysis).unwrap_or(Value::Null),
         })
     }
 
@@ -402,71 +403,152 @@ impl Trace {
     }
 }
 
-/// Reorders spans (given in time order) depth-first, and sets parent, children and depth.
+/// Reorders spans (given in time order) depth-first, and sets parent, children and depth, from
+/// the one span forest analysis builds (`analysis::Tree`: true roots, then orphans, then spans
+/// cut out of a parent cycle; children by start time). Every walk over `parent`/`children`
+/// ends, and none recurses.
 fn order_as_tree(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
-    let n = spans.len();
-    let mut by_id = HashMap::new();
-    for (i, span) in spans.iter().enumerate() {
-        if let Some(id) = span.span_id {
-            by_id.entry(id).or_insert(i);
-        }
-    }
-    let parent: Vec<Option<usize>> = spans
+    let links: Vec<analysis::Span> = spans
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.parent_span_id
-                .and_then(|p| by_id.get(&p).copied())
-                .filter(|&p| p != i)
+        .map(|s| analysis::Span {
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
+            start_ns: s.start_ns,
+            ..analysis::Span::default()
         })
         .collect();
-    let mut children = vec![Vec::new(); n];
-    for (i, p) in parent.iter().enumerate() {
-        if let Some(p) = *p {
-            children[p].push(i);
-        }
-    }
-    // True roots first, then orphans; each group in time order (the input order).
-    let mut roots: Vec<usize> = (0..n)
-        .filter(|&i| spans[i].parent_span_id.is_none())
-        .collect();
-    roots.extend((0..n).filter(|&i| spans[i].parent_span_id.is_some() && parent[i].is_none()));
-    let mut order = Vec::with_capacity(n);
-    let mut depth = vec![0; n];
-    let mut visited = vec![false; n];
-    let mut visit = |root: usize, order: &mut Vec<usize>, visited: &mut Vec<bool>| {
-        let mut stack = vec![(root, 0)];
-        while let Some((i, d)) = stack.pop() {
-            if std::mem::replace(&mut visited[i], true) {
-                continue;
-            }
-            depth[i] = d;
-            order.push(i);
-            stack.extend(children[i].iter().rev().map(|&c| (c, d + 1)));
-        }
-    };
-    for &root in &roots {
-        visit(root, &mut order, &mut visited);
-    }
-    // Spans in a parent cycle are reachable from no root: show them as roots.
-    for i in 0..n {
-        if !visited[i] {
-            visit(i, &mut order, &mut visited);
-        }
-    }
+    let tree = analysis::Tree::build(&links);
+    let n = spans.len();
     let mut new_index = vec![0; n];
-    for (new, &old) in order.iter().enumerate() {
+    for (new, &old) in tree.order.iter().enumerate() {
         new_index[old] = new;
     }
     let mut slots: Vec<Option<TraceSpan>> = spans.into_iter().map(Some).collect();
-    order
+    tree.order
         .iter()
         .map(|&old| {
             let mut span = slots[old].take().expect("each span is ordered once");
-            span.depth = depth[old];
-            span.parent = parent[old].map(|p| new_index[p]).filter(|_| span.depth > 0);
-            span.children = children[old].iter().map(|&c| new_index[c]).collect();
+            span.depth = tree.depth[old];
+            span.parent = tree.parent[old].map(|p| new_index[p]);
+            span.children = tree.children[old].iter().map(|&c| new_index[c]).collect();
             span
         })
         .collect()
+}
+
+/// Keeps the first of spans that share an id and their whole record (start included); spans
+/// that share only an id stay, and the tree hangs children under the first of them.
+fn drop_identical_duplicates(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
+    let mut kept: HashMap<SpanId, Vec<usize>> = HashMap::new();
+    let mut out: Vec<TraceSpan> = Vec::with_capacity(spans.len());
+    for span in spans {
+        if let Some(id) = span.span_id {
+            let same = kept.entry(id).or_default();
+            if same
+                .iter()
+                .any(|&k| out[k].start_ns == span.start_ns && out[k].record == span.record)
+            {
+                continue;
+            }
+            same.push(out.len());
+        }
+        out.push(span);
+    }
+    out
+}
+
+/// A stored span record reduced to what analysis reads; also used for spans of other traces.
+pub(crate) fn analysis_span(start_ns: i64, duration_ns: i64, record: &Value) -> analysis::Span {
+    let attr = |key: &str| -> Option<String> {
+        let attributes = record.get("attributes")?;
+        // Flat (`db.statement`) as OTLP writes keys, or nested as some log formats do.
+        let value = attributes
+            .get(key)
+            .or_else(|| key.split('.').try_fold(attributes, |at, part| at.get(part)))?;
+        match value {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let resource = |key: &str| -> Option<String> {
+        record
+            .get("resource")?
+            .get(key)?
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let kind = match str_field(record, "kind") {
+        "SERVER" => SpanKind::Server,
+        "CLIENT" => SpanKind::Client,
+        "PRODUCER" => SpanKind::Producer,
+        "CONSUMER" => SpanKind::Consumer,
+        "INTERNAL" => SpanKind::Internal,
+        _ => SpanKind::Unspecified,
+    };
+    let exceptions = record
+        .get("events")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("name").and_then(Value::as_str) == Some("exception"))
+        .map(|e| {
+            let text = |k: &str| {
+                e.pointer(&format!("/attributes/{}", k.replace('/', "~1")))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            analysis::Exception {
+                time_ns: e
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .and_then(decode::time::parse_datetime)
+                    .unwrap_or(start_ns),
+                type_name: text("exception.type"),
+                message: text("exception.message"),
+            }
+        })
+        .collect();
+    let peer = [
+        "peer.service",
+        "server.address",
+        "url.full",
+        "http.url",
+        "rpc.service",
+    ]
+    .into_iter()
+    .filter_map(attr)
+    .collect();
+    analysis::Span {
+        span_id: span_id_field(record, "span_id"),
+        parent_span_id: span_id_field(record, "parent_span_id"),
+        service: str_field(record, "service").to_owned(),
+        name: str_field(record, "name").to_owned(),
+        kind,
+        start_ns,
+        duration_ns,
+        error: (record.pointer("/status/code").and_then(Value::as_str) == Some("ERROR")).then(
+            || {
+                record
+                    .pointer("/status/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            },
+        ),
+        host: resource("host.id")
+            .or_else(|| resource("host.ip"))
+            .or_else(|| resource("host.name")),
+        peer,
+        db_system: attr("db.system"),
+        db_statement: attr("db.statement").or_else(|| attr("db.query.text")),
+        route: attr("http.route")
+            .or_else(|| attr("url.path"))
+            .or_else(|| attr("url.full")),
+        messaging_destination: attr("messaging.destination.name"),
+        messaging_message_id: attr("messaging.message.id"),
+        exceptions,
+    }
 }

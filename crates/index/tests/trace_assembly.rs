@@ -187,9 +187,53 @@ fn trace_comes_back_as_a_tree_with_logs_under_their_spans() {
         analysis["self_time_ns"][span_id(1).to_string()],
         (500 - 4 - 450) * MS
     );
-    let critical: Vec<String> = serde_json::from_value(analysis["critical_path"].clone()).unwrap();
-    assert_eq!(critical, [1, 4, 2, 3].map(|i| span_id(i).to_string()));
-    assert_eq!(analysis["findings"], serde_json::json!([]));
+    // Segments as Jaeger UI cuts them; the root's tile its 500 ms, each orphan tree its own.
+    let critical: Vec<(String, i64, i64)> = analysis["critical_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let ms = |k: &str| (s[k].as_i64().unwrap() - T0) / MS;
+            (
+                s["span_id"].as_str().unwrap().to_owned(),
+                ms("start_ns"),
+                ms("end_ns"),
+            )
+        })
+        .collect();
+    let seg = |i: u64, a: i64, b: i64| (span_id(i).to_string(), a, b);
+    assert_eq!(
+        critical,
+        [
+            seg(1, 0, 5),
+            seg(4, 5, 9),
+            seg(1, 9, 10),
+            seg(2, 10, 20),
+            seg(3, 20, 420),
+            seg(6, 30, 35),
+            seg(2, 420, 460),
+            seg(1, 460, 500),
+            seg(5, 600, 610),
+        ]
+    );
+    let mut kinds: Vec<(&str, &str)> = analysis["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap(), f["span_id"].as_str().unwrap()))
+        .collect();
+    kinds.sort();
+    let stripe = span_id(3).to_string();
+    assert_eq!(
+        kinds,
+        [
+            ("error_origin", stripe.as_str()),
+            ("orphan", span_id(5).to_string().as_str()),
+            ("orphan", span_id(6).to_string().as_str()),
+            // Without the index: 400 of the root's 500 ms in itself.
+            ("slow_span", stripe.as_str()),
+        ]
+    );
 }
 
 #[test]

@@ -80,18 +80,36 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     }
 }
 
+/// `?adjust_clock_skew=true` applies Jaeger's clock-skew adjustment before the analysis (each
+/// shift is reported in a `clock_skew` finding); off by default.
+#[derive(Debug, Deserialize)]
+pub struct TraceParams {
+    #[serde(default)]
+    adjust_clock_skew: bool,
+}
+
 pub async fn trace(
     State(state): State<AppState>,
     trace_id: Result<Path<String>, PathRejection>,
+    params: Result<Query<TraceParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(raw) = trace_id?;
+    let Query(params) = params?;
     let trace_id = parse_trace_id(&raw)?;
     let index = state.index.clone();
-    let trace = blocking(move || Ok(index.trace(trace_id)?)).await?;
-    match trace {
-        Some(trace) => Ok(Json(trace.to_json())),
-        None => Err(not_found(trace_id)),
-    }
+    let json = blocking(move || {
+        let Some(trace) = index.trace(trace_id)? else {
+            return Ok(None);
+        };
+        let options = analysis::Options {
+            adjust_clock_skew: params.adjust_clock_skew,
+            ..analysis::Options::default()
+        };
+        let analysis = index.analyze(&trace, &options);
+        Ok(Some(trace.to_json_with(&analysis)))
+    })
+    .await?;
+    json.map(Json).ok_or_else(|| not_found(trace_id))
 }
 
 pub async fn search(

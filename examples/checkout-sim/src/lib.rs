@@ -19,7 +19,7 @@
 //! | `logs/inventory-service.jsonl` | Python json-logger (`otelTraceID`, `otelSpanID`, `levelname`) |
 //! | `logs/payment-service.jsonl` | Datadog JSON (`dd.trace_id` = low 64 bits of the trace id, decimal) |
 //! | `logs/email-service.jsonl` | OTLP/JSON `LogsData`, one batch per line |
-//! | `ground_truth.json` | [`GroundTruth::to_json`] (batch mode only) |
+//! | `ground_truth.json` | [`GroundTruth::to_json`] (batch mode only); per trace, the `problems` an analysis should find ([`Problem`]) |
 //!
 //! # Which records carry which attribute
 //!
@@ -76,7 +76,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use truth::{Aggregation, FileTotals, GroundTruth, QueryCount, Totals, TraceTruth};
+pub use truth::{Aggregation, FileTotals, GroundTruth, Problem, QueryCount, Totals, TraceTruth};
 
 use output::{Mode, Output};
 use record::Record;
@@ -110,6 +110,8 @@ pub struct SimConfig {
     pub n_plus_one_rate: f64,
     /// Email consumers that lose the trace context and start a new trace.
     pub context_drop_rate: f64,
+    /// Paid checkouts whose payment-service loses the caller's context and starts a new trace.
+    pub payment_context_drop_rate: f64,
     /// Distinct users (ids drawn with a heavily skewed distribution).
     pub users: u32,
     /// Gateway health-check log lines (no trace) every this many ns; 0 = none.
@@ -132,6 +134,7 @@ impl Default for SimConfig {
             slow_query_one_in: 40,
             n_plus_one_rate: 0.05,
             context_drop_rate: 0.1,
+            payment_context_drop_rate: 0.03,
             users: 50_000,
             health_check_interval_ns: 10_000_000_000,
         }

@@ -157,6 +157,9 @@ pub(crate) struct Span {
     pub error: Option<String>,
     pub attrs: Vec<Attr>,
     pub events: Vec<SpanEvent>,
+    /// What is wrong at this span, for the ground truth only (never written): a finding kind
+    /// threadline should report here, and the trace it links to.
+    pub problems: Vec<(&'static str, Option<u128>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -127,6 +127,8 @@ enum Outcome {
 }
 
 struct Payment {
+    /// payment-service fails to extract the caller's context and starts a new trace.
+    context_lost: bool,
     order_id: String,
     user_id: String,
     amount_cents: i64,
@@ -186,6 +188,8 @@ impl Traffic<'_> {
             Outcome::Timeout => 502,
         };
         let failed = status_code >= 500;
+        let payment_context_lost =
+            matches!(outcome, Outcome::Paid) && self.rng.chance(cfg.payment_context_drop_rate);
 
         // api-gateway
         let gw = self.span_in(trace_id);
@@ -257,6 +261,7 @@ impl Traffic<'_> {
         let pay_client = self.span_in(trace_id);
         let pay_client_start = t;
         let payment = Payment {
+            context_lost: payment_context_lost,
             order_id: order_id.clone(),
             user_id: user.clone(),
             amount_cents,
@@ -264,7 +269,7 @@ impl Traffic<'_> {
             outcome,
         };
         let pay_start = pay_client_start + self.net();
-        let pay_end = self.payment(pay_client, pay_start, &payment);
+        let (pay_end, pay_trace) = self.payment(pay_client, pay_start, &payment);
         let pay_client_end = pay_end + self.net();
         self.span(
             Service::Orders,
@@ -292,6 +297,9 @@ impl Traffic<'_> {
             ],
             vec![],
         );
+        if payment.context_lost {
+            self.mark(pay_client.span_id, "broken_propagation", Some(pay_trace));
+        }
         t = pay_client_end + self.rng.latency(0.2, 0.3);
 
         // order → queue → email
@@ -320,7 +328,11 @@ impl Traffic<'_> {
                     vec![],
                 );
                 let delivered = publish_end + self.rng.latency(25.0, 0.8);
-                self.email(producer, delivered, &order_id, &user, message_id);
+                if let Some(detached) =
+                    self.email(producer, delivered, &order_id, &user, message_id)
+                {
+                    self.mark(producer.span_id, "broken_propagation", Some(detached));
+                }
                 t = publish_end + self.rng.latency(0.2, 0.3);
                 self.log(
                     Service::Orders,
@@ -614,7 +626,7 @@ impl Traffic<'_> {
         if n_plus_one {
             // The ORM loads each SKU on its own: the N+1 pattern.
             let n = self.rng.range(10, 40);
-            for _ in 0..n {
+            for q in 0..n {
                 let end = t + self.rng.latency(1.1, 0.3);
                 t = self.db_span(
                     srv,
@@ -623,6 +635,9 @@ impl Traffic<'_> {
                     "select inventory.stock",
                     "SELECT sku, available FROM stock WHERE sku = $1",
                 );
+                if q == 0 {
+                    self.mark_last("n_plus_one", None);
+                }
                 t += self.rng.latency(0.12, 0.3);
             }
         } else {
@@ -652,6 +667,7 @@ impl Traffic<'_> {
             statement,
         );
         if slow_query {
+            self.mark_last("slow_span", None);
             // Whole microseconds, as the span records them.
             let duration_ms = ((t - movements_start) / 1_000) as f64 / 1_000.0;
             self.log(
@@ -736,9 +752,17 @@ impl Traffic<'_> {
         self.last_end()
     }
 
-    /// payment-service's `POST /api/payments`; returns when its SERVER span ends.
-    fn payment(&mut self, caller: Ctx, start: i64, p: &Payment) -> i64 {
-        let srv = self.span_in(caller.trace_id);
+    /// payment-service's `POST /api/payments`; returns when its SERVER span ends and the trace
+    /// it was recorded in (a new one when the context was lost).
+    fn payment(&mut self, caller: Ctx, start: i64, p: &Payment) -> (i64, u128) {
+        let srv = if p.context_lost {
+            Ctx {
+                trace_id: self.rng.id128(),
+                span_id: self.rng.id64(),
+            }
+        } else {
+            self.span_in(caller.trace_id)
+        };
         let mut t = start + self.rng.latency(1.5, 0.4);
         self.log(
             Service::Payments,
@@ -753,7 +777,7 @@ impl Traffic<'_> {
             ],
         );
         t += self.rng.latency(2.0, 0.5); // fraud rules
-        let stripe = self.span_in(caller.trace_id);
+        let stripe = self.span_in(srv.trace_id);
         let stripe_start = t;
         let mut stripe_attrs = vec![
             s("http.request.method", "POST"),
@@ -812,6 +836,11 @@ impl Traffic<'_> {
             stripe_attrs,
             events,
         );
+        if matches!(p.outcome, Outcome::Timeout) {
+            // Where the failure starts, and 5 s against a usual few hundred ms.
+            self.mark_last("error_origin", None);
+            self.mark_last("slow_span", None);
+        }
         t = stripe_end + self.rng.latency(0.5, 0.3);
 
         let mut outcome_attrs = vec![
@@ -877,11 +906,12 @@ impl Traffic<'_> {
         };
         span_attrs.insert(4, int("http.response.status_code", status_code));
         let end = t + self.rng.latency(0.3, 0.3);
+        let declined = matches!(p.outcome, Outcome::Declined(_));
         self.span(
             Service::Payments,
             srv,
-            Some(caller.span_id),
-            true,
+            (!p.context_lost).then_some(caller.span_id),
+            !p.context_lost,
             "POST /api/payments",
             SpanKind::Server,
             start,
@@ -890,12 +920,26 @@ impl Traffic<'_> {
             span_attrs,
             vec![],
         );
-        self.last_end()
+        if declined {
+            self.mark_last("error_origin", None);
+        }
+        if p.context_lost {
+            self.mark_last("detached_root", Some(caller.trace_id));
+        }
+        (self.last_end(), srv.trace_id)
     }
 
     /// email-service consuming the confirmation message. Sometimes it fails to extract the
-    /// context from the message headers and starts a new trace (broken propagation).
-    fn email(&mut self, producer: Ctx, start: i64, order_id: &str, user: &str, message_id: String) {
+    /// context from the message headers and starts a new trace (broken propagation): then
+    /// returns that trace.
+    fn email(
+        &mut self,
+        producer: Ctx,
+        start: i64,
+        order_id: &str,
+        user: &str,
+        message_id: String,
+    ) -> Option<u128> {
         let dropped = self.rng.chance(self.cfg.context_drop_rate);
         let consumer = if dropped {
             Ctx {
@@ -970,6 +1014,28 @@ impl Traffic<'_> {
             ],
             vec![],
         );
+        if dropped {
+            self.mark_last("detached_root", Some(producer.trace_id));
+        }
+        dropped.then_some(consumer.trace_id)
+    }
+
+    /// Notes a problem on the span pushed last (ground truth only).
+    fn mark_last(&mut self, kind: &'static str, linked: Option<u128>) {
+        if let Some(Record::Span(span)) = self.out.last_mut() {
+            span.problems.push((kind, linked));
+        }
+    }
+
+    /// Notes a problem on an earlier span of this request (ground truth only).
+    fn mark(&mut self, span_id: u64, kind: &'static str, linked: Option<u128>) {
+        let span = self.out.iter_mut().rev().find_map(|r| match r {
+            Record::Span(s) if s.span_id == span_id => Some(s),
+            _ => None,
+        });
+        if let Some(span) = span {
+            span.problems.push((kind, linked));
+        }
     }
 
     fn user(&mut self) -> String {
@@ -1021,6 +1087,7 @@ impl Traffic<'_> {
             error,
             attrs,
             events,
+            problems: Vec::new(),
         }));
     }
 

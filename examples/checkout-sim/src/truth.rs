@@ -38,6 +38,17 @@ pub struct TraceTruth {
     pub root: Option<String>,
     /// Whether any of its spans has status ERROR.
     pub error: bool,
+    /// What threadline's analysis should find in it (none for a healthy trace).
+    pub problems: Vec<Problem>,
+}
+
+/// A finding the trace should get: its kind (`slow_span`, `n_plus_one`, `error_origin`,
+/// `broken_propagation`, `detached_root`), the span, and the trace it links to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: &'static str,
+    pub span_id: u64,
+    pub linked_trace_id: Option<u128>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,7 +97,12 @@ impl GroundTruth {
         for (id, t) in &self.traces {
             traces.insert(
                 trace_hex(*id),
-                json!({"spans": t.spans, "logs": t.logs, "root": t.root, "error": t.error}),
+                json!({"spans": t.spans, "logs": t.logs, "root": t.root, "error": t.error,
+                    "problems": t.problems.iter().map(|p| json!({
+                        "kind": p.kind,
+                        "span_id": format!("{:016x}", p.span_id),
+                        "linked_trace_id": p.linked_trace_id.map(trace_hex),
+                    })).collect::<Vec<_>>()}),
             );
         }
         let files: serde_json::Map<String, Value> = self
@@ -310,6 +326,12 @@ impl Truth {
                     t.root = Some(span.name.to_string());
                 }
                 t.error |= span.error.is_some();
+                t.problems
+                    .extend(span.problems.iter().map(|&(kind, linked)| Problem {
+                        kind,
+                        span_id: span.span_id,
+                        linked_trace_id: linked,
+                    }));
             }
             Record::Log(log) => match log.trace_id {
                 Some(trace_id) => self.traces.entry(trace_id).or_default().logs += 1,

@@ -204,7 +204,7 @@ fn bool_param(params: &Params, names: &[&str]) -> Result<Option<bool>, ApiError>
 
 /// `{"result": {"resourceSpans": [..]}}` for the traces, one resource/scope block per distinct
 /// resource and scope within each trace; no traces is Jaeger's 404.
-fn traces_json(traces: &[Trace]) -> Result<Value, ApiError> {
+pub(super) fn traces_json(traces: &[Trace]) -> Result<Value, ApiError> {
     if traces.is_empty() {
         return Err(ApiError::NotFound("No traces found".into()));
     }

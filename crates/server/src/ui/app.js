@@ -267,9 +267,21 @@ async function showTrace(gen, rawId, params) {
   const s = trace.summary || {};
   const startUs = toUs(s.start);
   const totalNs = Math.max(s.duration_ns || 0, 1);
-  const critical = new Set((trace.analysis || {}).critical_path || []);
-  const orphans = new Set((trace.analysis || {}).orphans || []);
-  const selfTime = (trace.analysis || {}).self_time_ns || {};
+  const analysis = trace.analysis || {};
+  // Critical-path segments by span id: the stretches the request waited on that span itself.
+  const segmentsOf = new Map();
+  for (const seg of analysis.critical_path || []) {
+    if (!segmentsOf.has(seg.span_id)) segmentsOf.set(seg.span_id, []);
+    segmentsOf.get(seg.span_id).push(seg);
+  }
+  const orphans = new Set(analysis.orphans || []);
+  const selfTime = analysis.self_time_ns || {};
+  const findings = analysis.findings || [];
+  const findingsOf = new Map();
+  for (const f of findings) {
+    if (!findingsOf.has(f.span_id)) findingsOf.set(f.span_id, []);
+    findingsOf.get(f.span_id).push(f);
+  }
   const logsBySpan = new Map();
   for (const log of trace.logs) {
     const key = log.attached_span_id || null;
@@ -304,7 +316,7 @@ async function showTrace(gen, rawId, params) {
     const left = pct(startSpanUs);
     const width = Math.max(pct(startSpanUs + span.duration_ns / 1000) - left, 0.15);
     const isError = span.status && span.status.code === "ERROR";
-    const bar = el("div", { class: "bar" + (isError ? " err" : "") + (critical.has(span.span_id) ? " crit" : "") });
+    const bar = el("div", { class: "bar" + (isError ? " err" : "") });
     bar.style.left = left + "%";
     bar.style.width = width + "%";
     if (!isError) bar.style.background = "hsl(" + serviceHue(span.service) + ", 55%, 55%)";
@@ -323,9 +335,18 @@ async function showTrace(gen, rawId, params) {
       label.style.maxWidth = "calc(" + width + "% - 8px)";
     }
     const name = el("div", { class: "name" }, serviceTag(span.service), " ", span.name,
-      orphans.has(span.span_id) ? el("span", { class: "tag" }, "parent missing") : null);
-    name.style.paddingLeft = 0.5 + (span.depth || 0) * 1.1 + "em";
-    const row = el("div", { class: "span" + (isError ? " is-err" : ""), title: span.name }, name, el("div", { class: "track" }, bar, label));
+      orphans.has(span.span_id) ? el("span", { class: "tag" }, "parent missing") : null,
+      (findingsOf.get(span.span_id) || []).map((f) => el("span", { class: "tag finding", title: f.message }, f.kind)));
+    // Indentation stops growing past 40 levels: a trace 100,000 spans deep stays readable.
+    name.style.paddingLeft = 0.5 + Math.min(span.depth || 0, 40) * 1.1 + "em";
+    const segs = (segmentsOf.get(span.span_id) || []).map((seg) => {
+      const from = pct(seg.start_ns / 1000);
+      const band = el("div", { class: "crit-seg", title: "critical path: " + fmtDuration(seg.end_ns - seg.start_ns) });
+      band.style.left = from + "%";
+      band.style.width = Math.max(pct(seg.end_ns / 1000) - from, 0.15) + "%";
+      return band;
+    });
+    const row = el("div", { class: "span" + (isError ? " is-err" : ""), title: span.name }, name, el("div", { class: "track" }, bar, segs, label));
     clickable(row, () => select(row, "span=" + enc(span.span_id || ""),
       () => spanPanel(traceId, span, selfTime[span.span_id], startUs)));
     rowOf.set(span.span_id, row);
@@ -343,6 +364,25 @@ async function showTrace(gen, rawId, params) {
     tick.style.left = p + "%";
     return tick;
   }));
+  // Findings first: each jumps to its span; a lost context links to the other trace.
+  const findingsPanel = findings.length ? el("section", { class: "findings" },
+    el("h2", {}, "Findings (" + findings.length + ")"),
+    findings.map((f) => {
+      const item = el("div", { class: "finding-row", title: f.span_id ? "Show the span" : null },
+        el("span", { class: "tag finding" }, f.kind), " ", el("span", {}, f.message),
+        f.linked_trace_id ? [" ", el("a", { href: traceHref(f.linked_trace_id) },
+          (f.kind === "detached_root" ? "\u2190 likely parent trace " : "continues in trace \u2192 ") + f.linked_trace_id.slice(0, 8))] : null);
+      const row = rowOf.get(f.span_id);
+      if (row) {
+        item.classList.add("clickable");
+        item.addEventListener("click", (e) => {
+          if (e.target.tagName === "A") return;
+          row.click();
+          row.scrollIntoView({ block: "center" });
+        });
+      }
+      return item;
+    })) : null;
   setMain(
     el("h1", {}, "trace ", el("code", {}, traceId)),
     el("p", { class: "summary" },
@@ -351,8 +391,9 @@ async function showTrace(gen, rawId, params) {
       " \u00b7 " + fmtDuration(s.duration_ns) + " \u00b7 started " + fmtTime(s.start) + " UTC \u00b7 ",
       (s.services || []).map((name) => [serviceTag(name), " "]),
       el("a", { href: searchHref({ q: "trace_id = " + traceId, since: "all" }) }, "as search hits")),
+    findingsPanel,
     el("div", { class: "waterfall" },
-      el("div", { class: "span head" }, el("div", { class: "name muted" }, "service \u00b7 span (outlined: critical path)"), ticks),
+      el("div", { class: "span head" }, el("div", { class: "name muted" }, "service \u00b7 span (dark band: critical path)"), ticks),
       rows),
   );
   // Reopen what the URL selected (a pasted link to one span or log).

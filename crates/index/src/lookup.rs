@@ -1,0 +1,160 @@
+//! What analysis asks of the index ([`analysis::Lookup`]): an operation's p50 duration, spans
+//! of other traces by kind and time (roots, callers), and whether a span has children. Each is
+//! one bounded query in the query language, so analysis itself stays pure.
+
+use analysis::{ForeignSpan, Lookup, SpanQuery};
+use model::{SpanId, SpanKind, TraceId};
+use serde_json::Value;
+use tantivy::Term;
+use tantivy::query::{BooleanQuery, Query, TermQuery};
+use tantivy::schema::IndexRecordOption;
+
+use crate::trace::analysis_span;
+use crate::{AggRequest, Index, SearchRequest, Trace};
+
+/// Fewer spans of an operation than this and its p50 says nothing.
+const MIN_P50_SAMPLES: u64 = 5;
+
+impl Index {
+    /// The full analysis of `trace`, with what the index knows about other traces.
+    pub fn analyze(&self, trace: &Trace, options: &analysis::Options) -> analysis::Analysis {
+        analysis::analyze(
+            &trace.analysis_input(),
+            &IndexLookup { index: self },
+            options,
+        )
+    }
+}
+
+struct IndexLookup<'a> {
+    index: &'a Index,
+}
+
+/// A string literal of the query language.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn kind_name(kind: SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Server => "SERVER",
+        SpanKind::Client => "CLIENT",
+        SpanKind::Producer => "PRODUCER",
+        SpanKind::Consumer => "CONSUMER",
+        SpanKind::Internal => "INTERNAL",
+        SpanKind::Unspecified => "UNSPECIFIED",
+    }
+}
+
+impl Lookup for IndexLookup<'_> {
+    fn operation_p50_ns(&self, service: &str, name: &str) -> Option<i64> {
+        let query = format!(
+            "kind = span AND service = {} AND name = {}",
+            quoted(service),
+            quoted(name)
+        );
+        let response = self
+            .index
+            .aggregate(&AggRequest {
+                query: &query,
+                duration_percentiles: vec![50.0],
+                duration_stats: true,
+                ..AggRequest::default()
+            })
+            .ok()?;
+        let stats = response.buckets.first()?.duration.as_ref()?;
+        if stats.count < MIN_P50_SAMPLES {
+            return None;
+        }
+        let p50 = stats.percentiles.first()?.1?;
+        Some(p50 as i64)
+    }
+
+    fn spans(&self, q: &SpanQuery) -> Vec<ForeignSpan> {
+        let mut clauses = vec!["kind = span".to_owned()];
+        if q.roots_only {
+            clauses.push("NOT exists(parent_span_id)".into());
+        }
+
+        if let Some(id) = &q.message_id {
+            clauses.push(format!("messaging.message.id = {}", quoted(id)));
+        }
+        if let Some(trace_id) = q.exclude {
+            clauses.push(format!("NOT trace_id = {trace_id}"));
+        }
+        let query = clauses.join(" AND ");
+        let Ok(mut compiled) = self.index.compile(&query, None) else {
+            return Vec::new();
+        };
+        // The span kind is a keyword field the query language does not name.
+        if !q.kinds.is_empty() {
+            let field = self.index.fields().span_kind;
+            let kinds: Vec<Box<dyn Query>> = q
+                .kinds
+                .iter()
+                .map(|&k| -> Box<dyn Query> {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, kind_name(k)),
+                        IndexRecordOption::Basic,
+                    ))
+                })
+                .collect();
+            compiled = Box::new(BooleanQuery::intersection(vec![
+                compiled,
+                Box::new(BooleanQuery::union(kinds)),
+            ]));
+        }
+        let Ok(response) = self.index.search_compiled(
+            compiled,
+            &SearchRequest {
+                query: &query,
+                from_ns: Some(q.start_from_ns),
+                to_ns: Some(q.start_to_ns.saturating_add(1)),
+                limit: q.limit.clamp(1, crate::MAX_SEARCH_LIMIT),
+                cursor: None,
+                now_ns: None,
+            },
+        ) else {
+            return Vec::new();
+        };
+        response
+            .hits
+            .into_iter()
+            .filter_map(|mut hit| {
+                // A hit's `kind` is the document kind; the span's own is under `span_kind`.
+                if let Some(map) = hit.as_object_mut()
+                    && let Some(kind) = map.remove("span_kind")
+                {
+                    map.insert("kind".into(), kind);
+                }
+                let start_ns = hit
+                    .get("start")
+                    .and_then(Value::as_str)
+                    .and_then(decode::time::parse_datetime)?;
+                let duration_ns = hit.get("duration_ns").and_then(Value::as_i64).unwrap_or(0);
+                Some(ForeignSpan {
+                    trace_id: hit
+                        .get("trace_id")
+                        .and_then(Value::as_str)
+                        .and_then(|t| TraceId::from_hex(t).ok()),
+                    span: analysis_span(start_ns, duration_ns, &hit),
+                })
+            })
+            .collect()
+    }
+
+    fn has_children(&self, trace_id: TraceId, span_id: SpanId) -> bool {
+        let query = format!("kind = span AND trace_id = {trace_id} AND parent_span_id = {span_id}");
+        self.index
+            .search(&SearchRequest {
+                query: &query,
+                from_ns: None,
+                to_ns: None,
+                limit: 1,
+                cursor: None,
+                now_ns: None,
+            })
+            // When the index cannot say, do not claim a lost context.
+            .map_or(true, |r| r.total > 0)
+    }
+}
