@@ -421,52 +421,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A trace from random parent links over a few ids: duplicates, self-parents, cycles of
-    /// any length, missing parents and several roots all occur.
-    fn random_trace(graph: &[(u64, Option<u64>, i64, i64)]) -> index::Trace {
-        let spans = graph
-            .iter()
-            .map(|&(id, parent, start_ms, dur_ms)| {
-                serde_json::json!({
-                    "span_id": format!("{id:016x}"),
-                    "parent_span_id": parent.map(|p| format!("{p:016x}")),
-                    "service": format!("svc-{}", id % 3), "name": "op", "kind": "SERVER",
-                    "start": decode::time::format_rfc3339_ns(1_795_183_800_000_000_000 + start_ms * 1_000_000),
-                    "duration_ns": dur_ms * 1_000_000,
-                    "status": {"code": "UNSET"},
-                    "attributes": {"n": id}, "events": [{"name": "exception", "time": "2026-11-20T14:10:00Z", "attributes": {}}],
-                })
-            })
-            .collect();
-        let logs = graph
-            .iter()
-            .map(|&(id, _, start_ms, _)| {
-                serde_json::json!({"span_id": format!("{id:016x}"), "service": "svc", "level": "info", "body": "x",
-                    "time": decode::time::format_rfc3339_ns(1_795_183_800_000_000_000 + start_ms * 1_000_000)})
-            })
-            .collect();
-        index::Trace::from_records(model::TraceId::from_u128(0xabc).unwrap(), spans, logs)
-    }
-
-    fn graphs() -> impl proptest::strategy::Strategy<Value = Vec<(u64, Option<u64>, i64, i64)>> {
-        use proptest::prelude::*;
-        prop::collection::vec(
-            (
-                1u64..20,
-                prop::option::weighted(0.85, 1u64..24),
-                0i64..1_000,
-                -5i64..500,
-            ),
-            1..40,
-        )
-    }
-
-    /// A parent chain `n` spans deep.
-    fn chain(n: u64) -> Vec<(u64, Option<u64>, i64, i64)> {
-        (1..=n)
-            .map(|i| (i, (i > 1).then(|| i - 1), i as i64, 1_000_000 - i as i64))
-            .collect()
-    }
+    use index::testing::{chain, graph_trace as random_trace, parent_graphs as graphs};
 
     #[test]
     fn critical_segments_are_solid_and_findings_are_listed() {

@@ -18,6 +18,8 @@ pub mod query;
 mod retention;
 pub mod schema;
 mod search;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod trace;
 mod writer;
 
