@@ -213,8 +213,14 @@ pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
         print_json(&response.to_json());
     } else {
         let mut out = std::io::stdout().lock();
+        let service_width = response
+            .hits
+            .iter()
+            .map(|h| h["service"].as_str().unwrap_or("").chars().count())
+            .max()
+            .unwrap_or(0);
         for hit in &response.hits {
-            let _ = writeln!(out, "{}", hit_line(hit));
+            let _ = writeln!(out, "{}", hit_line(hit, service_width));
         }
         eprintln!(
             "{} of {} matches ({} ms)",
@@ -588,27 +594,34 @@ pub fn check(index_dir: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One line per hit: time, kind, service, level/status, trace id, text.
-fn hit_line(hit: &Value) -> String {
+/// One hit per line, in columns: time, kind, service (padded to `service_width`), trace id,
+/// then a span's name, duration and ERROR (OTel's default UNSET and OK show nothing, as in
+/// Jaeger) or a log's level and body.
+fn hit_line(hit: &Value, service_width: usize) -> String {
     let kind = hit["kind"].as_str().unwrap_or("?");
     let time = hit["start"].as_str().or(hit["time"].as_str()).unwrap_or("");
     let trace = hit["trace_id"].as_str().unwrap_or("-");
     let service = hit["service"].as_str().unwrap_or("");
     let text: String = if kind == "span" {
-        let status = hit["status"]["code"].as_str().unwrap_or("");
         let duration = hit["duration_ns"]
             .as_i64()
             .map(waterfall::format_duration)
             .unwrap_or_default();
-        format!("{} {duration} {status}", hit["name"].as_str().unwrap_or(""))
+        let status = match hit["status"]["code"].as_str() {
+            Some("ERROR") => " ERROR",
+            _ => "",
+        };
+        format!("{} {duration}{status}", hit["name"].as_str().unwrap_or(""))
     } else {
         format!(
-            "{} {}",
+            "{:<5} {}",
             hit["level"].as_str().unwrap_or("-"),
             hit["body"].as_str().unwrap_or("")
         )
     };
     let text: String = text.chars().filter(|c| !c.is_control()).collect();
-    format!("{time} {kind:<4} {service} {trace} {text}")
+    // RFC 3339 with nanoseconds is 30 characters; pad shorter ones so the columns line up.
+    format!("{time:<30} {kind:<4} {service:<service_width$} {trace:<32} {text}")
 }
 
 /// How the user runs this binary from where they are: `threadline` when that is it on the PATH,
