@@ -167,7 +167,7 @@ impl Index {
             &mut prefix,
             &mut buckets,
         );
-        let buckets = merge_and_sort(buckets);
+        let buckets = keep_top_values(merge_and_sort(buckets), dims.len(), size);
         Ok(AggResponse {
             buckets,
             total: total as u64,
@@ -526,6 +526,45 @@ fn merge_and_sort(buckets: Vec<AggBucket>) -> Vec<AggBucket> {
             .then_with(|| a.key.cmp(&b.key))
     });
     merged
+}
+
+/// At most `size` values of each field: for the first field overall, for the next one within
+/// each value of the fields before it; the values with the most records win (ties by value).
+/// tantivy is asked for more than `size` so that a number and its text can be merged first.
+fn keep_top_values(mut buckets: Vec<AggBucket>, n_dims: usize, size: usize) -> Vec<AggBucket> {
+    /// A (field, value) pair of a bucket's key.
+    type Pair = (String, String);
+    let dims_of = |b: &AggBucket| -> Vec<Pair> {
+        b.key.iter().filter(|(k, _)| k != "time").cloned().collect()
+    };
+    for d in 0..n_dims {
+        let mut counts: HashMap<(Vec<Pair>, Pair), u64> = HashMap::new();
+        for b in &buckets {
+            let dims = dims_of(b);
+            if let Some(value) = dims.get(d) {
+                *counts
+                    .entry((dims[..d].to_vec(), value.clone()))
+                    .or_default() += b.count;
+            }
+        }
+        let mut by_prefix: HashMap<Vec<Pair>, Vec<(Pair, u64)>> = HashMap::new();
+        for ((prefix, value), count) in counts {
+            by_prefix.entry(prefix).or_default().push((value, count));
+        }
+        let mut kept = std::collections::HashSet::new();
+        for (prefix, mut values) in by_prefix {
+            values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            for (value, _) in values.into_iter().take(size) {
+                kept.insert((prefix.clone(), value));
+            }
+        }
+        buckets.retain(|b| {
+            let dims = dims_of(b);
+            dims.get(d)
+                .is_none_or(|value| kept.contains(&(dims[..d].to_vec(), value.clone())))
+        });
+    }
+    buckets
 }
 
 /// Stats merge exactly; percentiles cannot, so the larger bucket's are kept.

@@ -98,6 +98,39 @@ fn terms_on_an_attribute_merge_numbers_and_strings() {
     );
 }
 
+/// `size` is the number of values per field: the largest first (tantivy is asked for more, so
+/// that numbers and their text merge before the cut).
+#[test]
+fn size_gives_that_many_values_per_field() {
+    let index = declines();
+    let one = index
+        .aggregate(&AggRequest {
+            by: vec!["card.bin".into()],
+            size: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(keys(&one), [(k(&[("card.bin", "411111")]), 5)]);
+    // Per value of the first field, `size` values of the second; time buckets are not cut.
+    let two = index
+        .aggregate(&AggRequest {
+            by: vec!["service".into(), "level".into()],
+            interval: Some(Duration::from_secs(600)),
+            size: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let services: std::collections::BTreeSet<String> =
+        two.buckets.iter().map(|b| b.key[0].1.clone()).collect();
+    assert_eq!(services.len(), 1, "{:?}", keys(&two));
+    let levels: std::collections::BTreeSet<String> =
+        two.buckets.iter().map(|b| b.key[1].1.clone()).collect();
+    assert_eq!(levels.len(), 1, "{:?}", keys(&two));
+    let times: std::collections::BTreeSet<String> =
+        two.buckets.iter().map(|b| b.key[2].1.clone()).collect();
+    assert!(times.len() > 1, "{:?}", keys(&two));
+}
+
 #[test]
 fn date_histogram_buckets_align_to_the_epoch() {
     let index = declines();
