@@ -74,6 +74,7 @@ impl Index {
             let record = load_record(&searcher, fields, m)?;
             hits.push((*seq, hit_json(record, m.is_span)));
         }
+        crate::search::resolve_partial_ids(&searcher, fields, hits.iter_mut().map(|(_, hit)| hit))?;
         let more = fruit.total.saturating_sub(hits.len() as u64);
         Ok(Arrivals { hits, more })
     }

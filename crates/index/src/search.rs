@@ -109,6 +109,7 @@ impl Index {
         for m in &fruit.hits {
             hits.push(hit_json(load_record(&searcher, fields, m)?, m.is_span));
         }
+        resolve_partial_ids(&searcher, fields, hits.iter_mut())?;
         let cursor = match fruit.hits.last() {
             Some(last) if fruit.n_after_cursor > fruit.hits.len() as u64 => {
                 Some(encode_cursor(last))
@@ -234,6 +235,82 @@ pub(crate) fn within(
         to_ns.map_or(Bound::Unbounded, |ns| Bound::Excluded(term(ns))),
     );
     Box::new(BooleanQuery::intersection(vec![query, Box::new(range)]))
+}
+
+/// Most spans read to find the full id of a trace known by its low 64 bits.
+const MAX_SPANS_PER_PARTIAL_ID: usize = 8;
+
+/// Hits known only by the low 64 bits of their trace (a Datadog logger's decimal id, stored
+/// W3C-padded) take the full id that the trace's spans carry, when they agree on one: a hit
+/// leads to its trace by the id the rest of the trace is known by.
+pub(crate) fn resolve_partial_ids<'a>(
+    searcher: &tantivy::Searcher,
+    fields: &Fields,
+    hits: impl Iterator<Item = &'a mut Value>,
+) -> Result<()> {
+    let mut resolved: HashMap<u64, Option<String>> = HashMap::new();
+    for hit in hits {
+        let Some(low64) = hit["trace_id"]
+            .as_str()
+            .and_then(|id| model::TraceId::from_hex(id).ok())
+            .filter(|id| id.high64() == 0)
+            .map(|id| id.low64())
+        else {
+            continue;
+        };
+        let full = match resolved.get(&low64) {
+            Some(full) => full.clone(),
+            None => {
+                let full = full_id_of(searcher, fields, low64)?;
+                resolved.insert(low64, full.clone());
+                full
+            }
+        };
+        if let (Some(full), Some(map)) = (full, hit.as_object_mut()) {
+            map.insert("trace_id".into(), Value::String(full));
+        }
+    }
+    Ok(())
+}
+
+/// The one full (128-bit) trace id that spans with these low 64 bits carry, if they agree.
+fn full_id_of(searcher: &tantivy::Searcher, fields: &Fields, low64: u64) -> Result<Option<String>> {
+    let query = BooleanQuery::intersection(vec![
+        Box::new(TermQuery::new(
+            Term::from_field_u64(fields.trace_low64, low64),
+            IndexRecordOption::Basic,
+        )),
+        kind_query(fields, KIND_SPAN),
+    ]);
+    let top = searcher
+        .search(
+            &query,
+            &tantivy::collector::TopDocs::with_limit(MAX_SPANS_PER_PARTIAL_ID).order_by_score(),
+        )
+        .context("looking up a trace's full id")?;
+    let mut full = None;
+    for (_, addr) in top {
+        let m = Match {
+            ts: 0,
+            seq: 0,
+            addr,
+            is_span: true,
+        };
+        let record = load_record(searcher, fields, &m)?;
+        let Some(id) = record["trace_id"]
+            .as_str()
+            .and_then(|id| model::TraceId::from_hex(id).ok())
+            .filter(|id| id.high64() != 0)
+        else {
+            continue;
+        };
+        match full {
+            None => full = Some(id),
+            Some(seen) if seen != id => return Ok(None),
+            Some(_) => {}
+        }
+    }
+    Ok(full.map(|id| id.to_string()))
 }
 
 pub(crate) fn kind_query(fields: &Fields, kind: &str) -> Box<dyn Query> {

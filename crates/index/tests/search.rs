@@ -208,3 +208,37 @@ fn a_trace_matches_only_when_one_span_meets_every_condition() {
         "2026-11-20T14:00:01.000000000Z"
     );
 }
+
+/// A log known only by the low 64 bits of its trace (a Datadog logger's decimal id) is shown
+/// with the full id its trace's spans carry, so the hit leads to the trace; where two traces
+/// share those bits, the padded id stays (no guess).
+#[test]
+fn hits_known_by_low_64_bits_show_the_full_trace_id() {
+    let a = trace_id(A);
+    // Same low 64 bits as `c` below, different high bits.
+    let b = trace_id("1111111111111111d269b633813fc60c");
+    let c = trace_id("2222222222222222d269b633813fc60c");
+    let index = index_of(vec![
+        span(a, 1, None, "payment", "charge").build(),
+        log(low64(a), None, "payment", "datadog line").build(),
+        span(b, 2, None, "orders", "create").build(),
+        span(c, 3, None, "orders", "create").build(),
+        log(low64(b), None, "orders", "ambiguous line").build(),
+    ]);
+    let trace_of = |body: &str| {
+        let response = index
+            .search(&SearchRequest {
+                query: &format!("\"{body}\""),
+                limit: 5,
+                ..SearchRequest::default()
+            })
+            .unwrap();
+        assert_eq!(response.hits.len(), 1, "{body}");
+        response.hits[0]["trace_id"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(trace_of("datadog line"), A);
+    assert_eq!(
+        trace_of("ambiguous line"),
+        "0000000000000000d269b633813fc60c"
+    );
+}
