@@ -2,6 +2,8 @@
 //! late spans as they land, across a server restart, each exactly once; `--json` prints one
 //! object per record.
 
+mod support;
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -9,14 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::free_port;
 
 /// `threadline serve` on `port`, tailing `dir/*.log` into `dir/index`; returns once it listens.
 fn serve(dir: &Path, port: u16) -> Child {

@@ -48,21 +48,7 @@ impl RetentionPolicy {
 impl Index {
     /// Bytes of the files in the index directory (0 for an in-memory index).
     pub fn size_on_disk(&self) -> Result<u64> {
-        let Some(dir) = self.path() else {
-            return Ok(0);
-        };
-        let entries = std::fs::read_dir(dir)
-            .map_err(tantivy::TantivyError::from)
-            .context("listing the index directory")?;
-        let mut total = 0;
-        for entry in entries.flatten() {
-            if let Ok(meta) = entry.metadata()
-                && meta.is_file()
-            {
-                total += meta.len();
-            }
-        }
-        Ok(total)
+        self.dir_bytes(|_| true)
     }
 
     /// Bytes of the files that the committed segments use (plus the metadata): the size of the
@@ -70,9 +56,6 @@ impl Index {
     /// so a merge still running (whose inputs and output are both on disk for a moment) does
     /// not make it delete more than it must.
     pub fn live_size(&self) -> Result<u64> {
-        let Some(dir) = self.path() else {
-            return Ok(0);
-        };
         let live: std::collections::HashSet<String> = self
             .tantivy()
             .searchable_segment_metas()
@@ -80,16 +63,23 @@ impl Index {
             .iter()
             .map(|meta| meta.id().uuid_string())
             .collect();
+        self.dir_bytes(|name| {
+            let segment = name.split('.').next().unwrap_or("");
+            live.contains(segment) || name == "meta.json" || name == ".managed.json"
+        })
+    }
+
+    /// Bytes of the files of the index directory whose name `counts`.
+    fn dir_bytes(&self, counts: impl Fn(&str) -> bool) -> Result<u64> {
+        let Some(dir) = self.path() else {
+            return Ok(0);
+        };
         let entries = std::fs::read_dir(dir)
             .map_err(tantivy::TantivyError::from)
             .context("listing the index directory")?;
         let mut total = 0;
         for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let segment = name.split('.').next().unwrap_or("");
-            let used = live.contains(segment) || name == "meta.json" || name == ".managed.json";
-            if used
+            if counts(&entry.file_name().to_string_lossy())
                 && let Ok(meta) = entry.metadata()
                 && meta.is_file()
             {

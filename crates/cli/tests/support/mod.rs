@@ -556,3 +556,12 @@ pub fn otlp_traces_line(ids: &[String], pad: usize) -> String {
         spans.join(",")
     ) + "\n"
 }
+
+/// A port nobody listens on (bound, read and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
