@@ -46,7 +46,12 @@ struct Report {
 
 fn crash_loop(kills: usize, uptime: std::ops::Range<Duration>) -> Report {
     let started = Instant::now();
-    let ws = Workspace::new(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash"));
+    // For a diagnosis: `CRASH_LOG_DIR=DIR RUST_LOG=tail=debug` keeps every server's log there,
+    // and the workspace (files and index) is kept after a failure.
+    let log_dir = std::env::var_os("CRASH_LOG_DIR").map(PathBuf::from);
+    let ws = std::mem::ManuallyDrop::new(Workspace::new(
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash"),
+    ));
     let logs = ws.logs();
     let cmd = ServeCommand::new(env!("CARGO_BIN_EXE_threadline"), ws.index())
         .arg("--config")
@@ -71,12 +76,19 @@ fn crash_loop(kills: usize, uptime: std::ops::Range<Duration>) -> Report {
         })
         .collect();
 
+    if let Some(dir) = &log_dir {
+        std::fs::create_dir_all(dir).unwrap();
+        eprintln!("workspace: {}", ws.dir.path().display());
+    }
     let mut n_kills = 0;
     for _ in 0..kills {
         let serve = cmd.start();
         let up = fastrand::u64(uptime.start.as_millis() as u64..uptime.end.as_millis() as u64);
         std::thread::sleep(Duration::from_millis(up));
-        serve.kill();
+        let log = serve.kill();
+        if let Some(dir) = &log_dir {
+            std::fs::write(dir.join(format!("serve-{n_kills:03}.log")), log).unwrap();
+        }
         n_kills += 1;
         // Sometimes stay down a while: writers go on, and rotate, without a reader.
         if fastrand::u8(0..4) == 0 {
@@ -93,8 +105,12 @@ fn crash_loop(kills: usize, uptime: std::ops::Range<Duration>) -> Report {
     }
     let serve = cmd.start();
     let counts = serve.wait_for_ids(&expected, Duration::from_secs(120));
+    if let Some(dir) = &log_dir {
+        std::fs::write(dir.join("serve-last.log"), serve.stderr()).unwrap();
+    }
     assert_exactly_once(&counts, &expected);
     serve.stop();
+    drop(std::mem::ManuallyDrop::into_inner(ws));
     let report = Report {
         kills: n_kills,
         lines: expected.len(),

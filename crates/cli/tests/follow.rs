@@ -6,26 +6,28 @@ mod support;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::free_port;
+use support::{KillOnDrop, free_port};
 
 /// `threadline serve` on `port`, tailing `dir/*.log` into `dir/index`; returns once it listens.
-fn serve(dir: &Path, port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_threadline"))
-        .arg("serve")
-        .arg("--index")
-        .arg(dir.join("index"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--source"])
-        .arg(dir.join("*.log"))
-        .args(["--commit-interval", "100ms"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn serve(dir: &Path, port: u16) -> KillOnDrop {
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_threadline"))
+            .arg("serve")
+            .arg("--index")
+            .arg(dir.join("index"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--source"])
+            .arg(dir.join("*.log"))
+            .args(["--commit-interval", "100ms"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     loop {
         let line = lines
@@ -40,7 +42,7 @@ fn serve(dir: &Path, port: u16) -> Child {
     child
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: KillOnDrop) {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -132,17 +134,19 @@ fn tail_follows_lines_and_late_spans_across_a_server_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_threadline"))
-        .args([
-            "tail",
-            "--json",
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut tail = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_threadline"))
+            .args([
+                "tail",
+                "--json",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = mpsc::channel();
     let stdout = tail.stdout.take().unwrap();
     std::thread::spawn(move || {

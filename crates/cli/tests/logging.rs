@@ -1,11 +1,14 @@
 //! The binary's own logs: human lines by default, one JSON object per line with
 //! `--log-format json` (what log shippers need), and `RUST_LOG` filters.
 
+mod support;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::KillOnDrop;
 
 /// Starts `serve` with `args` on a free port, waits until it listens, stops it with SIGTERM,
 /// and returns everything it wrote to stderr.
@@ -30,7 +33,7 @@ fn serve_and_stop(args: &[&str], env: &[(&str, &str)]) -> String {
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut child = command.spawn().unwrap();
+    let mut child = KillOnDrop(command.spawn().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     let pipe = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {

@@ -1,11 +1,14 @@
 //! Retention in `threadline serve`: with `[retention] max_age`, records stamped older than that
 //! leave every view while the server runs; fresh ones stay, exactly.
 
+mod support;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::KillOnDrop;
 
 fn rfc3339(ns: i64) -> String {
     jiff::Timestamp::from_nanosecond(i128::from(ns))
@@ -49,18 +52,20 @@ fn serve_deletes_records_older_than_max_age_and_keeps_fresh_ones() {
         "[retention]\nmax_age = \"7d\"\ncheck_interval = \"300ms\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_threadline"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--index")
-        .arg(dir.path().join("index"))
-        .args(["--listen", "127.0.0.1:0", "--source"])
-        .arg(dir.path().join("*.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_threadline"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--index")
+            .arg(dir.path().join("index"))
+            .args(["--listen", "127.0.0.1:0", "--source"])
+            .arg(dir.path().join("*.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut banner = String::new();
     let url = loop {

@@ -327,6 +327,37 @@ impl Tracked {
         }
     }
 
+    /// Whether the file holds bytes beyond what was read of it: `Some(true)` when more is on
+    /// disk (it must be read before the file may be retired), `None` when the file cannot be
+    /// found under its last path (deleted while closed). A file found with more to read is
+    /// marked changed, so the next read takes it even if its size was seen before.
+    pub fn unread(&mut self) -> Option<bool> {
+        use std::os::unix::fs::MetadataExt;
+        if self.gz {
+            return Some(!self.done);
+        }
+        let (len, read_to) = match &self.open {
+            Some(Open {
+                reader: Reader::Plain(file),
+                lines,
+                ..
+            }) => (file.metadata().ok()?.len(), lines.end()),
+            Some(_) => return Some(!self.done),
+            None => {
+                let meta = std::fs::metadata(&self.path).ok()?;
+                if (meta.dev(), meta.ino()) != self.id {
+                    return None;
+                }
+                (meta.len(), self.committed)
+            }
+        };
+        let more = len > read_to;
+        if more {
+            self.seen = None;
+        }
+        Some(more)
+    }
+
     /// The file is done (gone and quiet): its partial last line, if any, becomes a line.
     pub fn finish(&mut self) -> Option<Line> {
         let open = self.open.as_mut()?;

@@ -272,6 +272,7 @@ impl State {
                 continue;
             };
             let (key, _) = self.pending.remove(i);
+            tracing::debug!(key, path = %entry.path.display(), offset = start.offset, "resumed by inode");
             self.track(key, entry, start);
             return true;
         }
@@ -344,6 +345,7 @@ impl State {
             }
         }
         if let Some((key, start)) = claim {
+            tracing::debug!(key, path = %entry.path.display(), offset = start.offset, "a copy continues what was read");
             self.pending.retain(|(k, _)| *k != key);
             self.orphans.retain(|o| o.key != key);
             self.track(key, &entry, start);
@@ -387,6 +389,7 @@ impl State {
             maybe_copying = true;
         }
         if let Some(copy) = prefix_copy {
+            tracing::debug!(path = %entry.path.display(), of = copy.key, "a copy of a followed file: not read");
             self.prefix_copies.insert(entry.id, copy);
             return;
         }
@@ -402,6 +405,7 @@ impl State {
             }
         }
         let key = self.fresh_key(file_key(entry.id.0, entry.id.1, head.hash()));
+        tracing::debug!(key, path = %entry.path.display(), "new file: read from 0");
         self.track(key, &entry, Start::zero());
     }
 
@@ -436,16 +440,23 @@ impl State {
     }
 
     /// After the first sweep, checkpoints that no file took: a file no glob matches any more
-    /// may have been rotated away while threadline was down (look beside its last path and
-    /// finish it); the others wait a while for a copy, as orphans, and are then forgotten.
+    /// may have been rotated away while threadline was down, or between the directory walk
+    /// and the open (look beside its last path and finish it); the others wait a while for a
+    /// copy, as orphans, and are then forgotten.
     fn settle_pending(&mut self, seen: &HashSet<FileId>, dead_keys: &mut Vec<(String, String)>) {
         for (key, cp) in std::mem::take(&mut self.pending) {
             let id = (cp.dev, cp.ino);
             let last = Path::new(&cp.path);
             let source_index = self.sources.source_of(last);
-            if seen.contains(&id) || self.files.contains_key(&id) {
+            if self.files.contains_key(&id) {
                 // Its inode holds another file now (reused, or truncated and rewritten): what
                 // was read of it waits as an orphan for a copy still being made.
+                tracing::debug!(
+                    key,
+                    path = cp.path,
+                    offset = cp.offset,
+                    "checkpoint of a reused inode: orphan"
+                );
                 self.orphans.push(Orphan {
                     key,
                     source_index: source_index.unwrap_or(0),
@@ -454,9 +465,15 @@ impl State {
                 });
                 continue;
             }
+            // Seen by this sweep's walk is not proof of anything: renamed away just after the
+            // walk, the file was not where the walk saw it when it was opened.
             let found = last.parent().and_then(|dir| find_inode(dir, id));
             if let (Some((path, stat)), Some(source_index)) = (found, source_index) {
                 let marker = File::open(&path).ok().and_then(|file| {
+                    let meta = file.metadata().ok()?;
+                    if (meta.dev(), meta.ino()) != id {
+                        return None;
+                    }
                     if cp.gz {
                         if cp.done {
                             Some(Vec::new())
@@ -464,11 +481,14 @@ impl State {
                             crate::file::verify_gz(&file, &cp).ok().flatten()
                         }
                     } else {
-                        crate::file::verify_plain(&file, stat.0, &cp).ok().flatten()
+                        crate::file::verify_plain(&file, meta.len(), &cp)
+                            .ok()
+                            .flatten()
                     }
                 });
                 match marker.and_then(|marker| Start::of(&cp, marker)) {
                     Some(start) => {
+                        tracing::debug!(key, path = %path.display(), offset = start.offset, "moved away while stopped or since the walk: found beside its last path");
                         let entry = Entry {
                             path,
                             source_index,
@@ -478,13 +498,42 @@ impl State {
                         };
                         self.track(key, &entry, start);
                         if let Some(file) = self.files.get_mut(&id) {
+                            // The next sweep says whether a glob still matches it.
                             file.in_glob = false;
                         }
                     }
-                    None => dead_keys.push((key, cp.path)),
+                    None if seen.contains(&id) => {
+                        // Truncated and rewritten in place: a copy may still take it over.
+                        tracing::debug!(
+                            key,
+                            path = cp.path,
+                            offset = cp.offset,
+                            "the file no longer holds what was read: orphan"
+                        );
+                        self.orphans.push(Orphan {
+                            key,
+                            source_index,
+                            cp,
+                            until: None,
+                        });
+                    }
+                    None => {
+                        tracing::warn!(
+                            "{}: the file at {} no longer holds what was read of it; its checkpoint is dropped",
+                            cp.path,
+                            path.display()
+                        );
+                        dead_keys.push((key, cp.path))
+                    }
                 }
                 continue;
             }
+            tracing::debug!(
+                key,
+                path = cp.path,
+                offset = cp.offset,
+                "no file for a checkpoint: orphan"
+            );
             self.orphans.push(Orphan {
                 key,
                 source_index: source_index.unwrap_or(0),
@@ -498,12 +547,15 @@ impl State {
     /// with at most `max_open_files` open: files are taken in windows of that many, and files
     /// of earlier windows (least recently read first) are closed to make room.
     async fn read_all(&mut self) -> Result<(), Stopped> {
-        let want: Vec<FileId> = self
+        // Files that left the globs first: they are retired once quiet, so they must not wait
+        // behind the others for a handle.
+        let mut want: Vec<FileId> = self
             .files
             .values()
             .filter(|f| f.is_open() || f.changed_on_disk())
             .map(|f| f.id)
             .collect();
+        want.sort_by_key(|id| self.files.get(id).is_some_and(|f| f.in_glob));
         let max_open = self.max_open();
         for window in want.chunks(max_open) {
             let in_window: HashSet<FileId> = window.iter().copied().collect();
@@ -577,6 +629,7 @@ impl State {
             source_index: file.source_index,
             until: None,
         };
+        tracing::debug!(key = orphan.key, path = %file.path.display(), offset = orphan.cp.offset, "truncated: read again from 0, what was read is an orphan");
         let _ = file.restart();
         let base = file_key(id.0, id.1, file.head_hash());
         self.orphans.push(orphan);
@@ -676,7 +729,7 @@ impl State {
     async fn retire(&mut self) -> Result<(), Stopped> {
         let now = Instant::now();
         let wait = self.config.rotate_wait;
-        let done: Vec<FileId> = self
+        let quiet: Vec<FileId> = self
             .files
             .values()
             .filter(|f| {
@@ -688,6 +741,20 @@ impl State {
             })
             .map(|f| f.id)
             .collect();
+        let mut done = Vec::with_capacity(quiet.len());
+        for id in quiet {
+            let Some(file) = self.files.get_mut(&id) else {
+                continue;
+            };
+            // Quiet is not the same as read: a file that could not be opened or read in time
+            // (no handle free, back-pressure, a slow machine) still holds lines. It stays
+            // until they are read.
+            if file.unread() == Some(true) {
+                tracing::debug!(key = file.key, path = %file.path.display(), "left the globs with lines unread: kept until they are read");
+                continue;
+            }
+            done.push(id);
+        }
         for id in done {
             let Some(mut file) = self.files.remove(&id) else {
                 continue;
@@ -699,6 +766,7 @@ impl State {
             if file.is_open() {
                 self.n_open -= 1;
             }
+            tracing::debug!(key = file.key, path = %file.path.display(), offset = file.state().offset, "retired: left the globs and quiet");
             if file.print().is_some_and(|p| p.offset > 0) {
                 self.orphans.push(Orphan {
                     key: file.key.clone(),
@@ -722,6 +790,12 @@ impl State {
             .partition(|o| o.until.is_some_and(|until| until <= now));
         self.orphans = kept;
         for orphan in expired {
+            tracing::debug!(
+                key = orphan.key,
+                path = orphan.cp.path,
+                offset = orphan.cp.offset,
+                "orphan forgotten"
+            );
             self.send(expiry(orphan.key, orphan.cp.path, orphan.source_index))
                 .await?;
         }

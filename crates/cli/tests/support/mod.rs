@@ -205,10 +205,13 @@ impl Serve {
         self.stderr()
     }
 
-    /// SIGKILL: nothing after the last commit survives.
-    pub fn kill(mut self) {
+    /// SIGKILL: nothing after the last commit survives. Returns what it wrote to stderr.
+    pub fn kill(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Let the stderr thread take the last lines.
+        std::thread::sleep(Duration::from_millis(20));
+        self.stderr()
     }
 
     /// Whether the process is still running.
@@ -243,6 +246,33 @@ impl Serve {
     /// returns how often each id was found.
     pub fn wait_for_ids(&self, expected: &BTreeSet<String>, timeout: Duration) -> IdCounts {
         wait_for_ids(&self.url, expected, timeout)
+    }
+}
+
+/// A child process killed when the guard is dropped, so a failed assertion never leaves a
+/// server (or a `threadline tail`) running after the test.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 

@@ -284,3 +284,33 @@ async fn lines_read_between_the_copy_and_the_truncation_are_not_read_again_from_
     assert_eq!(run.lines(), want);
     run.stop();
 }
+
+#[tokio::test]
+async fn a_file_renamed_away_while_no_handle_is_free_is_read_before_it_is_retired() {
+    let (_dir, dir) = temp();
+    let (a, b) = (dir.join("a.log"), dir.join("b.log"));
+    append(&a, &numbered("a", 1..=3));
+    append(&b, &numbered("b", 1..=3));
+    let mut cfg = config(&[&dir.join("*.log")]);
+    // One handle: one file is closed so the other can be read, and the one still open after
+    // leaving the globs is no candidate for closing.
+    cfg.max_open_files = 1;
+    let mut run = Run::start(cfg, &Checkpoints::new());
+    run.wait_for("both files", |r| r.count(6)).await;
+    // Both get more lines and are rotated out of the glob: the open one is read through its
+    // handle; the closed one is found beside its old path but gets no handle until the open
+    // one is retired — quiet, but not read, so it must not be retired with it.
+    append(&a, &numbered("a", 4..=6));
+    append(&b, &numbered("b", 4..=6));
+    std::fs::rename(&a, dir.join("a.log.1")).unwrap();
+    std::fs::rename(&b, dir.join("b.log.1")).unwrap();
+    run.wait_for("every line", |r| r.count(12)).await;
+    let (key_a, key_b) = (run.key_of("a-1"), run.key_of("b-1"));
+    run.wait_for("both expired", |r| {
+        r.expired().contains(&key_a) && r.expired().contains(&key_b)
+    })
+    .await;
+    assert_eq!(run.lines_of_key(&key_a), numbered_vec("a", 1..=6));
+    assert_eq!(run.lines_of_key(&key_b), numbered_vec("b", 1..=6));
+    run.stop();
+}
