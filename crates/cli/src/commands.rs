@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anstyle::{AnsiColor, Style};
 use anyhow::{Context, bail};
 use index::{AggRequest, Batch, Index, IndexLock, SearchRequest, Writer, WriterConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,6 +13,7 @@ use model::TraceRef;
 use serde_json::{Value, json};
 
 use crate::ingest::{self, Options, Stats};
+use crate::term::Term;
 use crate::{AggArgs, CheckArgs, DemoArgs, IngestArgs, SearchArgs, TraceArgs, timespec, waterfall};
 
 /// Warnings printed to stderr per run; the rest are only counted.
@@ -144,8 +146,7 @@ pub fn trace(index_dir: &Path, args: TraceArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&trace_json);
     } else {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        print!("{}", waterfall::render(&trace_json, color));
+        print!("{}", waterfall::render(&trace_json, Term::stdout()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -162,8 +163,10 @@ pub fn explain(index_dir: &Path, args: TraceArgs) -> anyhow::Result<ExitCode> {
             "findings": findings,
         }));
     } else {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        print!("{}", waterfall::render_findings(&trace_json, color, true));
+        print!(
+            "{}",
+            waterfall::render_findings(&trace_json, Term::stdout(), true)
+        );
     }
     let found = findings.as_array().is_some_and(|f| !f.is_empty());
     Ok(ExitCode::from(if found { 0 } else { 1 }))
@@ -219,8 +222,9 @@ pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
             .map(|h| h["service"].as_str().unwrap_or("").chars().count())
             .max()
             .unwrap_or(0);
+        let term = Term::stdout();
         for hit in &response.hits {
-            let _ = writeln!(out, "{}", hit_line(hit, service_width));
+            let _ = writeln!(out, "{}", hit_line(hit, service_width, term));
         }
         eprintln!(
             "{} of {} matches ({} ms)",
@@ -391,12 +395,11 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         else {
             return Ok(None);
         };
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Ok(Some((
             id.to_owned(),
             waterfall::render(
                 &trace.to_json_with(&index.analyze(&trace, &analysis::Options::default())),
-                color,
+                Term::stdout(),
             ),
         )))
     }
@@ -479,10 +482,11 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 let id = fallback?;
                 let index = &started.index;
                 let trace = index.trace(model::TraceId::from_hex(&id).ok()?).ok()??;
-                let color =
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
                 let analysis = index.analyze(&trace, &analysis::Options::default());
-                Some((id, waterfall::render(&trace.to_json_with(&analysis), color)))
+                Some((
+                    id,
+                    waterfall::render(&trace.to_json_with(&analysis), Term::stdout()),
+                ))
             });
         let url = &started.url;
         let mut out = std::io::stdout().lock();
@@ -593,35 +597,64 @@ pub fn check(index_dir: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One line per hit: time, kind, service, level/status, trace id, text.
 /// One hit per line, in columns: time, kind, service (padded to `service_width`), trace id,
 /// then a span's name, duration and ERROR (OTel's default UNSET and OK show nothing, as in
-/// Jaeger) or a log's level and body.
-fn hit_line(hit: &Value, service_width: usize) -> String {
+/// Jaeger) or a log's level and body. On a terminal: colors, and the time to the millisecond.
+fn hit_line(hit: &Value, service_width: usize, term: Term) -> String {
+    let paint = |color: AnsiColor, text: &str| {
+        if term.color {
+            let style = Style::new().fg_color(Some(color.into()));
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_owned()
+        }
+    };
     let kind = hit["kind"].as_str().unwrap_or("?");
     let time = hit["start"].as_str().or(hit["time"].as_str()).unwrap_or("");
     let trace = hit["trace_id"].as_str().unwrap_or("-");
     let service = hit["service"].as_str().unwrap_or("");
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
     let text: String = if kind == "span" {
         let duration = hit["duration_ns"]
             .as_i64()
             .map(waterfall::format_duration)
             .unwrap_or_default();
         let status = match hit["status"]["code"].as_str() {
-            Some("ERROR") => " ERROR",
-            _ => "",
+            Some("ERROR") => paint(AnsiColor::Red, " ERROR"),
+            _ => String::new(),
         };
-        format!("{} {duration}{status}", hit["name"].as_str().unwrap_or(""))
-    } else {
         format!(
-            "{:<5} {}",
-            hit["level"].as_str().unwrap_or("-"),
-            hit["body"].as_str().unwrap_or("")
+            "{} {duration}{status}",
+            clean(hit["name"].as_str().unwrap_or(""))
         )
+    } else {
+        let level = hit["level"].as_str().unwrap_or("-");
+        let padded = format!("{level:<5}");
+        let level = match level {
+            "error" | "fatal" => paint(AnsiColor::Red, &padded),
+            "warn" => paint(AnsiColor::Yellow, &padded),
+            _ => padded,
+        };
+        format!("{level} {}", clean(hit["body"].as_str().unwrap_or("")))
     };
-    let text: String = text.chars().filter(|c| !c.is_control()).collect();
-    // RFC 3339 with nanoseconds is 30 characters; pad shorter ones so the columns line up.
-    format!("{time:<30} {kind:<4} {service:<service_width$} {trace:<32} {text}")
+    // Padded before painting: escape codes are not columns.
+    let service = paint(
+        crate::follow::service_color(service),
+        &format!("{service:<service_width$}"),
+    );
+    if term.width.is_some() {
+        // A person reads it: `2026-12-03 21:44:16.931Z` (millisecond; the JSON has all of it).
+        let short = match (time.get(..10), time.get(11..23)) {
+            (Some(day), Some(clock)) if time.len() > 23 && time.ends_with('Z') => {
+                format!("{day} {clock}Z")
+            }
+            _ => time.to_owned(),
+        };
+        format!("{short:<24} {kind:<4} {service} {trace:<32} {text}")
+    } else {
+        // RFC 3339 with nanoseconds is 30 characters; shorter ones are padded to line up.
+        format!("{time:<30} {kind:<4} {service} {trace:<32} {text}")
+    }
 }
 
 /// How the user runs this binary from where they are: `threadline` when that is it on the PATH,

@@ -4,7 +4,7 @@
 //! `Last-Event-ID`, so nothing is lost or printed twice. Without it, it follows a local index
 //! directly, polling for what was committed since.
 
-use std::io::{BufReader, IsTerminal as _, Write as _};
+use std::io::{BufReader, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,9 +28,7 @@ pub fn command(index_dir: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     index::query::parse(&args.query).map_err(|e| anyhow::anyhow!("invalid query: {e}"))?;
     let printer = Printer {
         json: args.json,
-        color: !args.json
-            && std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none(),
+        color: !args.json && crate::term::Term::stdout().color,
     };
     match &args.server {
         Some(url) => follow_server(url, &args, &printer),
@@ -209,16 +207,15 @@ impl Printer {
             )
         } else {
             let level = record["level"].as_str().unwrap_or("-");
+            // Padded before it is painted: escape codes are not columns.
+            let padded = format!("{level:<5}");
             let colored = match level {
-                "error" | "fatal" => self.paint(AnsiColor::Red, level),
-                "warn" => self.paint(AnsiColor::Yellow, level),
-                "debug" | "trace" => self.paint(AnsiColor::BrightBlack, level),
-                _ => level.to_owned(),
+                "error" | "fatal" => self.paint(AnsiColor::Red, &padded),
+                "warn" => self.paint(AnsiColor::Yellow, &padded),
+                "debug" | "trace" => self.paint(AnsiColor::BrightBlack, &padded),
+                _ => padded,
             };
-            format!(
-                "{colored:<5} {}",
-                clean(record["body"].as_str().unwrap_or(""))
-            )
+            format!("{colored} {}", clean(record["body"].as_str().unwrap_or("")))
         };
         format!("{time} {service} {trace} {text}")
     }
@@ -233,7 +230,7 @@ impl Printer {
 }
 
 /// The same service always gets the same color.
-fn service_color(service: &str) -> AnsiColor {
+pub(crate) fn service_color(service: &str) -> AnsiColor {
     const COLORS: [AnsiColor; 6] = [
         AnsiColor::Cyan,
         AnsiColor::Green,

@@ -6,6 +6,7 @@ mod follow;
 mod ingest;
 mod logging;
 mod serve;
+mod term;
 mod timespec;
 mod waterfall;
 

@@ -8,12 +8,18 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use serde_json::Value;
 
+use crate::term::{Term, fit, wrap};
+
+/// Columns of the bars and of the labels (indentation, service, span name) when the width is
+/// not known (piped output) or is wide enough.
 const BAR_WIDTH: usize = 40;
 const LABEL_WIDTH: usize = 52;
+/// Below this width, labels and bars shrink so a line fits.
+const FULL_LAYOUT_WIDTH: usize = 140;
 
-/// Renders a trace; `color` turns ANSI styles on.
-pub fn render(trace: &Value, color: bool) -> String {
-    let paint = Painter { color };
+/// Renders a trace: ANSI styles when `term.color`, every line within `term.width` when known.
+pub fn render(trace: &Value, term: Term) -> String {
+    let paint = Painter { color: term.color };
     let spans: Vec<&Value> = trace["spans"]
         .as_array()
         .map(|a| a.iter().collect())
@@ -51,9 +57,8 @@ pub fn render(trace: &Value, color: bool) -> String {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "{} · {} · {} · {} · services: {}\n",
+    let facts = format!(
+        "{} · {} · {} · {} · services: {}",
         plural(
             summary["span_count"].as_u64().unwrap_or(spans.len() as u64),
             "span"
@@ -66,6 +71,17 @@ pub fn render(trace: &Value, color: bool) -> String {
         format_duration(summary["duration_ns"].as_i64().unwrap_or(total_ns)),
         services.join(", ")
     );
+    match term.width {
+        Some(width) => {
+            for line in wrap(&facts, width) {
+                let _ = writeln!(out, "{line}");
+            }
+            out.push('\n');
+        }
+        None => {
+            let _ = writeln!(out, "{facts}\n");
+        }
+    }
 
     // Children by parent; roots are spans whose parent is absent or not in this trace.
     let ids: HashMap<&str, usize> = spans
@@ -113,8 +129,22 @@ pub fn render(trace: &Value, color: bool) -> String {
         }
     }
 
+    let (label_width, bar_width) = match term.width {
+        Some(width) if width < FULL_LAYOUT_WIDTH => {
+            // Room is kept for the duration (10) and the start of an error mark (~20).
+            let label = (width * 9 / 20).clamp(20, LABEL_WIDTH);
+            let bar = width
+                .saturating_sub(label + 1 + 10 + 20)
+                .clamp(8, BAR_WIDTH);
+            (label, bar)
+        }
+        _ => (LABEL_WIDTH, BAR_WIDTH),
+    };
     let view = View {
         spans: &spans,
+        label_width,
+        bar_width,
+        width: term.width,
         children: &children,
         logs_by_span: &logs_by_span,
         critical: (!critical.is_empty()).then_some(&critical),
@@ -140,20 +170,22 @@ pub fn render(trace: &Value, color: bool) -> String {
         }
     }
     if view.critical.is_some() {
-        let _ = writeln!(
-            out,
-            "\n{}",
-            paint.dim("█ on the critical path (what the request waited for)   ░ waiting on a child or off the path")
-        );
+        let legend = match term.width {
+            Some(width) if width < 90 => "█ critical path (what the request waited for)  ░ off it",
+            _ => {
+                "█ on the critical path (what the request waited for)   ░ waiting on a child or off the path"
+            }
+        };
+        let _ = writeln!(out, "\n{}", paint.dim(legend));
     }
-    out.push_str(&render_findings(trace, color, false));
+    out.push_str(&render_findings(trace, term, false));
     out
 }
 
 /// The findings block: one line each (kind, span, message); with `evidence`, the evidence
 /// under each as indented JSON.
-pub fn render_findings(trace: &Value, color: bool, evidence: bool) -> String {
-    let paint = Painter { color };
+pub fn render_findings(trace: &Value, term: Term, evidence: bool) -> String {
+    let paint = Painter { color: term.color };
     let mut out = String::new();
     let findings = trace["analysis"]["findings"].as_array();
     let Some(findings) = findings.filter(|f| !f.is_empty()) else {
@@ -182,19 +214,42 @@ pub fn render_findings(trace: &Value, color: bool, evidence: bool) -> String {
             .chars()
             .filter(|c| !c.is_control())
             .collect();
-        let _ = writeln!(out, "  {styled:<20} {}", message);
+        // The kind's column is 2 + 20 + 1 wide; the message wraps beside it.
+        let lines = match term.width {
+            Some(width) => wrap(&message, width.saturating_sub(23)),
+            None => vec![message],
+        };
+        for (n, line) in lines.iter().enumerate() {
+            if n == 0 {
+                let pad = " ".repeat(20usize.saturating_sub(kind.chars().count()));
+                let _ = writeln!(out, "  {styled}{pad} {line}");
+            } else {
+                let _ = writeln!(out, "  {:<20} {line}", "");
+            }
+        }
         let span = f["span_id"].as_str().map(|s| format!("span {s}"));
         let linked = f["linked_trace_id"]
             .as_str()
             .map(|t| format!("continues in trace {t}"));
         let refs: Vec<String> = span.into_iter().chain(linked).collect();
-        if !refs.is_empty() {
-            let _ = writeln!(out, "  {:<20} {}", "", paint.dim(&refs.join(" · ")));
+        let joined = refs.join(" · ");
+        let fits = term.width.is_none_or(|w| joined.chars().count() + 23 <= w);
+        if !refs.is_empty() && fits {
+            let _ = writeln!(out, "  {:<20} {}", "", paint.dim(&joined));
+        } else {
+            // Too wide for one line: one reference a line.
+            for r in &refs {
+                let _ = writeln!(out, "  {:<20} {}", "", paint.dim(r));
+            }
         }
         if evidence {
             let text = serde_json::to_string_pretty(&f["evidence"]).unwrap_or_default();
             for line in text.lines() {
                 let line: String = line.chars().filter(|c| !c.is_control()).collect();
+                let line = match term.width {
+                    Some(width) => fit(&line, width.saturating_sub(6)),
+                    None => line,
+                };
                 let _ = writeln!(out, "      {line}");
             }
         }
@@ -204,6 +259,10 @@ pub fn render_findings(trace: &Value, color: bool, evidence: bool) -> String {
 
 struct View<'a> {
     spans: &'a [&'a Value],
+    label_width: usize,
+    bar_width: usize,
+    /// Lines are cut to this many characters when known.
+    width: Option<usize>,
     children: &'a HashMap<&'a str, Vec<usize>>,
     logs_by_span: &'a HashMap<&'a str, Vec<&'a Value>>,
     /// Critical-path segments by span id, when the trace has an analysis.
@@ -256,15 +315,28 @@ impl View<'_> {
         let service = span["service"].as_str().unwrap_or("?");
         let name = span["name"].as_str().unwrap_or("?");
         let is_error = span["status"]["code"].as_str() == Some("ERROR");
-        let label = truncate(&format!("{prefix}{branch}{service}  {name}"), LABEL_WIDTH);
+        let label_width = self.label_width;
+        let label = fit(&format!("{prefix}{branch}{service}  {name}"), label_width);
         let start = time_ns(&span["start"]).unwrap_or(self.t0);
         let duration = span["duration_ns"].as_i64().unwrap_or(0);
         let id = span["span_id"].as_str().unwrap_or("");
         let bar = self.bar(start - self.t0, duration, id);
         let mark = if is_error {
-            let message = span["status"]["message"].as_str().unwrap_or("");
-            self.paint
-                .style(AnsiColor::Red, &format!(" ✗ ERROR {message}"))
+            let message: String = span["status"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect();
+            let mark = format!(" ✗ ERROR {message}");
+            let mark = match self.width {
+                Some(width) => fit(
+                    &mark,
+                    width.saturating_sub(label_width + self.bar_width + 11),
+                ),
+                None => mark,
+            };
+            self.paint.style(AnsiColor::Red, &mark)
         } else {
             String::new()
         };
@@ -275,7 +347,7 @@ impl View<'_> {
         };
         let _ = writeln!(
             out,
-            "{label:<LABEL_WIDTH$} {bar} {:>9}{mark}",
+            "{label:<label_width$} {bar} {:>9}{mark}",
             format_duration(duration)
         );
         let child_prefix = if root || prefix.chars().count() >= MAX_PREFIX_CHARS {
@@ -309,21 +381,30 @@ impl View<'_> {
             "warn" => self.paint.style(AnsiColor::Yellow, &level_text),
             _ => self.paint.dim(&level_text),
         };
+        let service = log["service"].as_str().unwrap_or("?");
+        let body = match self.width {
+            // prefix, offset (9), level (5), "service: ", with their spaces.
+            Some(width) => {
+                let used = prefix.chars().count() + 9 + 1 + 5 + 1 + service.chars().count() + 2;
+                fit(&body, width.saturating_sub(used).max(8))
+            }
+            None => body,
+        };
         let _ = writeln!(
             out,
-            "{prefix}{} {level_text} {}: {body}",
+            "{prefix}{} {level_text} {service}: {body}",
             self.paint
                 .dim(&format!("{:>9}", offset.unwrap_or_default())),
-            log["service"].as_str().unwrap_or("?"),
         );
     }
 
     /// The span's bar; with an analysis, cells on its critical segments are solid and the
     /// rest shaded.
     fn bar(&self, offset_ns: i64, duration_ns: i64, span_id: &str) -> String {
-        let scale = |ns: i64| (ns.max(0) as f64 / self.total_ns as f64 * BAR_WIDTH as f64) as usize;
-        let begin = scale(offset_ns).min(BAR_WIDTH - 1);
-        let len = scale(duration_ns).max(1).min(BAR_WIDTH - begin);
+        let bar_width = self.bar_width;
+        let scale = |ns: i64| (ns.max(0) as f64 / self.total_ns as f64 * bar_width as f64) as usize;
+        let begin = scale(offset_ns).min(bar_width - 1);
+        let len = scale(duration_ns).max(1).min(bar_width - begin);
         let segments = self
             .critical
             .map(|c| c.get(span_id).map(Vec::as_slice).unwrap_or(&[]));
@@ -333,9 +414,9 @@ impl View<'_> {
                 Some(segments) => {
                     // The time span of this cell.
                     let from =
-                        self.t0 + (cell as f64 * self.total_ns as f64 / BAR_WIDTH as f64) as i64;
+                        self.t0 + (cell as f64 * self.total_ns as f64 / bar_width as f64) as i64;
                     let to = self.t0
-                        + ((cell + 1) as f64 * self.total_ns as f64 / BAR_WIDTH as f64) as i64;
+                        + ((cell + 1) as f64 * self.total_ns as f64 / bar_width as f64) as i64;
                     if segments.iter().any(|&(s, e)| s < to && e > from) {
                         '█'
                     } else {
@@ -347,7 +428,7 @@ impl View<'_> {
         format!(
             "{}{body}{}",
             " ".repeat(begin),
-            " ".repeat(BAR_WIDTH - begin - len)
+            " ".repeat(bar_width - begin - len)
         )
     }
 }
@@ -406,16 +487,6 @@ fn time_ns(v: &Value) -> Option<i64> {
     decode::time::parse_datetime(v.as_str()?)
 }
 
-fn truncate(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(width - 1).collect();
-        t.push('…');
-        t
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,7 +517,7 @@ mod tests {
                               "evidence": {"duration_ns": 500_000_000}, "linked_trace_id": "5b8efff798038103d269b633813fc60c"}]
             }
         });
-        let text = render(&trace, false);
+        let text = render(&trace, Term::default());
         let root = text.lines().find(|l| l.contains("POST /checkout")).unwrap();
         assert!(
             root.contains(&format!("{}{}", "█".repeat(20), "░".repeat(20))),
@@ -470,7 +541,7 @@ mod tests {
             "control characters of a message are not printed"
         );
         // explain: the evidence too.
-        let explained = render_findings(&trace, false, true);
+        let explained = render_findings(&trace, Term::default(), true);
         assert!(
             explained.contains("\"duration_ns\": 500000000"),
             "{explained}"
@@ -482,7 +553,7 @@ mod tests {
         fn any_parent_graph_renders_every_span_once(graph in graphs()) {
             let trace = random_trace(&graph).to_json();
             let n = trace["spans"].as_array().unwrap().len();
-            let text = render(&trace, false);
+            let text = render(&trace, Term::default());
             let drawn = text.lines().filter(|l| l.contains("  op ")).count();
             proptest::prop_assert_eq!(drawn, n);
         }
@@ -493,7 +564,7 @@ mod tests {
         let trace = random_trace(&chain(100_000)).to_json();
         let text = std::thread::Builder::new()
             .stack_size(256 * 1024)
-            .spawn(move || render(&trace, false))
+            .spawn(move || render(&trace, Term::default()))
             .unwrap()
             .join()
             .unwrap();
@@ -521,7 +592,7 @@ mod tests {
             ],
             "summary": {"span_count": 2, "log_count": 2, "error_count": 1, "services": ["api-gateway", "payment-service"], "duration_ns": 1_000_000_000i64}
         });
-        let text = render(&trace, false);
+        let text = render(&trace, Term::default());
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].ends_with("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert!(lines[1].starts_with("2 spans · 2 logs · 1 error · 1.00s"));

@@ -171,6 +171,42 @@ fn waterfall_shows_spans_and_logs() {
     );
 }
 
+/// In an 80-column terminal (`COLUMNS=80`) the waterfall, the findings and the search hits
+/// are laid out to fit: every span still has its bar, no line of the trace views is wider.
+#[test]
+fn trace_and_explain_fit_an_80_column_terminal() {
+    let f = fixture();
+    let index = f.index.to_str().unwrap();
+    for (trace_id, expected) in f.truth["traces"].as_object().unwrap().iter().take(20) {
+        for command in ["trace", "explain"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_threadline"))
+                .args(["--index", index, command, trace_id])
+                .env("NO_COLOR", "1")
+                .env("COLUMNS", "80")
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            for line in text.lines() {
+                assert!(
+                    line.chars().count() <= 80,
+                    "{command} {trace_id}: {} columns:\n{line}\n\n{text}",
+                    line.chars().count()
+                );
+                assert!(!line.contains('\u{1b}'), "NO_COLOR: {line}");
+            }
+            if command == "trace" {
+                let bars = text
+                    .lines()
+                    .filter(|l| {
+                        (l.contains('█') || l.contains('░')) && !l.contains("critical path")
+                    })
+                    .count() as u64;
+                assert_eq!(Some(bars), expected["spans"].as_u64(), "{text}");
+            }
+        }
+    }
+}
+
 #[test]
 fn search_counts_match_ground_truth() {
     let f = fixture();
