@@ -80,6 +80,8 @@ struct Inner {
     reader: IndexReader,
     /// `None` for an in-memory index.
     path: Option<PathBuf>,
+    /// Operations' p50 durations, as the analysis asked for them lately (`lookup.rs`).
+    p50s: lookup::P50Cache,
 }
 
 impl Index {
@@ -167,6 +169,7 @@ impl Index {
                 fields,
                 reader,
                 path,
+                p50s: lookup::P50Cache::default(),
             }),
         })
     }

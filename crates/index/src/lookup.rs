@@ -4,6 +4,10 @@
 
 use analysis::{ForeignSpan, Lookup, SpanQuery};
 use model::{SpanId, SpanKind, TraceId};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 use tantivy::Term;
 use tantivy::query::{BooleanQuery, Query, TermQuery};
@@ -14,6 +18,34 @@ use crate::{AggRequest, Index, SearchRequest, Trace};
 
 /// Fewer spans of an operation than this and its p50 says nothing.
 const MIN_P50_SAMPLES: u64 = 5;
+
+/// How long an operation's p50 is reused: it moves slowly, and computing it reads every span
+/// of the operation, so without reuse each trace lookup would cost more as the index grows.
+const P50_TTL: Duration = Duration::from_secs(30);
+/// Operations remembered at most (all forgotten at once when full).
+const P50_CACHE_ENTRIES: usize = 4096;
+
+/// Recently computed p50s by (service, span name).
+#[derive(Default)]
+pub(crate) struct P50Cache {
+    entries: Mutex<HashMap<(String, String), (Instant, Option<i64>)>>,
+}
+
+impl P50Cache {
+    fn get(&self, service: &str, name: &str) -> Option<Option<i64>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, p50) = entries.get(&(service.to_owned(), name.to_owned()))?;
+        (at.elapsed() < P50_TTL).then_some(*p50)
+    }
+
+    fn put(&self, service: &str, name: &str, p50: Option<i64>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= P50_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert((service.to_owned(), name.to_owned()), (Instant::now(), p50));
+    }
+}
 
 impl Index {
     /// The full analysis of `trace`, with what the index knows about other traces.
@@ -46,8 +78,9 @@ fn kind_name(kind: SpanKind) -> &'static str {
     }
 }
 
-impl Lookup for IndexLookup<'_> {
-    fn operation_p50_ns(&self, service: &str, name: &str) -> Option<i64> {
+impl IndexLookup<'_> {
+    /// The p50 duration of the operation's spans in the index (`None` with too few).
+    fn compute_p50(&self, service: &str, name: &str) -> Option<i64> {
         let query = format!(
             "kind = span AND service = {} AND name = {}",
             quoted(service),
@@ -68,6 +101,18 @@ impl Lookup for IndexLookup<'_> {
         }
         let p50 = stats.percentiles.first()?.1?;
         Some(p50 as i64)
+    }
+}
+
+impl Lookup for IndexLookup<'_> {
+    fn operation_p50_ns(&self, service: &str, name: &str) -> Option<i64> {
+        let cache = &self.index.inner.p50s;
+        if let Some(p50) = cache.get(service, name) {
+            return p50;
+        }
+        let p50 = self.compute_p50(service, name);
+        cache.put(service, name, p50);
+        p50
     }
 
     fn spans(&self, q: &SpanQuery) -> Vec<ForeignSpan> {
