@@ -25,10 +25,13 @@ const P50_TTL: Duration = Duration::from_secs(30);
 /// Operations remembered at most (all forgotten at once when full).
 const P50_CACHE_ENTRIES: usize = 4096;
 
+/// (service, span name) → when its p50 was computed, and the p50.
+type P50Entries = HashMap<(String, String), (Instant, Option<i64>)>;
+
 /// Recently computed p50s by (service, span name).
 #[derive(Default)]
 pub(crate) struct P50Cache {
-    entries: Mutex<HashMap<(String, String), (Instant, Option<i64>)>>,
+    entries: Mutex<P50Entries>,
 }
 
 impl P50Cache {
