@@ -297,6 +297,8 @@ fn route_table() -> Vec<(Access, &'static str, &'static str, MethodRouter<AppSta
         (Access::Open, "get", "/", get(ui::index)),
         (Access::Open, "get", "/ui/app.js", get(ui::app_js)),
         (Access::Open, "get", "/ui/app.css", get(ui::app_css)),
+        (Access::Open, "get", "/favicon.svg", get(ui::favicon)),
+        (Access::Open, "get", "/favicon.ico", get(ui::favicon)),
     ]
 }
 
