@@ -370,6 +370,10 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         traffic.display()
     );
     let truth = checkout_sim::generate(&history, &traffic).context("the simulator failed")?;
+    // Beside the traffic, not in it: `ingest data/demo/traffic` indexes traffic only.
+    let truth_path = root.join("ground_truth.json");
+    checkout_sim::write_ground_truth(&truth, &truth_path)
+        .with_context(|| format!("cannot write {}", truth_path.display()))?;
     // A failing Stripe call: the request the demo shows first.
     const FAILED_STRIPE_CALL: &str = "kind = span AND name = stripe_api_call AND status = ERROR";
 
@@ -436,7 +440,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let live = checkout_sim::SimConfig {
         // Another seed than the history's, so live requests do not repeat its trace ids.
         seed: args.seed ^ now_ns as u64,
-        traces_per_second: args.rate,
+        // As fast as the history: a histogram over the last hours shows no cliff at "now".
+        traces_per_second: args.rate.unwrap_or(history.traces_per_second),
         ..checkout_sim::SimConfig::default()
     };
     let simulator = {

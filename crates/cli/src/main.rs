@@ -207,9 +207,10 @@ struct DemoArgs {
     /// Requests in the hour of history written before serving (with --once: all of them).
     #[arg(long, default_value_t = 2000)]
     traces: usize,
-    /// Live requests per second written while serving.
-    #[arg(long, default_value_t = 5.0)]
-    rate: f64,
+    /// Live requests per second written while serving (default: the history's rate,
+    /// --traces per hour).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Simulator seed (same seed, same traffic).
     #[arg(long, default_value_t = 7)]
     seed: u64,

@@ -29,14 +29,15 @@ fn fixture() -> &'static Fixture {
             start_ns: 1_795_183_800_000_000_000, // 2026-11-20T14:10:00Z
             ..checkout_sim::SimConfig::default()
         };
-        checkout_sim::generate(&config, &traffic).unwrap();
-        let truth: Value =
-            serde_json::from_slice(&std::fs::read(traffic.join("ground_truth.json")).unwrap())
-                .unwrap();
-        // Ingest everything but the ground truth itself.
-        let inputs: Vec<PathBuf> = ["spans", "logs"].iter().map(|d| traffic.join(d)).collect();
-        let mut args: Vec<&str> = vec!["--index", index.to_str().unwrap(), "ingest", "--json"];
-        args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+        let truth = checkout_sim::generate(&config, &traffic).unwrap().to_json();
+        // The whole traffic folder: it holds traffic only (the truth is not written there).
+        let args: Vec<&str> = vec![
+            "--index",
+            index.to_str().unwrap(),
+            "ingest",
+            "--json",
+            traffic.to_str().unwrap(),
+        ];
         let out = threadline(&args);
         assert_success(&out);
         let ingest_summary: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -95,7 +96,7 @@ fn ingest_summary_counts_every_record() {
     ] {
         assert!(s[key].is_u64(), "ingest --json lacks {key}: {s}");
     }
-    assert!(f.traffic.join("ground_truth.json").exists());
+    assert!(!f.traffic.join("ground_truth.json").exists());
 }
 
 #[test]

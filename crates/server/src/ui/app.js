@@ -285,13 +285,20 @@ async function api(path) {
   return body;
 }
 
-let routes = null;
+let openapi = null;
 
 /** Whether this server has a route (an older or newer server may lack one): from its OpenAPI
  *  document, so the page never asks for a route that would answer 404. */
 async function hasRoute(path) {
-  if (!routes) routes = api("/api/v1/openapi.json").then((doc) => Object.keys(doc.paths || {}), () => []);
-  return (await routes).includes(path);
+  if (!openapi) openapi = api("/api/v1/openapi.json").catch(() => ({ paths: {} }));
+  return Object.prototype.hasOwnProperty.call((await openapi).paths || {}, path);
+}
+
+/** Whether a GET route takes a parameter (unknown parameters are ignored, not refused). */
+async function hasParam(path, name) {
+  if (!(await hasRoute(path))) return false;
+  const get = ((await openapi).paths[path] || {}).get || {};
+  return (get.parameters || []).some((p) => p.name === name || (p.$ref || "").toLowerCase().endsWith("/" + name));
 }
 
 /** An API error as it came; a query error also points at its column; a 401 asks for the token. */
@@ -1019,16 +1026,13 @@ async function showSearch(gen, params) {
 async function groupBy(gen, base, by, count) {
   const fields = by.split(",").filter(Boolean).slice(0, 2);
   let agg;
-  let note = null;
+  // A server without count=traces would ignore it and count records: say so, not "traces".
+  const traces = count === "traces" && (await hasParam("/api/v1/aggregate", "count"));
+  const note = count === "traces" && !traces ? "this server counts records only (no count=traces yet)" : null;
   try {
-    agg = await api("/api/v1/aggregate?" + query({ ...base, by: fields.join(","), size: "20", count: count === "traces" ? "traces" : "" }));
+    agg = await api("/api/v1/aggregate?" + query({ ...base, by: fields.join(","), size: "20", count: traces ? "traces" : "" }));
   } catch (error) {
-    if (count === "traces" && error instanceof ApiError && error.status === 400 && /count/.test(error.message)) {
-      agg = await api("/api/v1/aggregate?" + query({ ...base, by: fields.join(","), size: "20" }));
-      note = "this server counts records only";
-    } else {
-      return errorBox(error, base.q);
-    }
+    return errorBox(error, base.q);
   }
   if (gen !== generation) return el("div");
   const what = count === "traces" && !note ? "traces" : "records";
