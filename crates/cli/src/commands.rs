@@ -201,6 +201,9 @@ pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
         args.range.to.as_deref(),
         now_ns,
     )?;
+    if args.traces {
+        return search_traces(&index, &args, range, now_ns);
+    }
     let response = index.search(&SearchRequest {
         query: &args.query,
         from_ns: range.from_ns,
@@ -225,6 +228,65 @@ pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "{} of {} matches ({} ms)",
             response.hits.len(),
+            response.total,
+            response.took_ms
+        );
+    }
+    Ok(if response.total == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `search --traces`: one row per trace with a matching record.
+fn search_traces(
+    index: &Index,
+    args: &SearchArgs,
+    range: timespec::Range,
+    now_ns: i64,
+) -> anyhow::Result<ExitCode> {
+    let sort: index::TraceSort = args.sort.parse().context("--sort")?;
+    let response = index.list_traces(&index::TraceListRequest {
+        query: &args.query,
+        from_ns: range.from_ns,
+        to_ns: range.to_ns,
+        limit: args.limit,
+        sort,
+        now_ns: Some(now_ns),
+    })?;
+    if args.json {
+        print_json(&response.to_json());
+    } else {
+        let mut out = std::io::stdout().lock();
+        for row in &response.traces {
+            let start = decode::time::format_rfc3339_ns(row.start_ns);
+            let errors = if row.error_count > 0 {
+                format!(" {} errors", row.error_count)
+            } else {
+                String::new()
+            };
+            let root: String = format!("{}: {}", row.root_service, row.root_name)
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect();
+            let _ = writeln!(
+                out,
+                "{start:<30} {} {:>9} {:>4} spans {:>4} logs  {root}{errors}",
+                row.trace_id,
+                waterfall::format_duration(row.duration_ns),
+                row.span_count,
+                row.log_count,
+            );
+        }
+        let more = if response.truncated {
+            " (more matched than were summarised; narrow the query or the time range)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "{} of {} traces ({} ms){more}",
+            response.traces.len(),
             response.total,
             response.took_ms
         );

@@ -170,8 +170,19 @@ struct SearchArgs {
     #[arg(long, default_value_t = 20)]
     limit: usize,
     /// Continue after a previous page (the cursor printed by --json).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "traces")]
     cursor: Option<String>,
+    /// List traces instead of records: one row per trace that has a matching span or log.
+    #[arg(long)]
+    traces: bool,
+    /// With --traces: time, -time (newest first), duration or -duration (longest first).
+    #[arg(
+        long,
+        default_value = "-time",
+        requires = "traces",
+        allow_hyphen_values = true
+    )]
+    sort: String,
     #[arg(long)]
     json: bool,
 }

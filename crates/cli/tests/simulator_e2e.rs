@@ -342,3 +342,66 @@ fn explain_exit_codes_are_those_of_every_command() {
         "{text}"
     );
 }
+
+/// `search --traces`: one row per trace of the traffic, each counting exactly the spans and logs
+/// the simulator wrote for it (payment-service's Datadog logs, known by the low 64 bits of
+/// their trace, included), with its root span's name.
+#[test]
+fn trace_list_rows_match_ground_truth_per_trace() {
+    let f = fixture();
+    let traces = f.truth["traces"].as_object().unwrap();
+    let list = run_json(
+        &f.index,
+        &["search", "", "--traces", "--limit", "1000", "--json"],
+    );
+    assert_eq!(
+        list["total"].as_u64(),
+        Some(traces.len() as u64),
+        "{}",
+        list["total"]
+    );
+    assert_eq!(list["truncated"], false);
+    let rows = list["traces"].as_array().unwrap();
+    assert_eq!(rows.len(), traces.len());
+    for row in rows {
+        let id = row["trace_id"].as_str().unwrap();
+        let want = &traces[id];
+        assert_eq!(row["span_count"], want["spans"], "{id}");
+        assert_eq!(row["log_count"], want["logs"], "{id}");
+        assert_eq!(row["root_name"], want["root"], "{id}");
+    }
+    let starts: Vec<&str> = rows.iter().map(|r| r["start"].as_str().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    // Declines: each declined checkout is one trace, though its span and log both match.
+    let declined = run_json(
+        &f.index,
+        &[
+            "search",
+            "decline_code = do_not_honor",
+            "--traces",
+            "--sort",
+            "-duration",
+            "--json",
+        ],
+    );
+    let spans = run_json(
+        &f.index,
+        &[
+            "search",
+            "decline_code = do_not_honor AND kind = span",
+            "--limit",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(declined["total"].as_u64().unwrap() > 0);
+    assert_eq!(declined["total"], spans["total"]);
+    let durations: Vec<u64> = declined["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["duration_ns"].as_u64().unwrap())
+        .collect();
+    assert!(durations.windows(2).all(|w| w[0] >= w[1]), "longest first");
+}

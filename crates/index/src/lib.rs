@@ -21,6 +21,7 @@ mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod trace;
+mod tracelist;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,10 @@ pub use crate::search::{
     TraceSummary,
 };
 pub use crate::trace::{Trace, TraceLog, TraceSpan};
+pub use crate::tracelist::{
+    MAX_TRACE_LIST_LIMIT, MAX_TRACES_CONSIDERED, TraceListRequest, TraceListResponse, TraceRow,
+    TraceSort,
+};
 pub use crate::writer::{
     Ack, Batch, Pause, TrySendError, Writer, WriterConfig, WriterHandle, WriterStats, WriterStatus,
 };

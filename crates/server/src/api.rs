@@ -17,6 +17,8 @@ use crate::{ApiError, AppState};
 
 /// Hits per page of search unless `limit` says otherwise.
 const DEFAULT_SEARCH_LIMIT: usize = 100;
+/// Rows of a trace list unless `limit` says otherwise.
+const DEFAULT_TRACE_LIST_LIMIT: usize = 100;
 /// Distinct values of the attribute that `related` widens on.
 const MAX_RELATED_VALUES: usize = 20;
 /// Sample traces `related` names.
@@ -32,6 +34,17 @@ pub struct SearchParams {
     to: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TraceListParams {
+    #[serde(default)]
+    q: String,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    /// `time`, `-time` (the default), `duration`, `-duration`.
+    sort: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +152,40 @@ pub async fn search(
             now_ns: Some(now),
         };
         Ok(index.search_compiled(query, &request)?)
+    })
+    .await?;
+    Ok(Json(response.to_json()))
+}
+
+/// Traces with a span or log matching `q`, one row per trace.
+pub async fn trace_list(
+    State(state): State<AppState>,
+    params: Result<Query<TraceListParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let now = now_ns();
+    let (from_ns, to_ns) = time_range(p.from.as_deref(), p.to.as_deref(), now)?;
+    let limit = p.limit.unwrap_or(DEFAULT_TRACE_LIST_LIMIT);
+    if limit == 0 || limit > index::MAX_TRACE_LIST_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and {}; got {limit}",
+            index::MAX_TRACE_LIST_LIMIT
+        )));
+    }
+    let sort: index::TraceSort = p.sort.as_deref().unwrap_or("").trim().parse()?;
+    let expr = parse_query(&state, &p.q)?;
+    let index = state.index.clone();
+    let response = blocking(move || {
+        let query = index::query::compile(&expr, index.fields(), now)?;
+        let request = index::TraceListRequest {
+            query: &p.q,
+            from_ns,
+            to_ns,
+            limit,
+            sort,
+            now_ns: Some(now),
+        };
+        Ok(index.list_traces_compiled(query, &request)?)
     })
     .await?;
     Ok(Json(response.to_json()))
