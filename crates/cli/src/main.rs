@@ -200,7 +200,11 @@ struct AggArgs {
     /// Most values per field.
     #[arg(long, default_value_t = 100)]
     size: usize,
-    /// Add duration statistics and p50/p95/p99 per bucket.
+    /// Count `records` (spans and logs) or `traces` (distinct traces with a matching record:
+    /// a decline that wrote a span and a log counts once).
+    #[arg(long, default_value = "records")]
+    count: String,
+    /// Add duration statistics per bucket: min, avg, p50, p90, p95, p99 and max.
     #[arg(long)]
     stats: bool,
     #[command(flatten)]

@@ -193,6 +193,7 @@ fn aggregations_match_ground_truth() {
         .as_array()
         .expect("ground truth lists aggregations");
     assert!(!aggs.is_empty());
+    let mut counted_traces = 0;
     for case in aggs {
         let q = case["q"].as_str().unwrap();
         let mut args = vec!["agg", q, "--json"];
@@ -207,6 +208,9 @@ fn aggregations_match_ground_truth() {
         if let Some(interval) = case["interval"].as_str() {
             args.extend(["--interval", interval]);
         }
+        // Distinct traces per bucket where the ground truth counts them.
+        let count = case["count"].as_str().unwrap_or("records");
+        args.extend(["--count", count]);
         let result = run_json(&f.index, &args);
         let mut got = serde_json::Map::new();
         for bucket in result["buckets"].as_array().unwrap() {
@@ -225,10 +229,17 @@ fn aggregations_match_ground_truth() {
         got.retain(|_, v| v.as_u64() != Some(0));
         assert_eq!(
             &got, expected,
-            "agg {q} by {by:?} interval {:?}",
+            "agg {q} by {by:?} interval {:?} count {count}",
             case["interval"]
         );
+        if count == "traces" {
+            counted_traces += 1;
+        }
     }
+    assert!(
+        counted_traces >= 4,
+        "the ground truth counts traces in {counted_traces} cases"
+    );
 }
 
 fn value_text(v: &Value) -> String {

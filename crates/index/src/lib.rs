@@ -6,6 +6,7 @@
 //! nothing of files or HTTP: sources hand it [`Batch`]es of records with opaque checkpoints.
 
 mod agg;
+mod agg_traces;
 mod arrivals;
 mod catalog;
 mod check;
@@ -32,7 +33,8 @@ use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{IndexReader, IndexSettings, ReloadPolicy};
 
 pub use crate::agg::{
-    AggBucket, AggRequest, AggResponse, AttributeKey, DurationStats, ServiceInfo, Services,
+    AggBucket, AggRequest, AggResponse, AttributeKey, CountMode, DurationStats, MAX_BUCKETS,
+    MAX_TIME_BUCKETS, ServiceInfo, Services,
 };
 pub use crate::arrivals::Arrivals;
 pub use crate::catalog::{DependencyLink, Operation};

@@ -58,7 +58,19 @@ pub struct AggregateParams {
     to: Option<String>,
     /// Most values per field.
     size: Option<usize>,
+    /// `records` (the default) or `traces` (distinct traces per bucket).
+    count: Option<String>,
+    /// `true`: duration count/min/max/avg/sum and p50, p90, p95, p99 per bucket.
+    #[serde(default)]
+    stats: bool,
+    /// Comma-separated duration percentiles per bucket, e.g. `50,90,95,99` or `p50,p99`.
+    percentiles: Option<String>,
 }
+
+/// The percentiles `stats=true` adds (those of `threadline agg --stats`).
+pub const STATS_PERCENTILES: [f64; 4] = [50.0, 90.0, 95.0, 99.0];
+/// Most percentiles one aggregation asks for.
+const MAX_PERCENTILES: usize = 10;
 
 #[derive(Debug, Deserialize)]
 pub struct RelatedParams {
@@ -227,6 +239,14 @@ pub async fn aggregate(
             "`interval` must be at least 1ms".into(),
         ));
     }
+    let count: index::CountMode = p.count.as_deref().unwrap_or("").trim().parse()?;
+    let mut percentiles = match p.percentiles.as_deref() {
+        Some(list) => parse_percentiles(list)?,
+        None => Vec::new(),
+    };
+    if p.stats && percentiles.is_empty() {
+        percentiles = STATS_PERCENTILES.to_vec();
+    }
     let expr = parse_query(&state, &p.q)?;
     let index = state.index.clone();
     let response = blocking(move || {
@@ -239,7 +259,9 @@ pub async fn aggregate(
             by,
             interval,
             size: p.size.unwrap_or(0).min(10_000),
-            ..index::AggRequest::default()
+            duration_stats: p.stats,
+            duration_percentiles: percentiles,
+            count,
         };
         Ok(index.aggregate_compiled(query, &request)?)
     })
@@ -401,6 +423,29 @@ fn related_blocking(
     out["sample_trace_ids"] = json!(samples);
     out["hits"] = json!(search.hits);
     out["cursor"] = json!(search.cursor);
+    Ok(out)
+}
+
+/// `50,90,p95,99.9`: percentiles in (0, 100], at most [`MAX_PERCENTILES`].
+fn parse_percentiles(list: &str) -> Result<Vec<f64>, ApiError> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let number = item.strip_prefix('p').unwrap_or(item);
+        match number.parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => out.push(p),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "`percentiles` takes numbers in (0, 100] such as 50,90,95,99; got {item:?}"
+                )));
+            }
+        }
+    }
+    if out.len() > MAX_PERCENTILES {
+        return Err(ApiError::BadRequest(format!(
+            "`percentiles` takes at most {MAX_PERCENTILES} values; got {}",
+            out.len()
+        )));
+    }
     Ok(out)
 }
 

@@ -264,6 +264,63 @@ async fn aggregate_by_field_and_interval() {
             .unwrap()
             .ends_with(":00Z")
     );
+    // Every minute of the hour is listed, the empty ones with 0.
+    let n = reply["buckets"].as_array().unwrap().len();
+    assert!((60..=61).contains(&n), "{n} buckets");
+
+    // Distinct traces: trace A has records in both services, B in billing only; the health
+    // check has no trace.
+    let reply = t
+        .get("/api/v1/aggregate?by=service&count=traces")
+        .await
+        .json();
+    assert_eq!(reply["total"], 2, "{reply}");
+    assert_eq!(
+        reply["buckets"],
+        serde_json::json!([
+            {"key": {"service": "billing"}, "count": 2},
+            {"key": {"service": "checkout"}, "count": 1},
+        ])
+    );
+    let reply = t.get("/api/v1/aggregate?by=service&count=spans").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    // Duration statistics and percentiles, as `threadline agg --stats` has them.
+    let uri = format!(
+        "/api/v1/aggregate?q={}&by=service&stats=true",
+        encode("kind = span")
+    );
+    let reply = t.get(&uri).await.json();
+    let checkout = reply["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["key"]["service"] == "checkout")
+        .unwrap();
+    let d = &checkout["duration_ns"];
+    for key in [
+        "count", "min", "max", "avg", "sum", "p50", "p90", "p95", "p99",
+    ] {
+        assert!(d.get(key).is_some(), "{key} missing: {checkout}");
+    }
+    assert_eq!(d["count"], 2);
+    assert_eq!(d["max"].as_f64(), Some(5_000_000.0));
+    let uri = format!(
+        "/api/v1/aggregate?q={}&by=service&percentiles=p75,99.9",
+        encode("kind = span")
+    );
+    let reply = t.get(&uri).await.json();
+    let d = &reply["buckets"][0]["duration_ns"];
+    assert!(
+        d.get("p75").is_some() && d.get("p99.9").is_some(),
+        "{reply}"
+    );
+    assert_eq!(
+        t.get("/api/v1/aggregate?by=service&percentiles=150")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
 
     let reply = t.get("/api/v1/aggregate?q=").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
