@@ -170,8 +170,19 @@ struct SearchArgs {
     #[arg(long, default_value_t = 20)]
     limit: usize,
     /// Continue after a previous page (the cursor printed by --json).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "traces")]
     cursor: Option<String>,
+    /// List traces instead of records: one row per trace that has a matching span or log.
+    #[arg(long)]
+    traces: bool,
+    /// With --traces: time, -time (newest first), duration or -duration (longest first).
+    #[arg(
+        long,
+        default_value = "-time",
+        requires = "traces",
+        allow_hyphen_values = true
+    )]
+    sort: String,
     #[arg(long)]
     json: bool,
 }
@@ -189,7 +200,11 @@ struct AggArgs {
     /// Most values per field.
     #[arg(long, default_value_t = 100)]
     size: usize,
-    /// Add duration statistics and p50/p95/p99 per bucket.
+    /// Count `records` (spans and logs) or `traces` (distinct traces with a matching record:
+    /// a decline that wrote a span and a log counts once).
+    #[arg(long, default_value = "records")]
+    count: String,
+    /// Add duration statistics per bucket: min, avg, p50, p90, p95, p99 and max.
     #[arg(long)]
     stats: bool,
     #[command(flatten)]

@@ -194,6 +194,7 @@ fn aggregations_match_ground_truth() {
         .as_array()
         .expect("ground truth lists aggregations");
     assert!(!aggs.is_empty());
+    let mut counted_traces = 0;
     for case in aggs {
         let q = case["q"].as_str().unwrap();
         let mut args = vec!["agg", q, "--json"];
@@ -208,6 +209,9 @@ fn aggregations_match_ground_truth() {
         if let Some(interval) = case["interval"].as_str() {
             args.extend(["--interval", interval]);
         }
+        // Distinct traces per bucket where the ground truth counts them.
+        let count = case["count"].as_str().unwrap_or("records");
+        args.extend(["--count", count]);
         let result = run_json(&f.index, &args);
         let mut got = serde_json::Map::new();
         for bucket in result["buckets"].as_array().unwrap() {
@@ -226,10 +230,17 @@ fn aggregations_match_ground_truth() {
         got.retain(|_, v| v.as_u64() != Some(0));
         assert_eq!(
             &got, expected,
-            "agg {q} by {by:?} interval {:?}",
+            "agg {q} by {by:?} interval {:?} count {count}",
             case["interval"]
         );
+        if count == "traces" {
+            counted_traces += 1;
+        }
     }
+    assert!(
+        counted_traces >= 4,
+        "the ground truth counts traces in {counted_traces} cases"
+    );
 }
 
 fn value_text(v: &Value) -> String {
@@ -342,4 +353,67 @@ fn explain_exit_codes_are_those_of_every_command() {
         text.contains("error_origin") && text.contains("\"error_ancestors\""),
         "{text}"
     );
+}
+
+/// `search --traces`: one row per trace of the traffic, each counting exactly the spans and logs
+/// the simulator wrote for it (payment-service's Datadog logs, known by the low 64 bits of
+/// their trace, included), with its root span's name.
+#[test]
+fn trace_list_rows_match_ground_truth_per_trace() {
+    let f = fixture();
+    let traces = f.truth["traces"].as_object().unwrap();
+    let list = run_json(
+        &f.index,
+        &["search", "", "--traces", "--limit", "1000", "--json"],
+    );
+    assert_eq!(
+        list["total"].as_u64(),
+        Some(traces.len() as u64),
+        "{}",
+        list["total"]
+    );
+    assert_eq!(list["truncated"], false);
+    let rows = list["traces"].as_array().unwrap();
+    assert_eq!(rows.len(), traces.len());
+    for row in rows {
+        let id = row["trace_id"].as_str().unwrap();
+        let want = &traces[id];
+        assert_eq!(row["span_count"], want["spans"], "{id}");
+        assert_eq!(row["log_count"], want["logs"], "{id}");
+        assert_eq!(row["root_name"], want["root"], "{id}");
+    }
+    let starts: Vec<&str> = rows.iter().map(|r| r["start"].as_str().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    // Declines: each declined checkout is one trace, though its span and log both match.
+    let declined = run_json(
+        &f.index,
+        &[
+            "search",
+            "decline_code = do_not_honor",
+            "--traces",
+            "--sort",
+            "-duration",
+            "--json",
+        ],
+    );
+    let spans = run_json(
+        &f.index,
+        &[
+            "search",
+            "decline_code = do_not_honor AND kind = span",
+            "--limit",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(declined["total"].as_u64().unwrap() > 0);
+    assert_eq!(declined["total"], spans["total"]);
+    let durations: Vec<u64> = declined["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["duration_ns"].as_u64().unwrap())
+        .collect();
+    assert!(durations.windows(2).all(|w| w[0] >= w[1]), "longest first");
 }

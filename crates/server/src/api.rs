@@ -17,6 +17,8 @@ use crate::{ApiError, AppState};
 
 /// Hits per page of search unless `limit` says otherwise.
 const DEFAULT_SEARCH_LIMIT: usize = 100;
+/// Rows of a trace list unless `limit` says otherwise.
+const DEFAULT_TRACE_LIST_LIMIT: usize = 100;
 /// Distinct values of the attribute that `related` widens on.
 const MAX_RELATED_VALUES: usize = 20;
 /// Sample traces `related` names.
@@ -39,6 +41,17 @@ pub struct SearchParams {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct TraceListParams {
+    #[serde(default)]
+    q: String,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    /// `time`, `-time` (the default), `duration`, `-duration`.
+    sort: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct AggregateParams {
     #[serde(default)]
     q: String,
@@ -49,7 +62,19 @@ pub struct AggregateParams {
     to: Option<String>,
     /// Most values per field.
     size: Option<usize>,
+    /// `records` (the default) or `traces` (distinct traces per bucket).
+    count: Option<String>,
+    /// `true`: duration count/min/max/avg/sum and p50, p90, p95, p99 per bucket.
+    #[serde(default)]
+    stats: bool,
+    /// Comma-separated duration percentiles per bucket, e.g. `50,90,95,99` or `p50,p99`.
+    percentiles: Option<String>,
 }
+
+/// The percentiles `stats=true` adds (those of `threadline agg --stats`).
+pub const STATS_PERCENTILES: [f64; 4] = [50.0, 90.0, 95.0, 99.0];
+/// Most percentiles one aggregation asks for.
+const MAX_PERCENTILES: usize = 10;
 
 #[derive(Debug, Deserialize)]
 pub struct RelatedParams {
@@ -148,6 +173,40 @@ pub async fn search(
     Ok(Json(response.to_json()))
 }
 
+/// Traces with a span or log matching `q`, one row per trace.
+pub async fn trace_list(
+    State(state): State<AppState>,
+    params: Result<Query<TraceListParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let now = now_ns();
+    let (from_ns, to_ns) = time_range(p.from.as_deref(), p.to.as_deref(), now)?;
+    let limit = p.limit.unwrap_or(DEFAULT_TRACE_LIST_LIMIT);
+    if limit == 0 || limit > index::MAX_TRACE_LIST_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and {}; got {limit}",
+            index::MAX_TRACE_LIST_LIMIT
+        )));
+    }
+    let sort: index::TraceSort = p.sort.as_deref().unwrap_or("").trim().parse()?;
+    let expr = parse_query(&state, &p.q)?;
+    let index = state.index.clone();
+    let response = blocking(move || {
+        let query = index::query::compile(&expr, index.fields(), now)?;
+        let request = index::TraceListRequest {
+            query: &p.q,
+            from_ns,
+            to_ns,
+            limit,
+            sort,
+            now_ns: Some(now),
+        };
+        Ok(index.list_traces_compiled(query, &request)?)
+    })
+    .await?;
+    Ok(Json(response.to_json()))
+}
+
 pub async fn aggregate(
     State(state): State<AppState>,
     params: Result<Query<AggregateParams>, QueryRejection>,
@@ -184,6 +243,14 @@ pub async fn aggregate(
             "`interval` must be at least 1ms".into(),
         ));
     }
+    let count: index::CountMode = p.count.as_deref().unwrap_or("").trim().parse()?;
+    let mut percentiles = match p.percentiles.as_deref() {
+        Some(list) => parse_percentiles(list)?,
+        None => Vec::new(),
+    };
+    if p.stats && percentiles.is_empty() {
+        percentiles = STATS_PERCENTILES.to_vec();
+    }
     let expr = parse_query(&state, &p.q)?;
     let index = state.index.clone();
     let response = blocking(move || {
@@ -196,7 +263,9 @@ pub async fn aggregate(
             by,
             interval,
             size: p.size.unwrap_or(0).min(10_000),
-            ..index::AggRequest::default()
+            duration_stats: p.stats,
+            duration_percentiles: percentiles,
+            count,
         };
         Ok(index.aggregate_compiled(query, &request)?)
     })
@@ -462,6 +531,29 @@ fn sample_traces(
             })
         })
         .collect()
+}
+
+/// `50,90,p95,99.9`: percentiles in (0, 100], at most [`MAX_PERCENTILES`].
+fn parse_percentiles(list: &str) -> Result<Vec<f64>, ApiError> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let number = item.strip_prefix('p').unwrap_or(item);
+        match number.parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => out.push(p),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "`percentiles` takes numbers in (0, 100] such as 50,90,95,99; got {item:?}"
+                )));
+            }
+        }
+    }
+    if out.len() > MAX_PERCENTILES {
+        return Err(ApiError::BadRequest(format!(
+            "`percentiles` takes at most {MAX_PERCENTILES} values; got {}",
+            out.len()
+        )));
+    }
+    Ok(out)
 }
 
 /// Runs index work on the blocking pool.

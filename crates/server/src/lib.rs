@@ -222,6 +222,7 @@ fn route_table() -> Vec<(Access, &'static str, &'static str, MethodRouter<AppSta
             "/api/v1/traces/{trace_id}/related",
             get(api::related),
         ),
+        (Access::Read, "get", "/api/v1/traces", get(api::trace_list)),
         (Access::Read, "get", "/api/v1/search", get(api::search)),
         (
             Access::Read,
