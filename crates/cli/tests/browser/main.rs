@@ -158,6 +158,73 @@ async fn a_failing_trace_shows_every_span_and_log_its_critical_path_and_findings
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_trace_links_to_its_likely_parent() {
+    if skip() {
+        return;
+    }
+    let site = Site::start();
+    // Email consumers that lost the context start traces of their own.
+    let list = site.api(
+        "/api/v1/traces",
+        &[("q", "service = email-service"), ("limit", "500")],
+    );
+    let (id, linked) = list["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["trace_id"].as_str())
+        .find_map(|id| {
+            let trace = site.api(&format!("/api/v1/traces/{id}"), &[]);
+            let linked = trace["analysis"]["findings"]
+                .as_array()?
+                .iter()
+                .find_map(|f| f["linked_trace_id"].as_str().map(str::to_owned))?;
+            Some((id.to_owned(), linked))
+        })
+        .expect("the simulated traffic has a trace that lost its context");
+    let b = Browser::start("detached").await;
+    b.open(&site.serve.url, &format!("#/trace/{id}"), "trace")
+        .await;
+    b.screenshot("detached-1280").await;
+    b.click(".finding-row a.linked").await;
+    b.wait_js(
+        "the linked trace",
+        &format!("return location.hash.startsWith('#/trace/{linked}') && document.querySelector('main').dataset.state === 'ready'"),
+    )
+    .await;
+    assert!(b.count(".row.span").await > 0);
+    b.assert_clean().await;
+    b.close().await;
+}
+
+/// Each example query the page offers finds something in simulated checkout traffic.
+#[test]
+fn every_example_query_of_the_ui_finds_something() {
+    const APP_JS: &str = include_str!("../../../server/src/ui/app.js");
+    let start = APP_JS
+        .find("const EXAMPLES = [")
+        .expect("app.js has EXAMPLES");
+    let list = &APP_JS[start..start + APP_JS[start..].find("];").unwrap()];
+    // One literal a line: "..." (JSON's escapes) or '...' (none used).
+    let examples: Vec<String> = list
+        .lines()
+        .skip(1)
+        .map(|line| line.trim().trim_end_matches(','))
+        .filter(|line| line.len() >= 2)
+        .map(|line| match line.strip_prefix('\'') {
+            Some(single) => single.trim_end_matches('\'').to_owned(),
+            None => serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")),
+        })
+        .collect();
+    assert!(examples.len() >= 5, "{examples:?}");
+    let site = Site::start();
+    for q in &examples {
+        let hits = site.api("/api/v1/search", &[("q", q), ("limit", "1")]);
+        assert!(hits["total"].as_u64().unwrap() > 0, "{q} finds nothing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_log_body_renders_as_text() {
     if skip() {
         return;
@@ -259,6 +326,46 @@ async fn search_shows_a_histogram_and_groups_declines_by_code_and_bin() {
         assert!(is_full_trace_id(id.as_str().unwrap()), "{id}");
     }
     b.at_each_width("groupby").await;
+    b.assert_clean().await;
+
+    // The same question counting traces: a decline writes a span and a log, counted once.
+    b.open(
+        &site.serve.url,
+        "#/search?q=exists(decline_code)&since=24h&by=decline_code,card.bin&count=traces",
+        "search",
+    )
+    .await;
+    let heading = b.wait(".groupby h2").await.text().await.unwrap();
+    assert_eq!(heading, "Count of traces by decline_code and card.bin");
+    let agg = site.api(
+        "/api/v1/aggregate",
+        &[
+            ("q", "exists(decline_code)"),
+            ("by", "decline_code,card.bin"),
+            ("size", "20"),
+            ("count", "traces"),
+        ],
+    );
+    let shown = b
+        .js("return [...document.querySelectorAll('.groupby .barrow .num')].map((n) => Number(n.textContent))")
+        .await;
+    let expected: Vec<u64> = agg["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .collect();
+    let mut shown: Vec<u64> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    let mut expected_sorted = expected.clone();
+    shown.sort_unstable();
+    expected_sorted.sort_unstable();
+    assert_eq!(shown, expected_sorted);
+    b.screenshot("groupby-traces-1280").await;
     b.assert_clean().await;
 
     // A query error points at its column.
