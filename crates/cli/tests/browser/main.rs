@@ -285,6 +285,33 @@ async fn widen_counts_by_value_service_status_and_time_with_full_sample_ids() {
     for sample in &samples {
         assert!(is_full_trace_id(sample), "sample {sample} is not a full id");
     }
+    // Errors first; and the window ends by now (the traffic ends minutes ago).
+    let flags = b
+        .js("return [...document.querySelectorAll('.samples li')].map((li) => !!li.querySelector('.tag'))")
+        .await;
+    let flags: Vec<bool> = flags
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_bool().unwrap())
+        .collect();
+    assert!(
+        flags.windows(2).all(|w| w[0] >= w[1]),
+        "errors first: {flags:?}"
+    );
+    let related = site.api(
+        &format!("/api/v1/traces/{id}/related"),
+        &[("attribute", "decline_code"), ("window", "6h")],
+    );
+    let to = related["to"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap();
+    assert!(
+        to <= jiff::Timestamp::now(),
+        "the window reaches into the future: {to}"
+    );
     b.at_each_width("related").await;
     b.assert_clean().await;
     b.close().await;
