@@ -589,7 +589,7 @@ async function showTrace(gen, rawId, params) {
     const node = el("div", { class: "row log lvl-row-" + levelName(log.level) },
       el("span", { class: "when" }, offset(log.time)), " ", levelTag(log.level), " ", serviceTag(log.service), " ",
       el("span", { class: "body" }, String(log.body ?? "")));
-    node.style.paddingLeft = 0.5 + Math.min(depth, 40) * 1.1 + "em";
+    node.style.paddingLeft = "calc(0.5em + " + Math.min(depth, 40) + " * var(--indent))";
     const record = { node, depth, kind: "log", text: (String(log.body ?? "") + " " + log.service).toLowerCase() };
     clickable(node, () => openDetail(record, () => logDetail(traceId, log, startUs), "log=" + index));
     logRowOf.set(index, record);
@@ -636,7 +636,8 @@ async function showTrace(gen, rawId, params) {
       orphans.has(span.span_id) ? el("span", { class: "tag" }, "parent missing") : null,
       (findingsOf.get(span.span_id) || []).map((f) => el("span", { class: "tag finding", title: f.message }, f.kind)),
       ownLogs.length ? el("span", { class: "logcount muted", title: ownLogs.length + " log lines" }, "\u2261" + ownLogs.length) : null);
-    name.style.paddingLeft = 0.3 + Math.min(depth, 40) * 1.1 + "em";
+    // Indentation stops growing past 40 levels: a trace 100,000 spans deep stays readable.
+    name.style.paddingLeft = "calc(0.3em + " + Math.min(depth, 40) + " * var(--indent))";
     const node = el("div", { class: "row span" + (isError ? " is-err" : ""), title: span.name, dataset: { spanId: span.span_id || "" } },
       name, el("div", { class: "track" }, bar, segs, markers, label));
     const record = { node, depth, kind: "span", spanId: span.span_id, toggle,
