@@ -395,6 +395,21 @@ async fn search_shows_a_histogram_and_groups_declines_by_code_and_bin() {
     b.screenshot("groupby-traces-1280").await;
     b.assert_clean().await;
 
+    // Logs known by a Datadog (low 64-bit) id are named by their trace's full id too.
+    b.open(
+        &site.serve.url,
+        "#/search?q=service%20%3D%20payment-service%20AND%20kind%20%3D%20log&since=24h",
+        "search",
+    )
+    .await;
+    let ids = b
+        .js("return [...document.querySelectorAll('td.tid code')].map((c) => c.textContent)")
+        .await;
+    assert!(!ids.as_array().unwrap().is_empty());
+    for id in ids.as_array().unwrap() {
+        assert!(is_full_trace_id(id.as_str().unwrap()), "{id}");
+    }
+
     // A query error points at its column.
     b.open(
         &site.serve.url,
@@ -472,6 +487,15 @@ async fn compare_page_favicon_and_keyboard() {
     )
     .await;
     b.wait(".results > *").await;
+    let has_compare = site.api("/api/v1/openapi.json", &[])["paths"]
+        .get("/api/v1/compare")
+        .is_some();
+    if has_compare {
+        b.wait(".compare .cmprow").await;
+    } else {
+        let text = b.wait(".results .error").await.text().await.unwrap();
+        assert!(text.contains("no compare endpoint"), "{text}");
+    }
     b.at_each_width("compare").await;
 
     // "/" focuses the page's query box.
