@@ -65,6 +65,30 @@ async fn landing_page_lists_traces_and_filters_them() {
     );
     b.screenshot("errors-1280").await;
 
+    // Longest first.
+    b.js(r#"const f = document.getElementById("trace-filters");
+            f.sort.value = "-duration"; f.sort.dispatchEvent(new Event("change")); return true;"#)
+        .await;
+    b.wait_js(
+        "the list sorted by duration",
+        "return location.hash.includes('sort=-duration') && document.querySelector('main').dataset.state === 'ready'",
+    )
+    .await;
+    let durations = b
+        .js("return [...document.querySelectorAll('.trace-row')].map((r) => r.dataset.durationNs)")
+        .await;
+    let durations: Vec<u64> = durations
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(durations.len() > 1);
+    assert!(
+        durations.windows(2).all(|w| w[0] >= w[1]),
+        "longest first: {durations:?}"
+    );
+
     // A dot opens its trace.
     b.click(".plot .dot").await;
     b.wait_view("trace").await;
@@ -152,6 +176,7 @@ async fn a_failing_trace_shows_every_span_and_log_its_critical_path_and_findings
     let find = b.wait("input.find").await;
     find.send_keys("stripe").await.unwrap();
     b.wait(".row.match").await;
+    assert!(b.js("return location.hash.includes('find=stripe')").await == json!(true));
     b.screenshot("find-1280").await;
     b.assert_clean().await;
     b.close().await;

@@ -519,7 +519,7 @@ function scatter(traces) {
 }
 
 function traceList(traces) {
-  return el("div", { class: "trace-list" }, traces.map((t) => el("a", { class: "trace-row" + (t.error_count ? " has-err" : ""), href: traceHref(t.trace_id) },
+  return el("div", { class: "trace-list" }, traces.map((t) => el("a", { class: "trace-row" + (t.error_count ? " has-err" : ""), href: traceHref(t.trace_id), dataset: { durationNs: String(t.duration_ns || 0) } },
     el("span", { class: "root" }, serviceTag(t.root_service), " ", el("strong", {}, t.root_name || "(no root span)")),
     el("span", { class: "dur" }, fmtDuration(t.duration_ns)),
     el("span", { class: "counts muted" }, t.span_count + " spans \u00b7 " + t.log_count + " logs \u00b7 ",
@@ -711,6 +711,10 @@ async function showTrace(gen, rawId, params) {
       if (hit) { n++; first = first || r; }
     }
     found.textContent = needle ? n + (n === 1 ? " match" : " matches") : "";
+    const state = new URLSearchParams(location.hash.split("?")[1] || "");
+    if (needle) state.set("find", find.value.trim());
+    else state.delete("find");
+    history.replaceState(null, "", traceHref(traceId, state.toString()));
     return first;
   };
   find.addEventListener("input", runFind);
