@@ -36,7 +36,7 @@ window.alert = (m) => window.__tl.alerts.push(String(m));
 pub fn browser_binaries() -> Result<(PathBuf, PathBuf), String> {
     let find = |var: &str, names: &[&str]| -> Option<PathBuf> {
         if let Some(path) = std::env::var_os(var) {
-            return Some(PathBuf::from(path));
+            return Some(PathBuf::from(path)).filter(|path| path.is_file());
         }
         let dirs = std::env::var_os("PATH").unwrap_or_default();
         names.iter().find_map(|name| {
@@ -45,13 +45,14 @@ pub fn browser_binaries() -> Result<(PathBuf, PathBuf), String> {
                 .find(|path| path.is_file())
         })
     };
-    let driver = find("THREADLINE_CHROMEDRIVER", &["chromedriver"])
-        .ok_or("no chromedriver on PATH (apt-get install chromium-driver)")?;
+    let driver = find("THREADLINE_CHROMEDRIVER", &["chromedriver"]).ok_or(
+        "no chromedriver (on PATH or at $THREADLINE_CHROMEDRIVER; apt-get install chromium-driver)",
+    )?;
     let chromium = find(
         "THREADLINE_CHROMIUM",
         &["chromium", "chromium-browser", "google-chrome"],
     )
-    .ok_or("no chromium on PATH (apt-get install chromium)")?;
+    .ok_or("no chromium (on PATH or at $THREADLINE_CHROMIUM; apt-get install chromium)")?;
     Ok((driver, chromium))
 }
 
