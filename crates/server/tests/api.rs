@@ -441,6 +441,25 @@ async fn related_widens_from_one_trace_across_services() {
         .collect();
     samples.sort_unstable();
     assert_eq!(samples, [hex(&TRACE_A), hex(&TRACE_B)]);
+    // The sample traces with an error come first: trace B logged its decline at ERROR.
+    let ordered: Vec<(&str, bool)> = json["sample_traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["trace_id"].as_str().unwrap(),
+                t["error"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ordered,
+        [
+            (hex(&TRACE_B).as_str(), true),
+            (hex(&TRACE_A).as_str(), false)
+        ]
+    );
     let in_time: u64 = json["by_time"]
         .as_array()
         .unwrap()
