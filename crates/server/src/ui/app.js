@@ -200,7 +200,7 @@ function serviceHue(name) {
 }
 
 function serviceTag(name) {
-  const tag = el("span", { class: "svc" }, name || "?");
+  const tag = el("span", { class: "svc", title: name || null }, name || "?");
   tag.style.borderColor = "hsl(" + serviceHue(name) + ", 55%, 50%)";
   return tag;
 }
