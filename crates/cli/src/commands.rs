@@ -726,7 +726,7 @@ fn self_command() -> String {
     }
 }
 
-fn open_existing(index_dir: &Path) -> anyhow::Result<Index> {
+pub fn open_existing(index_dir: &Path) -> anyhow::Result<Index> {
     match Index::open(index_dir) {
         Ok(index) => Ok(index),
         Err(index::Error::NoIndex { .. }) => bail!(
@@ -751,7 +751,7 @@ pub fn cannot_open(index_dir: &Path, err: index::Error) -> anyhow::Error {
     }
 }
 
-fn print_json(value: &Value) {
+pub fn print_json(value: &Value) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer_pretty(&mut out, value);
     let _ = writeln!(out);

@@ -1,6 +1,7 @@
 //! The `threadline` binary: flags and glue; the work lives in the library crates.
 
 mod commands;
+mod compare;
 mod config;
 mod follow;
 mod ingest;
@@ -58,6 +59,9 @@ enum Command {
     Search(SearchArgs),
     /// Count matching records by field values and/or time buckets.
     Agg(AggArgs),
+    /// What is different about the records (or traces) a query selects: attribute values
+    /// ranked by how over-represented they are against a baseline.
+    Compare(CompareArgs),
     /// Simulated checkout traffic written live into a folder, tailed and served at once.
     Demo(DemoArgs),
     /// Validate the checksum of every index file and name the damaged ones (exit 2 if any).
@@ -214,6 +218,26 @@ struct AggArgs {
 }
 
 #[derive(Debug, Args)]
+struct CompareArgs {
+    /// The selection, e.g. 'decline_code = do_not_honor'.
+    query: String,
+    /// The baseline (default: every record of the same kinds not in the selection).
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Compare `traces` (a value counts for a trace when any of its spans or logs carries it)
+    /// or `records`.
+    #[arg(long, default_value = "traces")]
+    count: String,
+    /// Most values listed.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[command(flatten)]
+    range: TimeRange,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 struct DemoArgs {
     /// Folder for the simulated traffic and its index (default ./data/demo; wiped on each run,
     /// unless another threadline process is writing its index).
@@ -265,6 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => commands::explain(index, args),
         Command::Search(args) => commands::search(index, args),
         Command::Agg(args) => commands::agg(index, args),
+        Command::Compare(args) => compare::command(index, args),
         Command::Demo(args) => commands::demo(args),
         Command::Check(args) => commands::check(index, args),
         Command::Tail(args) => follow::command(index, args),

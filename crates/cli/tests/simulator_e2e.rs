@@ -417,3 +417,114 @@ fn trace_list_rows_match_ground_truth_per_trace() {
         .collect();
     assert!(durations.windows(2).all(|w| w[0] >= w[1]), "longest first");
 }
+
+/// `compare` through the binary: on one decline code, the card BIN that dominates it ranks
+/// first against the other decline codes and within the top 3 against everything else; the
+/// code itself (the selection's own field) and ids are never ranked.
+#[test]
+fn compare_ranks_the_dominating_bin_of_a_decline_code() {
+    let f = fixture();
+    let code = "do_not_honor";
+    let q = format!("decline_code = {code}");
+    // The BIN most of this code's declined traces carry, by the ground truth's own count.
+    let by_bin = run_json(
+        &f.index,
+        &["agg", &q, "--by", "card.bin", "--count", "traces", "--json"],
+    );
+    let bin = by_bin["buckets"][0]["key"]["card.bin"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let declines = f.truth["aggregations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["count"] == "traces" && a["by"] == serde_json::json!(["decline_code"]))
+        .unwrap();
+    let others = run_json(
+        &f.index,
+        &[
+            "compare",
+            &q,
+            "--baseline",
+            "exists(decline_code)",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        others["selection"]["traces"], declines["buckets"][code],
+        "{others}"
+    );
+    let total: u64 = declines["buckets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        others["baseline"]["traces"].as_u64().unwrap()
+            + others["selection"]["traces"].as_u64().unwrap(),
+        total
+    );
+    let first = &others["results"][0];
+    assert_eq!(
+        (first["field"].as_str(), first["value"].as_str()),
+        (Some("card.bin"), Some(bin.as_str())),
+        "{others:#}"
+    );
+    for key in [
+        "field",
+        "value",
+        "selection_count",
+        "baseline_count",
+        "selection_share",
+        "baseline_share",
+        "score",
+    ] {
+        assert!(first.get(key).is_some(), "{key} missing: {first}");
+    }
+
+    let everything = run_json(&f.index, &["compare", &q, "--json"]);
+    let results = everything["results"].as_array().unwrap();
+    let rank = results
+        .iter()
+        .position(|r| r["field"] == "card.bin" && r["value"] == bin.as_str())
+        .unwrap_or(usize::MAX);
+    assert!(rank < 3, "{bin} is at {rank}: {everything:#}");
+    for r in results {
+        let field = r["field"].as_str().unwrap();
+        assert_ne!(
+            field, "decline_code",
+            "the selection's own field is ranked: {r}"
+        );
+        assert!(
+            ![
+                "order.id",
+                "user.id",
+                "stripe.charge_id",
+                "duration_ms",
+                "payment.amount_cents"
+            ]
+            .contains(&field),
+            "a high-cardinality field is ranked: {r}"
+        );
+    }
+    // The table: 80 columns, a bar per line, no colour with NO_COLOR.
+    let out = threadline(&[
+        "--index",
+        f.index.to_str().unwrap(),
+        "compare",
+        &q,
+        "--baseline",
+        "exists(decline_code)",
+    ]);
+    assert_success(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    let first_row = text.lines().nth(2).unwrap();
+    assert!(
+        first_row.starts_with(&format!("card.bin = {bin}")) && first_row.contains('█'),
+        "{text}"
+    );
+}

@@ -11,6 +11,7 @@ mod arrivals;
 mod catalog;
 mod check;
 mod collect;
+mod compare;
 pub mod doc;
 mod error;
 mod lock;
@@ -39,6 +40,10 @@ pub use crate::agg::{
 pub use crate::arrivals::Arrivals;
 pub use crate::catalog::{DependencyLink, Operation};
 pub use crate::check::{CheckReport, DamagedFile, check};
+pub use crate::compare::{
+    CompareRequest, CompareResponse, CompareResult, CompareUnit, HIGH_CARDINALITY,
+    MAX_COMPARE_LIMIT, MAX_UNITS_READ, SideTotals, score as compare_score,
+};
 pub use crate::error::{Error, Result};
 pub use crate::lock::{IndexLock, LOCK_FILE};
 pub use crate::retention::{RetentionPolicy, RetentionReport};

@@ -17,6 +17,8 @@ use crate::{ApiError, AppState};
 
 /// Hits per page of search unless `limit` says otherwise.
 const DEFAULT_SEARCH_LIMIT: usize = 100;
+/// Results of compare unless `limit` says otherwise.
+const DEFAULT_COMPARE_LIMIT: usize = 20;
 /// Rows of a trace list unless `limit` says otherwise.
 const DEFAULT_TRACE_LIST_LIMIT: usize = 100;
 /// Distinct values of the attribute that `related` widens on.
@@ -49,6 +51,18 @@ pub struct TraceListParams {
     limit: Option<usize>,
     /// `time`, `-time` (the default), `duration`, `-duration`.
     sort: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompareParams {
+    #[serde(default)]
+    q: String,
+    baseline: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    /// `traces` (the default) or `records`.
+    count: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,6 +282,60 @@ pub async fn aggregate(
             count,
         };
         Ok(index.aggregate_compiled(query, &request)?)
+    })
+    .await?;
+    Ok(Json(response.to_json()))
+}
+
+/// What is different about the selection `q` against `baseline`: attribute/value pairs ranked by
+/// over-representation.
+pub async fn compare(
+    State(state): State<AppState>,
+    params: Result<Query<CompareParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let now = now_ns();
+    let (from_ns, to_ns) = time_range(p.from.as_deref(), p.to.as_deref(), now)?;
+    let limit = p.limit.unwrap_or(DEFAULT_COMPARE_LIMIT);
+    if limit == 0 || limit > index::MAX_COMPARE_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and {}; got {limit}",
+            index::MAX_COMPARE_LIMIT
+        )));
+    }
+    let count = match p.count.as_deref().map(str::trim) {
+        None | Some("") | Some("traces") => index::CompareUnit::Traces,
+        Some("records") => index::CompareUnit::Records,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown count {other:?}: use traces (the default) or records"
+            )));
+        }
+    };
+    if p.q.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "`q` is required: the selection to explain, e.g. q=decline_code = do_not_honor".into(),
+        ));
+    }
+    let selection = parse_query(&state, &p.q)?;
+    let baseline = p
+        .baseline
+        .as_deref()
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| parse_query(&state, b))
+        .transpose()?;
+    let index = state.index.clone();
+    let response = blocking(move || {
+        let request = index::CompareRequest {
+            query: &p.q,
+            baseline: p.baseline.as_deref(),
+            from_ns,
+            to_ns,
+            limit,
+            count,
+            now_ns: Some(now),
+        };
+        Ok(index.compare_exprs(&selection, baseline.as_ref(), &request)?)
     })
     .await?;
     Ok(Json(response.to_json()))

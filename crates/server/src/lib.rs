@@ -224,6 +224,7 @@ fn route_table() -> Vec<(Access, &'static str, &'static str, MethodRouter<AppSta
         ),
         (Access::Read, "get", "/api/v1/traces", get(api::trace_list)),
         (Access::Read, "get", "/api/v1/search", get(api::search)),
+        (Access::Read, "get", "/api/v1/compare", get(api::compare)),
         (
             Access::Read,
             "get",

@@ -405,6 +405,67 @@ async fn trace_list_has_one_row_per_trace_with_all_its_records() {
 }
 
 #[tokio::test]
+async fn compare_answers_in_the_documented_shape() {
+    let t = seeded().await;
+    let uri = format!(
+        "/api/v1/compare?q={}&from=now()-1h",
+        encode("decline_code = do_not_honor")
+    );
+    let reply = t.get(&uri).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let json = reply.json();
+    // Both traces carry the code; the baseline (no record of either kind matching) is empty of
+    // traces, so nothing is over-represented against it.
+    assert_eq!(json["selection"]["traces"], 2, "{json}");
+    assert_eq!(json["selection"]["records"], 2, "{json}");
+    for key in ["records", "traces"] {
+        assert!(json["baseline"][key].is_u64(), "{json}");
+    }
+    assert!(json["results"].is_array());
+    let reply = t
+        .get(&format!(
+            "/api/v1/compare?q={}&count=records&baseline={}",
+            encode("service = billing"),
+            encode("service = checkout")
+        ))
+        .await
+        .json();
+    assert_eq!(reply["selection"]["records"], 4, "{reply}");
+    for r in reply["results"].as_array().unwrap() {
+        assert_ne!(r["field"], "service", "the selection's own field: {reply}");
+        for key in [
+            "field",
+            "value",
+            "selection_count",
+            "baseline_count",
+            "selection_share",
+            "baseline_share",
+            "score",
+        ] {
+            assert!(r.get(key).is_some(), "{key}: {r}");
+        }
+    }
+    assert_eq!(
+        t.get("/api/v1/compare?q=").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        t.get(&format!(
+            "/api/v1/compare?q={}&count=spans",
+            encode("kind = span")
+        ))
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
 async fn related_widens_from_one_trace_across_services() {
     let t = seeded().await;
     let uri = format!(
