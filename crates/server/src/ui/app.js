@@ -1208,7 +1208,8 @@ async function showCompare(gen, params) {
   };
   results.replaceChildren(
     el("p", { class: "summary" }, "selection: " + (c.selection || {}).traces + " traces / " + (c.selection || {}).records + " records \u00b7 baseline: " +
-      (c.baseline || {}).traces + " traces / " + (c.baseline || {}).records + " records"),
+      (c.baseline || {}).traces + " traces / " + (c.baseline || {}).records + " records \u00b7 ",
+      el("span", { class: "key-sel" }), " share in the selection ", el("span", { class: "key-base" }), " in the baseline"),
     (c.results || []).length ? el("div", { class: "compare" }, (c.results || []).map((r) => el("div", { class: "cmprow" },
       el("a", { class: "label", href: searchHref({ q: "(" + q + ") AND " + r.field + " = " + literal(r.value), since: range.since }) },
         el("code", {}, r.field + " = " + fmtValue(r.value))),
