@@ -388,7 +388,8 @@ function safeDecode(part) {
 
 // ---- traces (landing page) ---------------------------------------------------------------
 
-/** The filters of the trace list as one query of the query language. */
+/** The filters of the trace list as one query of the query language: the span filters and the
+ *  free query hold for one record (a trace matches when one of its records does). */
 function tracesQuery(params) {
   const parts = [];
   const service = params.get("service");
@@ -401,7 +402,6 @@ function tracesQuery(params) {
   if (params.get("max")) parts.push("duration <= " + params.get("max"));
   const q = (params.get("q") || "").trim();
   if (q) parts.push(parts.length ? "(" + q + ")" : q);
-  if (params.get("status") === "error" && !service && !operation) return parts.join(" AND ");
   return parts.join(" AND ");
 }
 
