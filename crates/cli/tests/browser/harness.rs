@@ -198,6 +198,9 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     test: String,
+    /// `http://127.0.0.1:PORT/session/ID`, ended on drop if `close` was not reached.
+    session_url: Option<String>,
+    closed: bool,
 }
 
 impl Browser {
@@ -241,10 +244,18 @@ impl Browser {
                 Err(e) => panic!("cannot open a Chromium session through chromedriver: {e}"),
             }
         };
+        let session_url = client
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .map(|id| format!("{url}/session/{id}"));
         let browser = Browser {
             client,
             driver,
             test: test.to_owned(),
+            session_url,
+            closed: false,
         };
         browser
             .cdp(
@@ -411,15 +422,26 @@ impl Browser {
     }
 
     /// Closes the session (and with it Chromium).
-    pub async fn close(self) {
-        let _ = self.client.clone().close().await;
+    pub async fn close(mut self) {
+        self.closed = self.client.clone().close().await.is_ok();
         // Drop stops the driver.
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // A failed test never reaches `close`: the driver goes, and Chromium with it.
+        // A failed test never reaches `close`: end the session (Chromium quits) from a thread
+        // of its own, as this may run on the async runtime, then stop the driver, which would
+        // leave Chromium running if killed first.
+        if let (false, Some(session)) = (self.closed, self.session_url.clone()) {
+            let _ = std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()?;
+                client.delete(session).send()
+            })
+            .join();
+        }
         if matches!(self.driver.try_wait(), Ok(None)) {
             let _ = self.driver.kill();
             let _ = self.driver.wait();
