@@ -139,11 +139,16 @@ pub struct Site {
 
 impl Site {
     pub fn start() -> Site {
+        Site::start_with("")
+    }
+
+    /// A site whose config has `extra` after the fast test settings.
+    pub fn start_with(extra: &str) -> Site {
         let ws = Workspace::new(&tmp_root());
         copy_dir(&fixture().index, &ws.index());
         let logs = ws.logs();
         std::fs::write(logs.join("live.jsonl"), "").unwrap();
-        let config = ws.config(FAST_CONFIG);
+        let config = ws.config(&format!("{FAST_CONFIG}\n{extra}"));
         let serve = ServeCommand::new(env!("CARGO_BIN_EXE_threadline"), ws.index())
             .arg("--config")
             .arg(&config)
@@ -401,19 +406,24 @@ impl Browser {
         eprintln!("screenshot: {}", path.display());
     }
 
-    /// Fails on any console error, script error, CSP violation or alert since the last call.
-    pub async fn assert_clean(&self) {
+    /// The console's errors since the last read.
+    pub async fn console_errors(&self) -> Vec<String> {
         let log = self
             .client
             .issue_cmd(BrowserLog)
             .await
             .unwrap_or_else(|e| panic!("cannot read the browser log: {e}"));
-        let severe: Vec<&Value> = log
-            .as_array()
+        log.as_array()
             .into_iter()
             .flatten()
             .filter(|entry| entry["level"] == "SEVERE")
-            .collect();
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Fails on any console error, script error, CSP violation or alert since the last call.
+    pub async fn assert_clean(&self) {
+        let severe = self.console_errors().await;
         assert!(severe.is_empty(), "browser console errors: {severe:#?}");
         let hook = self.js("return window.__tl").await;
         for key in ["errors", "violations", "alerts"] {

@@ -496,6 +496,43 @@ async fn live_view_receives_a_new_record_and_pauses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_read_token_the_page_asks_for_it_and_live_follows_with_it() {
+    if skip() {
+        return;
+    }
+    let site = Site::start_with("[server]\nread_token = \"r34d-t0ken\"\n");
+    let b = Browser::start("token").await;
+    b.open(
+        &site.serve.url,
+        "#/live?q=service%20%3D%20live-probe",
+        "live",
+    )
+    .await;
+    b.wait(".error input.token").await;
+    b.screenshot("asked-1280").await;
+    b.js(
+        r#"document.querySelector(".error input.token").value = "r34d-t0ken";
+            document.querySelector(".error form").requestSubmit(); return true;"#,
+    )
+    .await;
+    b.wait(".live-status.on").await;
+    site.append_live(
+        &json!({"timestamp": jiff::Timestamp::now().to_string(), "level": "warn",
+        "service": "live-probe", "message": "line behind a token"}),
+    );
+    b.wait_js(
+        "the record behind the token",
+        "return document.body.innerText.includes('line behind a token')",
+    )
+    .await;
+    // The only console errors are the refusals before the token was given.
+    for error in b.console_errors().await {
+        assert!(error.contains("401"), "{error}");
+    }
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compare_page_favicon_and_keyboard() {
     if skip() {
         return;

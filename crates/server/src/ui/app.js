@@ -1118,51 +1118,105 @@ function showLive(gen, params) {
   const list = el("table", { class: "hits" }, el("thead", {}, el("tr", {}, ["time (UTC)", "kind", "service", "level / status", "body / name", "trace"].map((h) => el("th", {}, h)))), body);
   setMain(el("h1", {}, "Live"), form, el("p", { class: "toolbar" }, status, " ", pause, " ", counter),
     el("p", { class: "muted empty" }, "Records matching the query appear here as they are indexed, newest on top."), list);
-  let source = null;
+  let controller = null;
   let lastId = null;
   let received = 0;
   let paused = false;
-  const onRecord = (e) => {
-    lastId = e.lastEventId || lastId;
+  const onRecord = (data, id) => {
+    lastId = id || lastId;
     let hit;
-    try { hit = JSON.parse(e.data); } catch (_) { return; }
+    try { hit = JSON.parse(data); } catch (_) { return; }
     received++;
     counter.textContent = received + " received";
     body.prepend(hitRow(hit));
     while (body.children.length > LIVE_MAX_ROWS) body.lastChild.remove();
   };
-  const open = () => {
-    const url = "/api/v1/tail?" + query({ q, after: lastId });
-    source = new EventSource(url);
-    source.addEventListener("span", onRecord);
-    source.addEventListener("log", onRecord);
-    source.addEventListener("record", onRecord);
-    source.addEventListener("open", () => { status.textContent = "live"; status.className = "live-status on"; });
-    source.addEventListener("error", (e) => {
-      if (e.data) {
-        let message = e.data;
-        try { message = JSON.parse(e.data).error.message; } catch (_) { /* keep the raw text */ }
-        status.textContent = "error: " + message;
-      } else {
-        status.textContent = source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting\u2026";
-      }
-      status.className = "live-status";
-    });
+  const setStatus = (text, on) => {
+    status.textContent = text;
+    status.className = "live-status" + (on ? " on" : "");
   };
-  const close = () => { if (source) source.close(); source = null; };
+  // A fetch stream rather than EventSource, which cannot send the read token. It resumes after
+  // the last record it got (`after`), so a reconnect loses nothing and repeats nothing.
+  const follow = async () => {
+    while (!paused && gen === generation) {
+      controller = new AbortController();
+      const signal = controller.signal;
+      try {
+        await tailStream(q, lastId, signal, () => setStatus("live", true), (event, data, id) => {
+          if (event === "error") {
+            let message = data;
+            try { message = JSON.parse(data).error.message; } catch (_) { /* the raw text */ }
+            setStatus("error: " + message, false);
+          } else {
+            onRecord(data, id);
+          }
+        });
+        if (signal.aborted) return;
+        setStatus("reconnecting\u2026", false);
+      } catch (error) {
+        if (signal.aborted) return;
+        if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
+          setStatus("stopped", false);
+          list.before(errorBox(error, q));
+          return;
+        }
+        setStatus("reconnecting\u2026", false);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  };
+  const stop = () => { if (controller) controller.abort(); };
   pause.addEventListener("click", () => {
     paused = !paused;
     pause.textContent = paused ? "Resume" : "Pause";
     if (paused) {
-      close();
-      status.textContent = "paused";
-      status.className = "live-status";
+      stop();
+      setStatus("paused", false);
     } else {
-      open();
+      follow();
     }
   });
-  cleanup.push(close);
-  if (gen === generation) open();
+  cleanup.push(() => { paused = true; stop(); });
+  if (gen === generation) follow();
+}
+
+/** Reads the live-tail stream (server-sent events) until it ends, calling `onEvent(event, data,
+ *  id)` per event; `onOpen` once the server accepted it. Throws an ApiError on a refusal. */
+async function tailStream(q, after, signal, onOpen, onEvent) {
+  const response = await fetch("/api/v1/tail?" + query({ q, after }),
+    { headers: { ...authHeaders(), Accept: "text/event-stream" }, credentials: "same-origin", signal });
+  if (!response.ok) {
+    const error = ((await response.json().catch(() => null)) || {}).error || {};
+    throw new ApiError(response.status, error.code || "http_" + response.status, error.message || String(response.status));
+  }
+  onOpen();
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message";
+      let id = null;
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (!line || line.startsWith(":")) continue; // a keep-alive comment
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") event = text;
+        else if (field === "data") data.push(text);
+        else if (field === "id") id = text;
+      }
+      if (data.length) onEvent(event, data.join("\n"), id);
+    }
+    // One event is one record: far below this.
+    if (buffer.length > 16 << 20) throw new ApiError(0, "ui", "the live stream sent an event over 16 MiB");
+  }
 }
 
 // ---- compare -----------------------------------------------------------------------------
