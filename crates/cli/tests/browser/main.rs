@@ -378,6 +378,27 @@ async fn search_shows_a_histogram_and_groups_declines_by_code_and_bin() {
         assert!(is_full_trace_id(id.as_str().unwrap()), "{id}");
     }
     b.at_each_width("groupby").await;
+
+    // A hit's details open over the page (its width stays), and Esc closes them.
+    let width = b
+        .js("return document.querySelector('table.hits').clientWidth")
+        .await;
+    b.click("table.hits tr.hit td.body").await;
+    b.wait("#panel:not([hidden]) .facts").await;
+    assert_eq!(
+        b.js("return document.querySelector('table.hits').clientWidth")
+            .await,
+        width
+    );
+    b.screenshot("panel-1280").await;
+    b.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{e00c}") // Escape
+        .await
+        .unwrap();
+    b.wait("#panel[hidden]").await;
     b.assert_clean().await;
 
     // The same question counting traces: a decline writes a span and a log, counted once.
