@@ -777,7 +777,7 @@ function spanDetail(traceId, span, selfNs, startUs) {
     facts([
       ["span id", idWithCopy(span.span_id || "", "span id")],
       ["parent", span.parent_span_id || "(root)"],
-      ["start", fmtTime(span.start) + " UTC (+" + fmtDuration((spanStartUs - startUs) * 1000) + ")"],
+      ["start", fmtTime(span.start) + " UTC" + (isFinite(startUs) ? " (+" + fmtDuration((spanStartUs - startUs) * 1000) + ")" : "")],
       ["duration", fmtDuration(span.duration_ns)],
       ["self time", selfNs == null ? null : fmtDuration(selfNs)],
       ["status", status.code],
@@ -1094,7 +1094,7 @@ function hitRow(hit) {
   clickable(row, () => {
     closePanel();
     row.classList.add("selected");
-    if (isSpan) setPanel(spanDetail(hit.trace_id, hit, null, toUs(hit.start)));
+    if (isSpan) setPanel(spanDetail(hit.trace_id, hit, null, NaN));
     else setPanel(logDetail(hit.trace_id, hit, NaN));
   });
   return row;
