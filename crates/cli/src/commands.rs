@@ -204,6 +204,9 @@ pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
         args.range.to.as_deref(),
         now_ns,
     )?;
+    if args.traces {
+        return search_traces(&index, &args, range, now_ns);
+    }
     let response = index.search(&SearchRequest {
         query: &args.query,
         from_ns: range.from_ns,
@@ -240,6 +243,68 @@ pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The percentiles `agg --stats` prints (the HTTP API's `stats=true` gives the same).
+const STATS_PERCENTILES: [f64; 4] = [50.0, 90.0, 95.0, 99.0];
+
+/// `search --traces`: one row per trace with a matching record.
+fn search_traces(
+    index: &Index,
+    args: &SearchArgs,
+    range: timespec::Range,
+    now_ns: i64,
+) -> anyhow::Result<ExitCode> {
+    let sort: index::TraceSort = args.sort.parse().context("--sort")?;
+    let response = index.list_traces(&index::TraceListRequest {
+        query: &args.query,
+        from_ns: range.from_ns,
+        to_ns: range.to_ns,
+        limit: args.limit,
+        sort,
+        now_ns: Some(now_ns),
+    })?;
+    if args.json {
+        print_json(&response.to_json());
+    } else {
+        let mut out = std::io::stdout().lock();
+        for row in &response.traces {
+            let start = decode::time::format_rfc3339_ns(row.start_ns);
+            let errors = if row.error_count > 0 {
+                format!(" {} errors", row.error_count)
+            } else {
+                String::new()
+            };
+            let root: String = format!("{}: {}", row.root_service, row.root_name)
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect();
+            let _ = writeln!(
+                out,
+                "{start:<30} {} {:>9} {:>4} spans {:>4} logs  {root}{errors}",
+                row.trace_id,
+                waterfall::format_duration(row.duration_ns),
+                row.span_count,
+                row.log_count,
+            );
+        }
+        let more = if response.truncated {
+            " (more matched than were summarised; narrow the query or the time range)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "{} of {} traces ({} ms){more}",
+            response.traces.len(),
+            response.total,
+            response.took_ms
+        );
+    }
+    Ok(if response.total == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 pub fn agg(index_dir: &Path, args: AggArgs) -> anyhow::Result<ExitCode> {
     if args.by.is_empty() && args.interval.is_none() {
         bail!("agg needs --by FIELD[,FIELD] and/or --interval DURATION");
@@ -258,6 +323,7 @@ pub fn agg(index_dir: &Path, args: AggArgs) -> anyhow::Result<ExitCode> {
         .map(|i| timespec::parse_duration(i).with_context(|| format!("--interval {i:?}")))
         .transpose()?
         .map(|ns| std::time::Duration::from_nanos(ns.max(0) as u64));
+    let count: index::CountMode = args.count.parse().context("--count")?;
     let response = index.aggregate(&AggRequest {
         query: &args.query,
         from_ns: range.from_ns,
@@ -268,10 +334,11 @@ pub fn agg(index_dir: &Path, args: AggArgs) -> anyhow::Result<ExitCode> {
         size: args.size,
         duration_stats: args.stats,
         duration_percentiles: if args.stats {
-            vec![50.0, 95.0, 99.0]
+            STATS_PERCENTILES.to_vec()
         } else {
             Vec::new()
         },
+        count,
     })?;
     let json = response.to_json();
     if args.json {
@@ -298,22 +365,21 @@ pub fn agg(index_dir: &Path, args: AggArgs) -> anyhow::Result<ExitCode> {
                             .map(|v| waterfall::format_duration(v as i64))
                             .unwrap_or_default()
                     };
-                    format!(
-                        "  avg {} p50 {} p99 {} max {}",
-                        fmt("avg"),
-                        fmt("p50"),
-                        fmt("p99"),
-                        fmt("max")
-                    )
+                    let cells: Vec<String> = ["min", "avg", "p50", "p90", "p95", "p99", "max"]
+                        .iter()
+                        .map(|k| format!("{k} {}", fmt(k)))
+                        .collect();
+                    format!("  {}", cells.join(" "))
                 }
                 _ => String::new(),
             };
             let _ = writeln!(out, "{:>8}  {}{stats}", bucket["count"], key.join("  "));
         }
-        eprintln!(
-            "{} matching records ({} ms)",
-            response.total, response.took_ms
-        );
+        let what = match count {
+            index::CountMode::Records => "matching records",
+            index::CountMode::Traces => "traces with a matching record",
+        };
+        eprintln!("{} {what} ({} ms)", response.total, response.took_ms);
     }
     Ok(if response.total == 0 {
         ExitCode::from(1)
@@ -374,6 +440,10 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         traffic.display()
     );
     let truth = checkout_sim::generate(&history, &traffic).context("the simulator failed")?;
+    // Beside the traffic, not in it: `ingest data/demo/traffic` indexes traffic only.
+    let truth_path = root.join("ground_truth.json");
+    checkout_sim::write_ground_truth(&truth, &truth_path)
+        .with_context(|| format!("cannot write {}", truth_path.display()))?;
     // A failing Stripe call: the request the demo shows first.
     const FAILED_STRIPE_CALL: &str = "kind = span AND name = stripe_api_call AND status = ERROR";
 
@@ -429,7 +499,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let id = example.map_or_else(|| "TRACE_ID".to_owned(), |(id, _)| id);
         let me = self_command();
         println!(
-            "\nTry:\n  {me} --index {idx} trace {id}\n  {me} --index {idx} search 'decline_code = \"do_not_honor\"' --since 2h\n  {me} --index {idx} agg 'kind = span AND exists(decline_code)' --by decline_code\n  {me} --index {idx} agg 'kind = span AND name = stripe_api_call AND status = ERROR' --interval 10m"
+            "\nTry:\n  {me} --index {idx} trace {id}\n  {me} --index {idx} search 'decline_code = \"do_not_honor\"' --since 2h\n  {me} --index {idx} agg 'exists(decline_code)' --by decline_code --count traces\n  {me} --index {idx} agg 'kind = span AND name = stripe_api_call AND status = ERROR' --interval 10m"
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -439,7 +509,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let live = checkout_sim::SimConfig {
         // Another seed than the history's, so live requests do not repeat its trace ids.
         seed: args.seed ^ now_ns as u64,
-        traces_per_second: args.rate,
+        // As fast as the history: a histogram over the last hours shows no cliff at "now".
+        traces_per_second: args.rate.unwrap_or(history.traces_per_second),
         ..checkout_sim::SimConfig::default()
     };
     let simulator = {
@@ -501,7 +572,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let me = self_command();
         let _ = writeln!(
             out,
-            "\nthreadline is live: the simulator appends checkout traffic to {traffic_shown}; every line is searchable within a second.\nOpen {url}/ in a browser, or try:\n  curl -s {url}/api/v1/traces/{id}\n  curl -sG {url}/api/v1/search --data-urlencode 'q=decline_code = \"do_not_honor\"' -d limit=5\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q=kind = span AND exists(decline_code)' -d by=decline_code\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q={FAILED_STRIPE_CALL}' -d interval=10m\n  curl -sG {url}/api/v1/search --data-urlencode 'q=timestamp > now() - 10s' -d limit=3\n  {me} --index {idx} trace {id}\n  {me} tail 'level >= warn' --server {url}\nCtrl-C stops."
+            "\nthreadline is live: the simulator appends checkout traffic to {traffic_shown}; every line is searchable within a second.\nOpen {url}/ in a browser, or try:\n  curl -s {url}/api/v1/traces/{id}\n  curl -sG {url}/api/v1/search --data-urlencode 'q=decline_code = \"do_not_honor\"' -d limit=5\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q=exists(decline_code)' -d by=decline_code -d count=traces\n  curl -sG {url}/api/v1/aggregate --data-urlencode 'q={FAILED_STRIPE_CALL}' -d interval=10m\n  curl -sG {url}/api/v1/search --data-urlencode 'q=timestamp > now() - 10s' -d limit=3\n  {me} --index {idx} trace {id}\n  {me} tail 'level >= warn' --server {url}\nCtrl-C stops."
         );
     };
     let served = crate::serve::run(
@@ -688,7 +759,7 @@ fn self_command() -> String {
     }
 }
 
-fn open_existing(index_dir: &Path) -> anyhow::Result<Index> {
+pub fn open_existing(index_dir: &Path) -> anyhow::Result<Index> {
     match Index::open(index_dir) {
         Ok(index) => Ok(index),
         Err(index::Error::NoIndex { .. }) => bail!(
@@ -713,7 +784,7 @@ pub fn cannot_open(index_dir: &Path, err: index::Error) -> anyhow::Error {
     }
 }
 
-fn print_json(value: &Value) {
+pub fn print_json(value: &Value) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer_pretty(&mut out, value);
     let _ = writeln!(out);

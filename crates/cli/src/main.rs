@@ -1,6 +1,7 @@
 //! The `threadline` binary: flags and glue; the work lives in the library crates.
 
 mod commands;
+mod compare;
 mod config;
 mod follow;
 mod ingest;
@@ -59,6 +60,9 @@ enum Command {
     Search(SearchArgs),
     /// Count matching records by field values and/or time buckets.
     Agg(AggArgs),
+    /// What is different about the records (or traces) a query selects: attribute values
+    /// ranked by how over-represented they are against a baseline.
+    Compare(CompareArgs),
     /// Simulated checkout traffic written live into a folder, tailed and served at once.
     Demo(DemoArgs),
     /// Validate the checksum of every index file and name the damaged ones (exit 2 if any).
@@ -171,8 +175,19 @@ struct SearchArgs {
     #[arg(long, default_value_t = 20)]
     limit: usize,
     /// Continue after a previous page (the cursor printed by --json).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "traces")]
     cursor: Option<String>,
+    /// List traces instead of records: one row per trace that has a matching span or log.
+    #[arg(long)]
+    traces: bool,
+    /// With --traces: time, -time (newest first), duration or -duration (longest first).
+    #[arg(
+        long,
+        default_value = "-time",
+        requires = "traces",
+        allow_hyphen_values = true
+    )]
+    sort: String,
     #[arg(long)]
     json: bool,
 }
@@ -190,9 +205,33 @@ struct AggArgs {
     /// Most values per field.
     #[arg(long, default_value_t = 100)]
     size: usize,
-    /// Add duration statistics and p50/p95/p99 per bucket.
+    /// Count `records` (spans and logs) or `traces` (distinct traces with a matching record:
+    /// a decline that wrote a span and a log counts once).
+    #[arg(long, default_value = "records")]
+    count: String,
+    /// Add duration statistics per bucket: min, avg, p50, p90, p95, p99 and max.
     #[arg(long)]
     stats: bool,
+    #[command(flatten)]
+    range: TimeRange,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The selection, e.g. 'decline_code = do_not_honor'.
+    query: String,
+    /// The baseline (default: every record of the same kinds not in the selection).
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Compare `traces` (a value counts for a trace when any of its spans or logs carries it)
+    /// or `records`.
+    #[arg(long, default_value = "traces")]
+    count: String,
+    /// Most values listed.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
     #[command(flatten)]
     range: TimeRange,
     #[arg(long)]
@@ -208,9 +247,10 @@ struct DemoArgs {
     /// Requests in the hour of history written before serving (with --once: all of them).
     #[arg(long, default_value_t = 2000)]
     traces: usize,
-    /// Live requests per second written while serving.
-    #[arg(long, default_value_t = 5.0)]
-    rate: f64,
+    /// Live requests per second written while serving (default: the history's rate,
+    /// --traces per hour).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Simulator seed (same seed, same traffic).
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -250,6 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => commands::explain(index, args),
         Command::Search(args) => commands::search(index, args),
         Command::Agg(args) => commands::agg(index, args),
+        Command::Compare(args) => compare::command(index, args),
         Command::Demo(args) => commands::demo(args),
         Command::Check(args) => commands::check(index, args),
         Command::Tail(args) => follow::command(index, args),

@@ -783,6 +783,10 @@ fn demo_serves_live_simulated_traffic_until_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(data.join(".threadline-demo").exists());
+    // The ground truth lies beside the traffic folder, so indexing that folder indexes
+    // traffic only.
+    assert!(data.join("ground_truth.json").exists());
+    assert!(!data.join("traffic").join("ground_truth.json").exists());
 }
 
 #[test]

@@ -29,14 +29,15 @@ fn fixture() -> &'static Fixture {
             start_ns: 1_795_183_800_000_000_000, // 2026-11-20T14:10:00Z
             ..checkout_sim::SimConfig::default()
         };
-        checkout_sim::generate(&config, &traffic).unwrap();
-        let truth: Value =
-            serde_json::from_slice(&std::fs::read(traffic.join("ground_truth.json")).unwrap())
-                .unwrap();
-        // Ingest everything but the ground truth itself.
-        let inputs: Vec<PathBuf> = ["spans", "logs"].iter().map(|d| traffic.join(d)).collect();
-        let mut args: Vec<&str> = vec!["--index", index.to_str().unwrap(), "ingest", "--json"];
-        args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+        let truth = checkout_sim::generate(&config, &traffic).unwrap().to_json();
+        // The whole traffic folder: it holds traffic only (the truth is not written there).
+        let args: Vec<&str> = vec![
+            "--index",
+            index.to_str().unwrap(),
+            "ingest",
+            "--json",
+            traffic.to_str().unwrap(),
+        ];
         let out = threadline(&args);
         assert_success(&out);
         let ingest_summary: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -95,7 +96,7 @@ fn ingest_summary_counts_every_record() {
     ] {
         assert!(s[key].is_u64(), "ingest --json lacks {key}: {s}");
     }
-    assert!(f.traffic.join("ground_truth.json").exists());
+    assert!(!f.traffic.join("ground_truth.json").exists());
 }
 
 #[test]
@@ -229,6 +230,7 @@ fn aggregations_match_ground_truth() {
         .as_array()
         .expect("ground truth lists aggregations");
     assert!(!aggs.is_empty());
+    let mut counted_traces = 0;
     for case in aggs {
         let q = case["q"].as_str().unwrap();
         let mut args = vec!["agg", q, "--json"];
@@ -243,6 +245,9 @@ fn aggregations_match_ground_truth() {
         if let Some(interval) = case["interval"].as_str() {
             args.extend(["--interval", interval]);
         }
+        // Distinct traces per bucket where the ground truth counts them.
+        let count = case["count"].as_str().unwrap_or("records");
+        args.extend(["--count", count]);
         let result = run_json(&f.index, &args);
         let mut got = serde_json::Map::new();
         for bucket in result["buckets"].as_array().unwrap() {
@@ -261,10 +266,17 @@ fn aggregations_match_ground_truth() {
         got.retain(|_, v| v.as_u64() != Some(0));
         assert_eq!(
             &got, expected,
-            "agg {q} by {by:?} interval {:?}",
+            "agg {q} by {by:?} interval {:?} count {count}",
             case["interval"]
         );
+        if count == "traces" {
+            counted_traces += 1;
+        }
     }
+    assert!(
+        counted_traces >= 4,
+        "the ground truth counts traces in {counted_traces} cases"
+    );
 }
 
 fn value_text(v: &Value) -> String {
@@ -375,6 +387,180 @@ fn explain_exit_codes_are_those_of_every_command() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("error_origin") && text.contains("\"error_ancestors\""),
+        "{text}"
+    );
+}
+
+/// `search --traces`: one row per trace of the traffic, each counting exactly the spans and logs
+/// the simulator wrote for it (payment-service's Datadog logs, known by the low 64 bits of
+/// their trace, included), with its root span's name.
+#[test]
+fn trace_list_rows_match_ground_truth_per_trace() {
+    let f = fixture();
+    let traces = f.truth["traces"].as_object().unwrap();
+    let list = run_json(
+        &f.index,
+        &["search", "", "--traces", "--limit", "1000", "--json"],
+    );
+    assert_eq!(
+        list["total"].as_u64(),
+        Some(traces.len() as u64),
+        "{}",
+        list["total"]
+    );
+    assert_eq!(list["truncated"], false);
+    let rows = list["traces"].as_array().unwrap();
+    assert_eq!(rows.len(), traces.len());
+    for row in rows {
+        let id = row["trace_id"].as_str().unwrap();
+        let want = &traces[id];
+        assert_eq!(row["span_count"], want["spans"], "{id}");
+        assert_eq!(row["log_count"], want["logs"], "{id}");
+        assert_eq!(row["root_name"], want["root"], "{id}");
+    }
+    let starts: Vec<&str> = rows.iter().map(|r| r["start"].as_str().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    // Declines: each declined checkout is one trace, though its span and log both match.
+    let declined = run_json(
+        &f.index,
+        &[
+            "search",
+            "decline_code = do_not_honor",
+            "--traces",
+            "--sort",
+            "-duration",
+            "--json",
+        ],
+    );
+    let spans = run_json(
+        &f.index,
+        &[
+            "search",
+            "decline_code = do_not_honor AND kind = span",
+            "--limit",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(declined["total"].as_u64().unwrap() > 0);
+    assert_eq!(declined["total"], spans["total"]);
+    let durations: Vec<u64> = declined["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["duration_ns"].as_u64().unwrap())
+        .collect();
+    assert!(durations.windows(2).all(|w| w[0] >= w[1]), "longest first");
+}
+
+/// `compare` through the binary: on one decline code, the card BIN that dominates it ranks
+/// first against the other decline codes and within the top 3 against everything else; the
+/// code itself (the selection's own field) and ids are never ranked.
+#[test]
+fn compare_ranks_the_dominating_bin_of_a_decline_code() {
+    let f = fixture();
+    let code = "do_not_honor";
+    let q = format!("decline_code = {code}");
+    // The BIN most of this code's declined traces carry, by the ground truth's own count.
+    let by_bin = run_json(
+        &f.index,
+        &["agg", &q, "--by", "card.bin", "--count", "traces", "--json"],
+    );
+    let bin = by_bin["buckets"][0]["key"]["card.bin"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let declines = f.truth["aggregations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["count"] == "traces" && a["by"] == serde_json::json!(["decline_code"]))
+        .unwrap();
+    let others = run_json(
+        &f.index,
+        &[
+            "compare",
+            &q,
+            "--baseline",
+            "exists(decline_code)",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        others["selection"]["traces"], declines["buckets"][code],
+        "{others}"
+    );
+    let total: u64 = declines["buckets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        others["baseline"]["traces"].as_u64().unwrap()
+            + others["selection"]["traces"].as_u64().unwrap(),
+        total
+    );
+    let first = &others["results"][0];
+    assert_eq!(
+        (first["field"].as_str(), first["value"].as_str()),
+        (Some("card.bin"), Some(bin.as_str())),
+        "{others:#}"
+    );
+    for key in [
+        "field",
+        "value",
+        "selection_count",
+        "baseline_count",
+        "selection_share",
+        "baseline_share",
+        "score",
+    ] {
+        assert!(first.get(key).is_some(), "{key} missing: {first}");
+    }
+
+    let everything = run_json(&f.index, &["compare", &q, "--json"]);
+    let results = everything["results"].as_array().unwrap();
+    let rank = results
+        .iter()
+        .position(|r| r["field"] == "card.bin" && r["value"] == bin.as_str())
+        .unwrap_or(usize::MAX);
+    assert!(rank < 3, "{bin} is at {rank}: {everything:#}");
+    for r in results {
+        let field = r["field"].as_str().unwrap();
+        assert_ne!(
+            field, "decline_code",
+            "the selection's own field is ranked: {r}"
+        );
+        assert!(
+            ![
+                "order.id",
+                "user.id",
+                "stripe.charge_id",
+                "duration_ms",
+                "payment.amount_cents"
+            ]
+            .contains(&field),
+            "a high-cardinality field is ranked: {r}"
+        );
+    }
+    // The table: 80 columns, a bar per line, no colour with NO_COLOR.
+    let out = threadline(&[
+        "--index",
+        f.index.to_str().unwrap(),
+        "compare",
+        &q,
+        "--baseline",
+        "exists(decline_code)",
+    ]);
+    assert_success(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    let first_row = text.lines().nth(2).unwrap();
+    assert!(
+        first_row.starts_with(&format!("card.bin = {bin}")) && first_row.contains('█'),
         "{text}"
     );
 }

@@ -13,12 +13,28 @@ use tantivy::query::{AllQuery, Query};
 use tantivy::schema::Type;
 
 use crate::Index;
+use crate::agg_traces::{MAX_TRACE_PAIRS, TraceBuckets, TraceCounts, float_text};
 use crate::error::{Context as _, Error, Result};
 use crate::schema::names;
 use crate::search::{elapsed_ms, within};
 
 /// Buckets per field unless the request says otherwise.
 const DEFAULT_SIZE: usize = 100;
+/// Most time buckets in one series (empty ones included).
+pub const MAX_TIME_BUCKETS: u64 = 10_000;
+/// Most buckets in one answer once empty time buckets are filled in.
+pub const MAX_BUCKETS: u64 = 100_000;
+
+/// What a bucket counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CountMode {
+    /// Matching spans and logs (the default).
+    #[default]
+    Records,
+    /// Distinct traces having a matching span or log: a decline that wrote a span and a log
+    /// line counts once. Records without a trace are not counted.
+    Traces,
+}
 
 /// Counts of matching records grouped by up to two fields and/or a time interval.
 #[derive(Debug, Clone, Default)]
@@ -39,12 +55,15 @@ pub struct AggRequest<'a> {
     pub duration_stats: bool,
     /// Percentiles of `duration_ns` per bucket, e.g. `[50.0, 95.0, 99.0]`.
     pub duration_percentiles: Vec<f64>,
+    /// Records or distinct traces per bucket.
+    pub count: CountMode,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggResponse {
     pub buckets: Vec<AggBucket>,
-    /// Records matching the query in the time range.
+    /// Records matching the query in the time range (with [`CountMode::Traces`], the distinct
+    /// traces of those records).
     pub total: u64,
     pub took_ms: u64,
 }
@@ -53,6 +72,7 @@ pub struct AggResponse {
 pub struct AggBucket {
     /// (name, value) per dimension, in request order, then `("time", RFC 3339)`.
     pub key: Vec<(String, String)>,
+    /// Records, or distinct traces with [`CountMode::Traces`]; 0 for an empty time bucket.
     pub count: u64,
     pub duration: Option<DurationStats>,
 }
@@ -167,10 +187,36 @@ impl Index {
             &mut prefix,
             &mut buckets,
         );
-        let buckets = keep_top_values(merge_and_sort(buckets), dims.len(), size);
+        let mut buckets = merge_and_sort(buckets);
+        let mut total = total as u64;
+        if request.count == CountMode::Traces {
+            let collector = TraceBuckets {
+                dims: dims.iter().map(|d| (d.field.clone(), d.is_level)).collect(),
+                interval_ms: interval_ms.map(|ms| ms as i64),
+            };
+            let counts = self
+                .searcher()
+                .search(&*query, &collector)
+                .context("counting traces per bucket")?;
+            if counts.overflow {
+                return Err(Error::Aggregation {
+                    message: format!(
+                        "more than {MAX_TRACE_PAIRS} (bucket, trace) pairs: narrow the query, \
+                         the time range or the fields"
+                    ),
+                });
+            }
+            total = counts.all.len() as u64;
+            buckets = merge_and_sort(trace_buckets(&dims, counts, buckets));
+        }
+        let buckets = keep_top_values(buckets, dims.len(), size);
+        let buckets = match interval_ms {
+            Some(ms) => fill_time_buckets(buckets, ms as i64, request)?,
+            None => buckets,
+        };
         Ok(AggResponse {
             buckets,
-            total: total as u64,
+            total,
             took_ms: elapsed_ms(started),
         })
     }
@@ -511,21 +557,29 @@ fn merge_and_sort(buckets: Vec<AggBucket>) -> Vec<AggBucket> {
             }
         }
     }
+    sort_buckets(merged)
+}
+
+/// The largest groups first, time ascending within a group.
+fn sort_buckets(mut buckets: Vec<AggBucket>) -> Vec<AggBucket> {
     let group = |b: &AggBucket| -> Vec<(String, String)> {
         b.key.iter().filter(|(k, _)| k != "time").cloned().collect()
     };
     let mut group_count: HashMap<Vec<(String, String)>, u64> = HashMap::new();
-    for b in &merged {
+    for b in &buckets {
         *group_count.entry(group(b)).or_default() += b.count;
     }
-    merged.sort_by(|a, b| {
-        let (ga, gb) = (group(a), group(b));
-        group_count[&gb]
-            .cmp(&group_count[&ga])
-            .then_with(|| ga.cmp(&gb))
-            .then_with(|| a.key.cmp(&b.key))
+    // By the time itself, not its text: `14:00:00.5Z` comes after `14:00:00Z`.
+    buckets.sort_by_cached_key(|b| {
+        let g = group(b);
+        let time = b
+            .key
+            .iter()
+            .find(|(k, _)| k == "time")
+            .and_then(|(_, t)| t.parse::<jiff::Timestamp>().ok());
+        (std::cmp::Reverse(group_count[&g]), g, time)
     });
-    merged
+    buckets
 }
 
 /// At most `size` values of each field: for the first field overall, for the next one within
@@ -615,12 +669,7 @@ fn key_text(key: &Value) -> String {
             } else if let Some(u) = n.as_u64() {
                 u.to_string()
             } else {
-                let f = n.as_f64().unwrap_or(0.0);
-                if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
-                    (f as i64).to_string()
-                } else {
-                    f.to_string()
-                }
+                float_text(n.as_f64().unwrap_or(0.0))
             }
         }
         other => other.to_string(),
@@ -641,4 +690,150 @@ fn type_name(typ: Type) -> &'static str {
         Type::IpAddr => "ip",
         _ => "other",
     }
+}
+
+impl std::str::FromStr for CountMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<CountMode> {
+        match s {
+            "" | "records" => Ok(CountMode::Records),
+            "traces" => Ok(CountMode::Traces),
+            other => Err(Error::InvalidRequest {
+                message: format!(
+                    "unknown count {other:?}: use records (spans and logs) or traces (distinct \
+                     traces)"
+                ),
+            }),
+        }
+    }
+}
+
+/// The buckets of distinct-trace counts, with the duration statistics of the record buckets
+/// of the same key.
+fn trace_buckets(
+    dims: &[Dimension],
+    counts: TraceCounts,
+    record_buckets: Vec<AggBucket>,
+) -> Vec<AggBucket> {
+    let mut stats: HashMap<Vec<(String, String)>, Option<DurationStats>> = record_buckets
+        .into_iter()
+        .map(|b| (b.key, b.duration))
+        .collect();
+    counts
+        .buckets
+        .into_iter()
+        .map(|((values, time_ms), traces)| {
+            let mut key: Vec<(String, String)> =
+                dims.iter().map(|d| d.label.clone()).zip(values).collect();
+            if let Some(ms) = time_ms {
+                key.push(("time".into(), time_key(ms)));
+            }
+            let duration = stats.remove(&key).flatten();
+            AggBucket {
+                key,
+                count: traces.len() as u64,
+                duration,
+            }
+        })
+        .collect()
+}
+
+/// A time bucket's key: its start, RFC 3339.
+fn time_key(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+/// Adds the empty time buckets (count 0) of every series over the requested range: from `from`
+/// (else the first bucket with records) to `to` (else now, when `from` is given, else the last
+/// bucket with records). Refuses ranges of more than [`MAX_TIME_BUCKETS`] buckets per series or
+/// [`MAX_BUCKETS`] in all.
+fn fill_time_buckets(
+    buckets: Vec<AggBucket>,
+    interval_ms: i64,
+    request: &AggRequest<'_>,
+) -> Result<Vec<AggBucket>> {
+    let align = |ms: i64| ms - ms.rem_euclid(interval_ms);
+    let time_of = |b: &AggBucket| -> Option<i64> {
+        let (_, text) = b.key.iter().find(|(k, _)| k == "time")?;
+        let ts: jiff::Timestamp = text.parse().ok()?;
+        Some(ts.as_millisecond())
+    };
+    let seen: Vec<i64> = buckets.iter().filter_map(time_of).collect();
+    let from_ms = request
+        .from_ns
+        .map(|ns| align(ns.div_euclid(1_000_000)))
+        .or_else(|| seen.iter().copied().min());
+    let last_ms = match request.to_ns {
+        // `to` is exclusive: the last bucket holds `to - 1 ns`.
+        Some(to) => Some(align((to - 1).div_euclid(1_000_000))),
+        None if request.from_ns.is_some() => {
+            let now = request
+                .now_ns
+                .unwrap_or_else(crate::search::now_ns_from_clock);
+            let now = align(now.div_euclid(1_000_000));
+            Some(seen.iter().copied().max().map_or(now, |m| m.max(now)))
+        }
+        None => seen.iter().copied().max(),
+    };
+    let (Some(from_ms), Some(last_ms)) = (from_ms, last_ms) else {
+        return Ok(buckets);
+    };
+    if last_ms < from_ms {
+        return Ok(buckets);
+    }
+    let slots = ((last_ms - from_ms) / interval_ms) as u64 + 1;
+    if slots > MAX_TIME_BUCKETS {
+        return Err(Error::Aggregation {
+            message: format!(
+                "the range makes {slots} time buckets of {interval_ms} ms; at most \
+                 {MAX_TIME_BUCKETS}: use a larger interval or a shorter range"
+            ),
+        });
+    }
+    let group = |b: &AggBucket| -> Vec<(String, String)> {
+        b.key.iter().filter(|(k, _)| k != "time").cloned().collect()
+    };
+    let mut groups: Vec<Vec<(String, String)>> = Vec::new();
+    let mut present: std::collections::HashSet<(Vec<(String, String)>, i64)> =
+        std::collections::HashSet::new();
+    for b in &buckets {
+        let g = group(b);
+        if let Some(ms) = time_of(b) {
+            present.insert((g.clone(), ms));
+        }
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    if groups.is_empty() {
+        // No records at all: one empty series (only when no field splits it).
+        groups.push(Vec::new());
+    }
+    let n_groups = groups.len() as u64;
+    if slots.saturating_mul(n_groups) > MAX_BUCKETS {
+        return Err(Error::Aggregation {
+            message: format!(
+                "{n_groups} series of {slots} time buckets are more than {MAX_BUCKETS} buckets: \
+                 use a larger interval, a shorter range or a smaller size"
+            ),
+        });
+    }
+    let mut out = buckets;
+    for g in &groups {
+        for i in 0..slots {
+            let ms = from_ms + i as i64 * interval_ms;
+            if present.contains(&(g.clone(), ms)) {
+                continue;
+            }
+            let mut key = g.clone();
+            key.push(("time".into(), time_key(ms)));
+            out.push(AggBucket {
+                key,
+                count: 0,
+                duration: None,
+            });
+        }
+    }
+    Ok(sort_buckets(out))
 }

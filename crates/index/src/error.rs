@@ -65,6 +65,10 @@ pub enum Error {
     Cursor { cursor: String },
     #[error("invalid aggregation: {message}")]
     Aggregation { message: String },
+    /// A request that cannot be answered as asked (an unknown sort order, an unknown field);
+    /// the message says what to write instead.
+    #[error("{message}")]
+    InvalidRequest { message: String },
     /// The writer thread is gone: shut down, or it panicked (its panic message is in the log).
     #[error("the index writer is not running (it was shut down or it panicked)")]
     WriterClosed,
@@ -89,7 +93,10 @@ impl Error {
     pub fn is_bad_request(&self) -> bool {
         matches!(
             self,
-            Error::Query { .. } | Error::Cursor { .. } | Error::Aggregation { .. }
+            Error::Query { .. }
+                | Error::Cursor { .. }
+                | Error::Aggregation { .. }
+                | Error::InvalidRequest { .. }
         )
     }
 }

@@ -6,10 +6,12 @@
 //! nothing of files or HTTP: sources hand it [`Batch`]es of records with opaque checkpoints.
 
 mod agg;
+mod agg_traces;
 mod arrivals;
 mod catalog;
 mod check;
 mod collect;
+mod compare;
 pub mod doc;
 mod error;
 mod lock;
@@ -21,6 +23,7 @@ mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod trace;
+mod tracelist;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -31,11 +34,16 @@ use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{IndexReader, IndexSettings, ReloadPolicy};
 
 pub use crate::agg::{
-    AggBucket, AggRequest, AggResponse, AttributeKey, DurationStats, ServiceInfo, Services,
+    AggBucket, AggRequest, AggResponse, AttributeKey, CountMode, DurationStats, MAX_BUCKETS,
+    MAX_TIME_BUCKETS, ServiceInfo, Services,
 };
 pub use crate::arrivals::Arrivals;
 pub use crate::catalog::{DependencyLink, Operation};
 pub use crate::check::{CheckReport, DamagedFile, check};
+pub use crate::compare::{
+    CompareRequest, CompareResponse, CompareResult, CompareUnit, HIGH_CARDINALITY,
+    MAX_COMPARE_LIMIT, MAX_UNITS_READ, SideTotals, score as compare_score,
+};
 pub use crate::error::{Error, Result};
 pub use crate::lock::{IndexLock, LOCK_FILE};
 pub use crate::retention::{RetentionPolicy, RetentionReport};
@@ -45,6 +53,10 @@ pub use crate::search::{
     TraceSummary,
 };
 pub use crate::trace::{Trace, TraceLog, TraceSpan};
+pub use crate::tracelist::{
+    MAX_TRACE_LIST_LIMIT, MAX_TRACES_CONSIDERED, TraceListRequest, TraceListResponse, TraceRow,
+    TraceSort,
+};
 pub use crate::writer::{
     Ack, Batch, Pause, TrySendError, Writer, WriterConfig, WriterHandle, WriterStats, WriterStatus,
 };

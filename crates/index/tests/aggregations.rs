@@ -67,6 +67,11 @@ fn keys(response: &index::AggResponse) -> Vec<(Vec<(String, String)>, u64)> {
         .collect()
 }
 
+/// The buckets with records (empty time buckets left out).
+fn nonzero(response: &index::AggResponse) -> Vec<(Vec<(String, String)>, u64)> {
+    keys(response).into_iter().filter(|(_, n)| *n > 0).collect()
+}
+
 fn k(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -132,23 +137,64 @@ fn size_gives_that_many_values_per_field() {
 }
 
 #[test]
-fn date_histogram_buckets_align_to_the_epoch() {
+fn date_histogram_buckets_align_to_the_epoch_and_cover_the_range() {
     let index = declines();
     let request = AggRequest {
         by: vec![],
         interval: Some(Duration::from_secs(600)),
         from_ns: Some(T0 + 60 * SEC),
+        to_ns: Some(T0 + 40 * 60 * SEC),
         ..Default::default()
     };
     let response = index.aggregate(&request).unwrap();
+    // The empty 14:30 bucket is listed: a chart of the range has no hole.
     assert_eq!(
         keys(&response),
         [
             (k(&[("time", "2026-11-20T14:00:00Z")]), 2),
             (k(&[("time", "2026-11-20T14:10:00Z")]), 3),
             (k(&[("time", "2026-11-20T14:20:00Z")]), 1),
+            (k(&[("time", "2026-11-20T14:30:00Z")]), 0),
         ]
     );
+    // Without `to`, the range ends now; with neither, it is the data's.
+    let until_now = index
+        .aggregate(&AggRequest {
+            to_ns: None,
+            now_ns: Some(T0 + 55 * 60 * SEC),
+            ..request.clone()
+        })
+        .unwrap();
+    assert_eq!(until_now.buckets.len(), 6);
+    assert_eq!(
+        until_now.buckets[5].key,
+        k(&[("time", "2026-11-20T14:50:00Z")])
+    );
+    let data = index
+        .aggregate(&AggRequest {
+            query: "service = checkout OR level = warn",
+            interval: Some(Duration::from_secs(600)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        keys(&data),
+        [
+            (k(&[("time", "2026-11-20T14:00:00Z")]), 2),
+            (k(&[("time", "2026-11-20T14:10:00Z")]), 1),
+            (k(&[("time", "2026-11-20T14:20:00Z")]), 1),
+        ]
+    );
+    // A range too long for the interval is refused, not allocated.
+    let err = index
+        .aggregate(&AggRequest {
+            interval: Some(Duration::from_millis(1)),
+            from_ns: Some(T0),
+            to_ns: Some(T0 + 3_600 * SEC),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("larger interval"), "{err}");
 }
 
 #[test]
@@ -160,8 +206,15 @@ fn value_by_interval_and_two_fields_by_interval() {
         ..Default::default()
     };
     let response = index.aggregate(&request).unwrap();
+    // Each value's series covers the data's range, its empty buckets at 0.
+    assert_eq!(response.buckets.len(), 6, "{:?}", keys(&response));
     assert_eq!(
-        keys(&response),
+        response.buckets[2].key,
+        k(&[("card.bin", "411111"), ("time", "2026-11-20T14:20:00Z")])
+    );
+    assert_eq!(response.buckets[2].count, 0);
+    assert_eq!(
+        nonzero(&response),
         [
             (
                 k(&[("card.bin", "411111"), ("time", "2026-11-20T14:00:00Z")]),
@@ -187,11 +240,14 @@ fn value_by_interval_and_two_fields_by_interval() {
         by: vec!["service".into(), "level".into()],
         interval: Some(Duration::from_secs(600)),
         from_ns: Some(T0 + 60 * SEC),
+        now_ns: Some(T0 + 25 * 60 * SEC),
         ..Default::default()
     };
     let response = index.aggregate(&request).unwrap();
+    // Three series of three buckets (14:00 .. 14:20), empty ones included.
+    assert_eq!(response.buckets.len(), 9, "{:?}", keys(&response));
     assert_eq!(
-        keys(&response),
+        nonzero(&response),
         [
             // Largest (service, level) group first, then time ascending within it.
             (
@@ -311,4 +367,95 @@ fn services_listing() {
         bin.types
     );
     assert!(bin.cardinality.is_some());
+}
+
+/// `count = traces`: distinct traces per bucket. A decline writes a span and a log line (the
+/// log known only by the low 64 bits of its trace): one trace, not two.
+#[test]
+fn count_traces_counts_each_trace_once_per_bucket() {
+    let (a, b, c) = (
+        trace_id(A),
+        trace_id("5b8efff798038103d269b633813fc60c"),
+        trace_id("6c9f0000000000000000000000000001"),
+    );
+    let mut records = Vec::new();
+    for (t, code, minute) in [
+        (a, "do_not_honor", 1),
+        (b, "do_not_honor", 2),
+        (c, "fraudulent", 12),
+    ] {
+        records.push(
+            span(t, 1, None, "payment", "POST /api/payments")
+                .at(T0 + minute * 60 * SEC, 5 * MS)
+                .attr("decline_code", code)
+                .build(),
+        );
+        records.push(
+            log(low64(t), Some(1), "payment", "payment declined")
+                .at(T0 + minute * 60 * SEC + MS)
+                .level(Level::Warn)
+                .attr("decline_code", code)
+                .offset(minute as u64)
+                .build(),
+        );
+    }
+    records.push(
+        log(None, None, "payment", "no trace")
+            .attr("decline_code", "fraudulent")
+            .build(),
+    );
+    let index = index_of(records);
+    let by_code = |count| {
+        index
+            .aggregate(&AggRequest {
+                query: "exists(decline_code)",
+                by: vec!["decline_code".into()],
+                count,
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let records = by_code(index::CountMode::Records);
+    assert_eq!(
+        keys(&records),
+        [
+            (k(&[("decline_code", "do_not_honor")]), 4),
+            (k(&[("decline_code", "fraudulent")]), 3)
+        ]
+    );
+    assert_eq!(records.total, 7);
+    let traces = by_code(index::CountMode::Traces);
+    assert_eq!(
+        keys(&traces),
+        [
+            (k(&[("decline_code", "do_not_honor")]), 2),
+            (k(&[("decline_code", "fraudulent")]), 1)
+        ]
+    );
+    assert_eq!(traces.total, 3);
+    // By level and time: the warn logs' traces per 10 minutes, the empty 14:20 bucket listed.
+    let by_time = index
+        .aggregate(&AggRequest {
+            query: "exists(decline_code)",
+            by: vec!["level".into()],
+            interval: Some(Duration::from_secs(600)),
+            from_ns: Some(T0),
+            to_ns: Some(T0 + 30 * 60 * SEC),
+            count: index::CountMode::Traces,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        keys(&by_time),
+        [
+            (k(&[("level", "warn"), ("time", "2026-11-20T14:00:00Z")]), 2),
+            (k(&[("level", "warn"), ("time", "2026-11-20T14:10:00Z")]), 1),
+            (k(&[("level", "warn"), ("time", "2026-11-20T14:20:00Z")]), 0),
+        ]
+    );
+    assert!("distinct".parse::<index::CountMode>().is_err());
+    assert_eq!(
+        "traces".parse::<index::CountMode>().unwrap(),
+        index::CountMode::Traces
+    );
 }

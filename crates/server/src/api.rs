@@ -17,10 +17,18 @@ use crate::{ApiError, AppState};
 
 /// Hits per page of search unless `limit` says otherwise.
 const DEFAULT_SEARCH_LIMIT: usize = 100;
+/// Results of compare unless `limit` says otherwise.
+const DEFAULT_COMPARE_LIMIT: usize = 20;
+/// Rows of a trace list unless `limit` says otherwise.
+const DEFAULT_TRACE_LIST_LIMIT: usize = 100;
 /// Distinct values of the attribute that `related` widens on.
 const MAX_RELATED_VALUES: usize = 20;
 /// Sample traces `related` names.
 const RELATED_SAMPLE_TRACES: usize = 10;
+/// Hits looked at to choose the sample traces.
+const RELATED_SAMPLE_CANDIDATES: usize = 500;
+/// Nearest traces among which the sample traces with an error are looked for.
+const RELATED_SAMPLE_CANDIDATES_TRACES: usize = 40;
 /// Time buckets `related` aims for when no interval is given.
 const RELATED_TARGET_BUCKETS: u64 = 60;
 
@@ -35,6 +43,29 @@ pub struct SearchParams {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct TraceListParams {
+    #[serde(default)]
+    q: String,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    /// `time`, `-time` (the default), `duration`, `-duration`.
+    sort: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompareParams {
+    #[serde(default)]
+    q: String,
+    baseline: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    /// `traces` (the default) or `records`.
+    count: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct AggregateParams {
     #[serde(default)]
     q: String,
@@ -45,7 +76,19 @@ pub struct AggregateParams {
     to: Option<String>,
     /// Most values per field.
     size: Option<usize>,
+    /// `records` (the default) or `traces` (distinct traces per bucket).
+    count: Option<String>,
+    /// `true`: duration count/min/max/avg/sum and p50, p90, p95, p99 per bucket.
+    #[serde(default)]
+    stats: bool,
+    /// Comma-separated duration percentiles per bucket, e.g. `50,90,95,99` or `p50,p99`.
+    percentiles: Option<String>,
 }
+
+/// The percentiles `stats=true` adds (those of `threadline agg --stats`).
+pub const STATS_PERCENTILES: [f64; 4] = [50.0, 90.0, 95.0, 99.0];
+/// Most percentiles one aggregation asks for.
+const MAX_PERCENTILES: usize = 10;
 
 #[derive(Debug, Deserialize)]
 pub struct RelatedParams {
@@ -144,6 +187,40 @@ pub async fn search(
     Ok(Json(response.to_json()))
 }
 
+/// Traces with a span or log matching `q`, one row per trace.
+pub async fn trace_list(
+    State(state): State<AppState>,
+    params: Result<Query<TraceListParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let now = now_ns();
+    let (from_ns, to_ns) = time_range(p.from.as_deref(), p.to.as_deref(), now)?;
+    let limit = p.limit.unwrap_or(DEFAULT_TRACE_LIST_LIMIT);
+    if limit == 0 || limit > index::MAX_TRACE_LIST_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and {}; got {limit}",
+            index::MAX_TRACE_LIST_LIMIT
+        )));
+    }
+    let sort: index::TraceSort = p.sort.as_deref().unwrap_or("").trim().parse()?;
+    let expr = parse_query(&state, &p.q)?;
+    let index = state.index.clone();
+    let response = blocking(move || {
+        let query = index::query::compile(&expr, index.fields(), now)?;
+        let request = index::TraceListRequest {
+            query: &p.q,
+            from_ns,
+            to_ns,
+            limit,
+            sort,
+            now_ns: Some(now),
+        };
+        Ok(index.list_traces_compiled(query, &request)?)
+    })
+    .await?;
+    Ok(Json(response.to_json()))
+}
+
 pub async fn aggregate(
     State(state): State<AppState>,
     params: Result<Query<AggregateParams>, QueryRejection>,
@@ -180,6 +257,14 @@ pub async fn aggregate(
             "`interval` must be at least 1ms".into(),
         ));
     }
+    let count: index::CountMode = p.count.as_deref().unwrap_or("").trim().parse()?;
+    let mut percentiles = match p.percentiles.as_deref() {
+        Some(list) => parse_percentiles(list)?,
+        None => Vec::new(),
+    };
+    if p.stats && percentiles.is_empty() {
+        percentiles = STATS_PERCENTILES.to_vec();
+    }
     let expr = parse_query(&state, &p.q)?;
     let index = state.index.clone();
     let response = blocking(move || {
@@ -192,9 +277,65 @@ pub async fn aggregate(
             by,
             interval,
             size: p.size.unwrap_or(0).min(10_000),
-            ..index::AggRequest::default()
+            duration_stats: p.stats,
+            duration_percentiles: percentiles,
+            count,
         };
         Ok(index.aggregate_compiled(query, &request)?)
+    })
+    .await?;
+    Ok(Json(response.to_json()))
+}
+
+/// What is different about the selection `q` against `baseline`: attribute/value pairs ranked by
+/// over-representation.
+pub async fn compare(
+    State(state): State<AppState>,
+    params: Result<Query<CompareParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let now = now_ns();
+    let (from_ns, to_ns) = time_range(p.from.as_deref(), p.to.as_deref(), now)?;
+    let limit = p.limit.unwrap_or(DEFAULT_COMPARE_LIMIT);
+    if limit == 0 || limit > index::MAX_COMPARE_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "`limit` must be between 1 and {}; got {limit}",
+            index::MAX_COMPARE_LIMIT
+        )));
+    }
+    let count = match p.count.as_deref().map(str::trim) {
+        None | Some("") | Some("traces") => index::CompareUnit::Traces,
+        Some("records") => index::CompareUnit::Records,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown count {other:?}: use traces (the default) or records"
+            )));
+        }
+    };
+    if p.q.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "`q` is required: the selection to explain, e.g. q=decline_code = do_not_honor".into(),
+        ));
+    }
+    let selection = parse_query(&state, &p.q)?;
+    let baseline = p
+        .baseline
+        .as_deref()
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| parse_query(&state, b))
+        .transpose()?;
+    let index = state.index.clone();
+    let response = blocking(move || {
+        let request = index::CompareRequest {
+            query: &p.q,
+            baseline: p.baseline.as_deref(),
+            from_ns,
+            to_ns,
+            limit,
+            count,
+            now_ns: Some(now),
+        };
+        Ok(index.compare_exprs(&selection, baseline.as_ref(), &request)?)
     })
     .await?;
     Ok(Json(response.to_json()))
@@ -271,8 +412,16 @@ fn related_blocking(
     }
     values.truncate(MAX_RELATED_VALUES.min(state.config.max_query_clauses));
     let window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
-    let from_ns = start_ns.saturating_sub(window_ns);
-    let to_ns = end_ns.saturating_add(window_ns).saturating_add(1);
+    // ±window around the trace, but never into the future: what the future cannot hold goes
+    // to the past, so a recent trace gets a window of the same width, all of it data.
+    let now = now_ns();
+    let mut from_ns = start_ns.saturating_sub(window_ns);
+    let mut to_ns = end_ns.saturating_add(window_ns).saturating_add(1);
+    if to_ns > now && end_ns < now {
+        from_ns = from_ns.saturating_sub(to_ns - now);
+        to_ns = now.saturating_add(1);
+    }
+    let trace_mid_ns = start_ns / 2 + end_ns / 2;
     let interval = interval.unwrap_or_else(|| auto_interval(to_ns - from_ns));
     let mut out = json!({
         "trace_id": trace_id.to_string(),
@@ -286,7 +435,9 @@ fn related_blocking(
         "by_value": [],
         "by_service": [],
         "by_time": [],
+        "by_status": [],
         "sample_trace_ids": [],
+        "sample_traces": [],
         "hits": [],
         "cursor": Value::Null,
     });
@@ -298,7 +449,6 @@ fn related_blocking(
         .map(|v| format!("{attribute} = {}", query_literal(v)))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let now = now_ns();
     let expr = parse_query(state, &q)?;
     let compile = || index::query::compile(&expr, index.fields(), now);
     let search = index.search_compiled(
@@ -331,7 +481,52 @@ fn related_blocking(
     let by_value = agg(vec![attribute.to_owned()], None, MAX_RELATED_VALUES)?;
     let by_service = agg(vec!["service".into()], None, 0)?;
     let by_time = agg(Vec::new(), Some(interval), 0)?;
-    let by_trace = agg(vec!["trace_id".into()], None, RELATED_SAMPLE_TRACES)?;
+    let by_status = agg(vec!["status".into()], None, 0)?;
+    let by_level = agg(vec!["level".into()], None, 0)?;
+    // Sample traces: those with an error first, then the nearest in time to this trace, each
+    // by the full id its records carry (a hit knows it even when found by a low-64-bit id).
+    let candidates = index.search_compiled(
+        compile()?,
+        &index::SearchRequest {
+            query: &q,
+            from_ns: Some(from_ns),
+            to_ns: Some(to_ns),
+            limit: RELATED_SAMPLE_CANDIDATES,
+            cursor: None,
+            now_ns: Some(now),
+        },
+    )?;
+    // Which of the nearest candidate traces have an error anywhere (not only in the records
+    // that carry the value: a decline's warn log belongs to a trace whose span failed).
+    let nearest = nearest_traces(
+        &candidates.hits,
+        trace_mid_ns,
+        RELATED_SAMPLE_CANDIDATES_TRACES,
+    );
+    let mut with_error = std::collections::HashSet::new();
+    if !nearest.is_empty() {
+        let ids = nearest
+            .iter()
+            .map(|(id, _)| format!("trace_id = {id}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let errors_q = format!("(status = ERROR OR level >= error) AND ({ids})");
+        let errors = index.search_compiled(
+            index::query::compile(&parse_query(state, &errors_q)?, index.fields(), now)?,
+            &index::SearchRequest {
+                query: &errors_q,
+                limit: RELATED_SAMPLE_CANDIDATES,
+                now_ns: Some(now),
+                ..index::SearchRequest::default()
+            },
+        )?;
+        for hit in &errors.hits {
+            if let Some(id) = hit.get("trace_id").and_then(Value::as_str) {
+                with_error.insert(id.to_owned());
+            }
+        }
+    }
+    let samples = sample_traces(&nearest, &with_error);
     let counts = |response: &index::AggResponse, label: &str| -> Vec<Value> {
         response
             .buckets
@@ -344,16 +539,88 @@ fn related_blocking(
     out["by_value"] = json!(counts(&by_value, "value"));
     out["by_service"] = json!(counts(&by_service, "service"));
     out["by_time"] = json!(counts(&by_time, "time"));
-    let samples: Vec<&str> = by_trace
-        .buckets
-        .iter()
-        .filter_map(|b| b.key.first().map(|(_, v)| v.as_str()))
-        .filter(|id| !id.is_empty())
-        .take(RELATED_SAMPLE_TRACES)
-        .collect();
-    out["sample_trace_ids"] = json!(samples);
+    let mut by_status = counts(&by_status, "status");
+    by_status.extend(counts(&by_level, "status"));
+    out["by_status"] = json!(by_status);
+    out["sample_trace_ids"] = json!(samples.iter().map(|s| &s["trace_id"]).collect::<Vec<_>>());
+    out["sample_traces"] = json!(samples);
     out["hits"] = json!(search.hits);
     out["cursor"] = json!(search.cursor);
+    Ok(out)
+}
+
+/// The distinct traces of `hits`, nearest in time to `mid_ns` first, at most `n`: (full id as
+/// the hit carries it, start of its first hit).
+fn nearest_traces(hits: &[Value], mid_ns: i64, n: usize) -> Vec<(String, Option<i64>)> {
+    let mut first: std::collections::HashMap<&str, Option<i64>> = std::collections::HashMap::new();
+    for hit in hits {
+        let Some(id) = hit.get("trace_id").and_then(Value::as_str) else {
+            continue;
+        };
+        if id.is_empty() {
+            continue;
+        }
+        let t = hit
+            .get("start")
+            .or_else(|| hit.get("time"))
+            .and_then(Value::as_str)
+            .and_then(decode::time::parse_datetime);
+        let entry = first.entry(id).or_insert(t);
+        if let (Some(old), Some(new)) = (*entry, t) {
+            *entry = Some(old.min(new));
+        }
+    }
+    let mut traces: Vec<(u64, String, Option<i64>)> = first
+        .into_iter()
+        .map(|(id, t)| (t.map_or(u64::MAX, |t| t.abs_diff(mid_ns)), id.to_owned(), t))
+        .collect();
+    traces.sort();
+    traces.truncate(n);
+    traces.into_iter().map(|(_, id, t)| (id, t)).collect()
+}
+
+/// Up to [`RELATED_SAMPLE_TRACES`] of `nearest` (already nearest first): those with an error
+/// first.
+fn sample_traces(
+    nearest: &[(String, Option<i64>)],
+    with_error: &std::collections::HashSet<String>,
+) -> Vec<Value> {
+    let (errors, others): (Vec<_>, Vec<_>) =
+        nearest.iter().partition(|(id, _)| with_error.contains(id));
+    errors
+        .into_iter()
+        .chain(others)
+        .take(RELATED_SAMPLE_TRACES)
+        .map(|(id, t)| {
+            json!({
+                "trace_id": id,
+                "error": with_error.contains(id),
+                "start": t.map(decode::time::format_rfc3339_ns),
+            })
+        })
+        .collect()
+}
+
+/// `50,90,p95,99.9`: percentiles in (0, 100], at most [`MAX_PERCENTILES`].
+fn parse_percentiles(list: &str) -> Result<Vec<f64>, ApiError> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let number = item.strip_prefix('p').unwrap_or(item);
+        match number.parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => out.push(p),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "`percentiles` takes numbers in (0, 100] such as 50,90,95,99; got {item:?}"
+                )));
+            }
+        }
+    }
+    if out.len() > MAX_PERCENTILES {
+        return Err(ApiError::BadRequest(format!(
+            "`percentiles` takes at most {MAX_PERCENTILES} values; got {}",
+            out.len()
+        )));
+    }
     Ok(out)
 }
 

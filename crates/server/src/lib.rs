@@ -222,7 +222,9 @@ fn route_table() -> Vec<(Access, &'static str, &'static str, MethodRouter<AppSta
             "/api/v1/traces/{trace_id}/related",
             get(api::related),
         ),
+        (Access::Read, "get", "/api/v1/traces", get(api::trace_list)),
         (Access::Read, "get", "/api/v1/search", get(api::search)),
+        (Access::Read, "get", "/api/v1/compare", get(api::compare)),
         (
             Access::Read,
             "get",
@@ -297,6 +299,8 @@ fn route_table() -> Vec<(Access, &'static str, &'static str, MethodRouter<AppSta
         (Access::Open, "get", "/", get(ui::index)),
         (Access::Open, "get", "/ui/app.js", get(ui::app_js)),
         (Access::Open, "get", "/ui/app.css", get(ui::app_css)),
+        (Access::Open, "get", "/favicon.svg", get(ui::favicon)),
+        (Access::Open, "get", "/favicon.ico", get(ui::favicon)),
     ]
 }
 

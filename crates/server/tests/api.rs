@@ -264,6 +264,63 @@ async fn aggregate_by_field_and_interval() {
             .unwrap()
             .ends_with(":00Z")
     );
+    // Every minute of the hour is listed, the empty ones with 0.
+    let n = reply["buckets"].as_array().unwrap().len();
+    assert!((60..=61).contains(&n), "{n} buckets");
+
+    // Distinct traces: trace A has records in both services, B in billing only; the health
+    // check has no trace.
+    let reply = t
+        .get("/api/v1/aggregate?by=service&count=traces")
+        .await
+        .json();
+    assert_eq!(reply["total"], 2, "{reply}");
+    assert_eq!(
+        reply["buckets"],
+        serde_json::json!([
+            {"key": {"service": "billing"}, "count": 2},
+            {"key": {"service": "checkout"}, "count": 1},
+        ])
+    );
+    let reply = t.get("/api/v1/aggregate?by=service&count=spans").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    // Duration statistics and percentiles, as `threadline agg --stats` has them.
+    let uri = format!(
+        "/api/v1/aggregate?q={}&by=service&stats=true",
+        encode("kind = span")
+    );
+    let reply = t.get(&uri).await.json();
+    let checkout = reply["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["key"]["service"] == "checkout")
+        .unwrap();
+    let d = &checkout["duration_ns"];
+    for key in [
+        "count", "min", "max", "avg", "sum", "p50", "p90", "p95", "p99",
+    ] {
+        assert!(d.get(key).is_some(), "{key} missing: {checkout}");
+    }
+    assert_eq!(d["count"], 2);
+    assert_eq!(d["max"].as_f64(), Some(5_000_000.0));
+    let uri = format!(
+        "/api/v1/aggregate?q={}&by=service&percentiles=p75,99.9",
+        encode("kind = span")
+    );
+    let reply = t.get(&uri).await.json();
+    let d = &reply["buckets"][0]["duration_ns"];
+    assert!(
+        d.get("p75").is_some() && d.get("p99.9").is_some(),
+        "{reply}"
+    );
+    assert_eq!(
+        t.get("/api/v1/aggregate?by=service&percentiles=150")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
 
     let reply = t.get("/api/v1/aggregate?q=").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
@@ -279,6 +336,131 @@ async fn aggregate_by_field_and_interval() {
     );
     assert_eq!(
         t.get("/api/v1/aggregate?interval=soon").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn trace_list_has_one_row_per_trace_with_all_its_records() {
+    let t = seeded().await;
+    let uri = format!(
+        "/api/v1/traces?q={}&from=now()-1h",
+        encode("decline_code = do_not_honor")
+    );
+    let reply = t.get(&uri).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let json = reply.json();
+    assert_eq!(json["total"], 2, "{json}");
+    assert_eq!(json["truncated"], false);
+    let rows = json["traces"].as_array().unwrap();
+    // Newest start first: B started 90 ms ago, A 110 ms ago.
+    assert_eq!(rows[0]["trace_id"], hex(&TRACE_B));
+    assert_eq!(rows[1]["trace_id"], hex(&TRACE_A));
+    let a = &rows[1];
+    assert_eq!(a["root_name"], "POST /checkout");
+    assert_eq!(a["root_service"], "checkout");
+    assert_eq!(
+        (a["span_count"].as_u64(), a["log_count"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(a["error_count"], 0);
+    assert_eq!(a["services"], serde_json::json!(["billing", "checkout"]));
+    assert!(a["duration_ns"].as_u64().unwrap() >= 5_000_000);
+    assert!(a["start"].as_str().unwrap().ends_with('Z'));
+    let b = &rows[0];
+    assert_eq!(
+        (b["span_count"].as_u64(), b["log_count"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(b["error_count"], 1, "the ERROR log: {b}");
+
+    let oldest = t.get(&format!("{uri}&sort=time&limit=1")).await.json();
+    assert_eq!(oldest["total"], 2);
+    assert_eq!(oldest["traces"].as_array().unwrap().len(), 1);
+    assert_eq!(oldest["traces"][0]["trace_id"], hex(&TRACE_A));
+
+    let reply = t.get(&format!("{uri}&sort=sideways")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("-duration")
+    );
+    assert_eq!(
+        t.get("/api/v1/traces?limit=0").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        t.get(&format!("/api/v1/traces?q={}", encode("status =")))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn compare_answers_in_the_documented_shape() {
+    let t = seeded().await;
+    let uri = format!(
+        "/api/v1/compare?q={}&from=now()-1h",
+        encode("decline_code = do_not_honor")
+    );
+    let reply = t.get(&uri).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let json = reply.json();
+    // Both traces carry the code; the baseline (no record of either kind matching) is empty of
+    // traces, so nothing is over-represented against it.
+    assert_eq!(json["selection"]["traces"], 2, "{json}");
+    assert_eq!(json["selection"]["records"], 2, "{json}");
+    for key in ["records", "traces"] {
+        assert!(json["baseline"][key].is_u64(), "{json}");
+    }
+    assert!(json["results"].is_array());
+    let reply = t
+        .get(&format!(
+            "/api/v1/compare?q={}&count=records&baseline={}",
+            encode("service = billing"),
+            encode("service = checkout")
+        ))
+        .await
+        .json();
+    assert_eq!(reply["selection"]["records"], 4, "{reply}");
+    for r in reply["results"].as_array().unwrap() {
+        assert_ne!(r["field"], "service", "the selection's own field: {reply}");
+        for key in [
+            "field",
+            "value",
+            "selection_count",
+            "baseline_count",
+            "selection_share",
+            "baseline_share",
+            "score",
+        ] {
+            assert!(r.get(key).is_some(), "{key}: {r}");
+        }
+    }
+    assert_eq!(
+        t.get("/api/v1/compare?q=").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        t.get(&format!(
+            "/api/v1/compare?q={}&count=spans",
+            encode("kind = span")
+        ))
+        .await
+        .status,
         StatusCode::BAD_REQUEST
     );
 }
@@ -320,6 +502,25 @@ async fn related_widens_from_one_trace_across_services() {
         .collect();
     samples.sort_unstable();
     assert_eq!(samples, [hex(&TRACE_A), hex(&TRACE_B)]);
+    // The sample traces with an error come first: trace B logged its decline at ERROR.
+    let ordered: Vec<(&str, bool)> = json["sample_traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["trace_id"].as_str().unwrap(),
+                t["error"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ordered,
+        [
+            (hex(&TRACE_B).as_str(), true),
+            (hex(&TRACE_A).as_str(), false)
+        ]
+    );
     let in_time: u64 = json["by_time"]
         .as_array()
         .unwrap()

@@ -19,7 +19,10 @@
 //! | `logs/inventory-service.jsonl` | Python json-logger (`otelTraceID`, `otelSpanID`, `levelname`) |
 //! | `logs/payment-service.jsonl` | Datadog JSON (`dd.trace_id` = low 64 bits of the trace id, decimal) |
 //! | `logs/email-service.jsonl` | OTLP/JSON `LogsData`, one batch per line |
-//! | `ground_truth.json` | [`GroundTruth::to_json`] (batch mode only); per trace, the `problems` an analysis should find ([`Problem`]) |
+//!
+//! The ground truth ([`GroundTruth::to_json`], batch mode only: per trace, the `problems` an
+//! analysis should find, [`Problem`]) is returned, and [`write_ground_truth`] writes it where the
+//! caller says, never into the traffic folder: indexing that folder indexes traffic only.
 //!
 //! # Which records carry which attribute
 //!
@@ -151,8 +154,8 @@ pub struct LiveStats {
     pub bytes: u64,
 }
 
-/// Writes the traffic of `config` into `out_dir` (created if needed; files truncated) and its
-/// ground truth into `out_dir/ground_truth.json`.
+/// Writes the traffic of `config` into `out_dir` (created if needed; files truncated) and
+/// returns its ground truth.
 pub fn generate(config: &SimConfig, out_dir: &Path) -> io::Result<GroundTruth> {
     check(config)?;
     let truth = truth::Truth::new(config);
@@ -179,12 +182,17 @@ pub fn generate(config: &SimConfig, out_dir: &Path) -> io::Result<GroundTruth> {
     let truth = truth
         .map(|t| t.finish(config, requests, totals))
         .expect("batch mode keeps the truth");
-    let file = std::fs::File::create(out_dir.join("ground_truth.json"))?;
+    Ok(truth)
+}
+
+/// Writes `truth` as pretty JSON ([`GroundTruth::to_json`]) to `path`; keep it out of the
+/// traffic folder, or indexing that folder indexes the truth as unparsed lines.
+pub fn write_ground_truth(truth: &GroundTruth, path: &Path) -> io::Result<()> {
+    let file = std::fs::File::create(path)?;
     let mut w = io::BufWriter::new(file);
     serde_json::to_writer_pretty(&mut w, &truth.to_json()).map_err(io::Error::other)?;
     io::Write::write_all(&mut w, b"\n")?;
-    io::Write::flush(&mut w)?;
-    Ok(truth)
+    io::Write::flush(&mut w)
 }
 
 /// Appends traffic to `out_dir` in real time (timestamps = now) at `config.traces_per_second`

@@ -14,9 +14,13 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Output folder (spans/, logs/, ground_truth.json).
+    /// Output folder (spans/, logs/).
     #[arg(long)]
     out: PathBuf,
+    /// Where the ground truth goes (batch mode); default `ground_truth.json` beside --out, not
+    /// in it, so indexing the traffic folder indexes traffic only.
+    #[arg(long)]
+    truth: Option<PathBuf>,
     /// PRNG seed: same seed and flags, same bytes.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -73,6 +77,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let truth = checkout_sim::generate(&config, &args.out)
         .with_context(|| format!("writing to {}", args.out.display()))?;
+    let truth_path = args.truth.clone().unwrap_or_else(|| {
+        args.out
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("."))
+            .join("ground_truth.json")
+    });
+    checkout_sim::write_ground_truth(&truth, &truth_path)
+        .with_context(|| format!("writing {}", truth_path.display()))?;
     let secs = started.elapsed().as_secs_f64();
     let mb = truth.totals.bytes as f64 / 1e6;
     println!(

@@ -1,7 +1,7 @@
 //! Ground truth: what was written, counted record by record as it is written, plus the answers to
 //! a fixed set of queries in threadline's query language.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Value, json};
 
@@ -87,6 +87,9 @@ pub struct Aggregation {
     pub by: Vec<String>,
     /// e.g. `"10m"`; buckets are then keyed by their start, `YYYY-MM-DDTHH:MM:00Z`.
     pub interval: Option<String>,
+    /// `"records"`: matching records per bucket; `"traces"`: distinct traces having a matching
+    /// record (records without a trace are not counted).
+    pub count: &'static str,
     pub buckets: BTreeMap<String, u64>,
 }
 
@@ -130,7 +133,7 @@ impl GroundTruth {
             },
             "queries": self.queries.iter().map(|q| json!({"q": q.q, "count": q.count})).collect::<Vec<_>>(),
             "aggregations": self.aggregations.iter().map(|a| json!({
-                "q": a.q, "by": a.by, "interval": a.interval, "buckets": a.buckets,
+                "q": a.q, "by": a.by, "interval": a.interval, "count": a.count, "buckets": a.buckets,
             })).collect::<Vec<_>>(),
             "traces": traces,
         })
@@ -146,6 +149,8 @@ pub(crate) struct Truth {
     logs_without_trace: u64,
     queries: Vec<(String, Pred, u64)>,
     aggregations: Vec<(Aggregation, Pred, KeyFn)>,
+    /// Per `count = "traces"` aggregation (same order), the traces seen per bucket.
+    trace_sets: Vec<BTreeMap<String, HashSet<u128>>>,
 }
 
 impl std::fmt::Debug for Truth {
@@ -307,12 +312,40 @@ impl Truth {
                 Box::new(is_log),
                 Box::new(|r| Some(r.service().name().to_owned())),
             ),
+            // Distinct traces: a decline writes a span and a log line that both carry the code
+            // and the BIN; the trace counts once.
+            (
+                traces(aggregation("exists(decline_code)", &["decline_code"], None)),
+                Box::new(|r| r.attr("decline_code").is_some()),
+                Box::new(|r| r.attr_str("decline_code").map(str::to_owned)),
+            ),
+            (
+                traces(aggregation("exists(decline_code)", &["card.bin"], None)),
+                Box::new(|r| r.attr("decline_code").is_some()),
+                Box::new(|r| r.attr_str("card.bin").map(str::to_owned)),
+            ),
+            (
+                traces(aggregation("kind = span", &["service"], None)),
+                Box::new(is_span),
+                Box::new(|r| Some(r.service().name().to_owned())),
+            ),
+            (
+                traces(aggregation("level >= warn", &[], Some("10m"))),
+                Box::new(|r| matches!(r, Record::Log(l) if l.level >= Level::Warn)),
+                Box::new(|r| match r {
+                    Record::Log(l) => Some(rfc3339_secs(
+                        l.time_ns - l.time_ns.rem_euclid(600_000_000_000),
+                    )),
+                    Record::Span(_) => None,
+                }),
+            ),
         ];
 
         Truth {
             traces: HashMap::new(),
             logs_without_trace: 0,
             queries: queries.into_iter().map(|(q, p)| (q, p, 0)).collect(),
+            trace_sets: vec![BTreeMap::new(); aggregations.len()],
             aggregations,
         }
     }
@@ -343,11 +376,21 @@ impl Truth {
                 *count += 1;
             }
         }
-        for (agg, pred, key) in &mut self.aggregations {
-            if pred(record)
-                && let Some(k) = key(record)
-            {
-                *agg.buckets.entry(k).or_default() += 1;
+        let trace_id = match record {
+            Record::Span(span) => Some(span.trace_id),
+            Record::Log(log) => log.trace_id,
+        };
+        for ((agg, pred, key), sets) in self.aggregations.iter_mut().zip(&mut self.trace_sets) {
+            if !pred(record) {
+                continue;
+            }
+            let Some(k) = key(record) else { continue };
+            match (agg.count, trace_id) {
+                ("traces", Some(trace_id)) => {
+                    sets.entry(k).or_default().insert(trace_id);
+                }
+                ("traces", None) => {}
+                _ => *agg.buckets.entry(k).or_default() += 1,
             }
         }
     }
@@ -366,7 +409,20 @@ impl Truth {
                 .into_iter()
                 .map(|(q, _, count)| QueryCount { q, count })
                 .collect(),
-            aggregations: self.aggregations.into_iter().map(|(a, _, _)| a).collect(),
+            aggregations: self
+                .aggregations
+                .into_iter()
+                .zip(self.trace_sets)
+                .map(|((mut a, _, _), sets)| {
+                    if a.count == "traces" {
+                        a.buckets = sets
+                            .into_iter()
+                            .map(|(k, traces)| (k, traces.len() as u64))
+                            .collect();
+                    }
+                    a
+                })
+                .collect(),
         }
     }
 }
@@ -376,7 +432,16 @@ fn aggregation(q: &str, by: &[&str], interval: Option<&str>) -> Aggregation {
         q: q.to_owned(),
         by: by.iter().map(|b| (*b).to_owned()).collect(),
         interval: interval.map(str::to_owned),
+        count: "records",
         buckets: BTreeMap::new(),
+    }
+}
+
+/// The aggregation counting distinct traces instead of records.
+fn traces(aggregation: Aggregation) -> Aggregation {
+    Aggregation {
+        count: "traces",
+        ..aggregation
     }
 }
 

@@ -1,4 +1,4 @@
-//! The web UI: one page, its script and its stylesheet, embedded in the binary and served at
+//! The web UI: one page, its script, its stylesheet and its icon, embedded in the binary and served at
 //! fixed paths under a strict Content-Security-Policy. The page is static; its script calls the
 //! JSON API and builds the DOM with `textContent` only, because log bodies and attributes are
 //! attacker-controlled.
@@ -15,6 +15,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const APP_CSS: &str = include_str!("app.css");
+const FAVICON_SVG: &str = include_str!("favicon.svg");
 
 pub async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
@@ -26,6 +27,12 @@ pub async fn app_js() -> Response {
 
 pub async fn app_css() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
+}
+
+/// The icon, at `/favicon.svg` (linked from the page) and at `/favicon.ico`, where browsers
+/// look without a link; an SVG either way.
+pub async fn favicon() -> Response {
+    asset("image/svg+xml", FAVICON_SVG)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -1,0 +1,150 @@
+//! The compare benchmark (issue 11): simulated checkout traffic of about a million records,
+//! indexed by the real `threadline ingest`, then `compare` in-process — per trace against
+//! everything, per trace against the other decline codes, per record — p50 and p99 of each.
+//! Prints a Markdown table for `docs/BENCHMARKS.md`.
+//!
+//! ```text
+//! cargo build --release -p cli && cargo run --release -p cli --example compare_bench -- 1000000
+//! ```
+//!
+//! `cargo run --example` does not build the `threadline` binary, hence the `cargo build` first.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use checkout_sim::SimConfig;
+use index::{CompareRequest, CompareUnit, Index};
+
+/// Issue 11's target for compare on 1M records.
+const TARGET_P50_MS: f64 = 200.0;
+/// Runs of each case (after one warm-up).
+const RUNS: usize = 15;
+/// Records the simulator writes per request, on average (measured: 27).
+const RECORDS_PER_REQUEST: u64 = 27;
+
+fn main() -> anyhow::Result<()> {
+    let records: u64 = match std::env::args().nth(1) {
+        Some(n) => n.parse().context("the argument is the number of records")?,
+        None => 1_000_000,
+    };
+    let dir = tempfile::tempdir()?;
+    let traffic = dir.path().join("traffic");
+    let index_dir = dir.path().join("index");
+    let config = SimConfig {
+        seed: 11,
+        traces: (records / RECORDS_PER_REQUEST) as usize,
+        ..SimConfig::default()
+    };
+    eprintln!("generating {} requests ...", config.traces);
+    checkout_sim::generate(&config, &traffic)?;
+    let bin = threadline_binary()?;
+    eprintln!("indexing with {} ...", bin.display());
+    let out = Command::new(&bin)
+        .arg("--index")
+        .arg(&index_dir)
+        .args(["ingest", "--json"])
+        .arg(traffic.join("spans"))
+        .arg(traffic.join("logs"))
+        .output()
+        .context("running threadline ingest")?;
+    ensure!(
+        out.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let index = Index::open(&index_dir)?;
+    println!(
+        "{} records ({} spans, {} logs), {} requests\n",
+        summary["records"], summary["spans"], summary["logs"], config.traces
+    );
+    println!("| compare | selection | baseline | p50 ms | p99 ms | first result |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let cases: [(&str, Option<&str>, CompareUnit); 3] = [
+        ("decline_code = do_not_honor", None, CompareUnit::Traces),
+        (
+            "decline_code = do_not_honor",
+            Some("exists(decline_code)"),
+            CompareUnit::Traces,
+        ),
+        ("decline_code = do_not_honor", None, CompareUnit::Records),
+    ];
+    let mut worst_p50: f64 = 0.0;
+    for (query, baseline, count) in cases {
+        let request = CompareRequest {
+            query,
+            baseline,
+            limit: 20,
+            count,
+            ..Default::default()
+        };
+        let warm = index.compare(&request)?;
+        let mut times = Vec::with_capacity(RUNS);
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            let response = index.compare(&request)?;
+            times.push(started.elapsed());
+            ensure!(
+                response.results == warm.results,
+                "compare is not deterministic"
+            );
+        }
+        let (p50, p99) = (percentile_ms(&times, 0.5), percentile_ms(&times, 0.99));
+        worst_p50 = worst_p50.max(p50);
+        let unit = match count {
+            CompareUnit::Traces => "traces",
+            CompareUnit::Records => "records",
+        };
+        let side = |s: &index::SideTotals| {
+            let n = match count {
+                CompareUnit::Traces => s.traces,
+                CompareUnit::Records => s.records,
+            };
+            if s.sample_rate < 1.0 {
+                format!("{n} {unit} (sampled {:.1}%)", s.sample_rate * 100.0)
+            } else {
+                format!("{n} {unit}")
+            }
+        };
+        let first = warm
+            .results
+            .first()
+            .map_or_else(String::new, |r| format!("{} = {}", r.field, r.value));
+        println!(
+            "| `{query}`{} | {} | {} | {p50:.1} | {p99:.1} | `{first}` |",
+            baseline.map_or_else(String::new, |b| format!(" vs `{b}`")),
+            side(&warm.selection),
+            side(&warm.baseline),
+        );
+    }
+    println!("\ntarget: p50 <= {TARGET_P50_MS} ms; worst p50 {worst_p50:.1} ms");
+    if worst_p50 > TARGET_P50_MS {
+        bail!("compare is slower than its target");
+    }
+    Ok(())
+}
+
+/// The release `threadline` beside this example (`target/release/threadline`).
+fn threadline_binary() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("cannot locate the bench executable")?;
+    let path = me
+        .parent()
+        .and_then(Path::parent)
+        .context("the bench is not in target/<profile>/examples")?
+        .join("threadline");
+    ensure!(
+        path.exists(),
+        "{} not found: run `cargo build --release -p cli` first",
+        path.display()
+    );
+    Ok(path)
+}
+
+fn percentile_ms(times: &[Duration], q: f64) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}

@@ -1,0 +1,206 @@
+//! Distinct traces per aggregation bucket (`count=traces`), read from fast fields: a decline
+//! that wrote a span and a log line counts once. A trace is known by the low 64 bits of its id,
+//! so a log known only by those bits (a Datadog logger's decimal id) counts with its trace.
+
+use std::collections::{HashMap, HashSet};
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{DynamicColumn, StrColumn};
+use tantivy::{DateTime, DocId, Score, SegmentOrdinal, SegmentReader};
+
+use model::Level;
+
+use crate::schema::names;
+
+/// Most (bucket, trace) pairs one aggregation keeps in memory.
+pub(crate) const MAX_TRACE_PAIRS: usize = 5_000_000;
+
+/// What the collector groups by: fast-field paths (with whether the field holds level
+/// ordinals) and an optional time interval in milliseconds.
+#[derive(Debug, Clone)]
+pub(crate) struct TraceBuckets {
+    pub dims: Vec<(String, bool)>,
+    pub interval_ms: Option<i64>,
+}
+
+/// A bucket: the value of each dimension as text, then the time bucket's start in ms.
+pub(crate) type BucketKey = (Vec<String>, Option<i64>);
+
+#[derive(Debug, Default)]
+pub(crate) struct TraceCounts {
+    /// Bucket → the low 64 bits of its traces.
+    pub buckets: HashMap<BucketKey, HashSet<u64>>,
+    /// Every trace of the matching records.
+    pub all: HashSet<u64>,
+    /// [`MAX_TRACE_PAIRS`] was reached: the counts are incomplete.
+    pub overflow: bool,
+}
+
+pub(crate) struct TraceBucketsSegment {
+    trace_id: Option<StrColumn>,
+    timestamp: tantivy::columnar::Column<DateTime>,
+    /// Per dimension, its columns (one per type a JSON path holds).
+    dims: Vec<(Vec<DynamicColumn>, bool)>,
+    interval_ms: Option<i64>,
+    low64_of_ord: HashMap<u64, Option<u64>>,
+    counts: TraceCounts,
+    pairs: usize,
+}
+
+impl Collector for TraceBuckets {
+    type Fruit = TraceCounts;
+    type Child = TraceBucketsSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<TraceBucketsSegment> {
+        let fast = reader.fast_fields();
+        let mut dims = Vec::with_capacity(self.dims.len());
+        for (path, is_level) in &self.dims {
+            let columns = fast
+                .dynamic_column_handles(path)?
+                .into_iter()
+                .map(|handle| handle.open())
+                .collect::<std::io::Result<Vec<_>>>()?;
+            dims.push((columns, *is_level));
+        }
+        Ok(TraceBucketsSegment {
+            trace_id: fast.str(names::TRACE_ID)?,
+            timestamp: fast.date(names::TIMESTAMP)?,
+            dims,
+            interval_ms: self.interval_ms,
+            low64_of_ord: HashMap::new(),
+            counts: TraceCounts::default(),
+            pairs: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<TraceCounts>) -> tantivy::Result<TraceCounts> {
+        let mut merged = TraceCounts::default();
+        for fruit in fruits {
+            merged.overflow |= fruit.overflow;
+            merged.all.extend(fruit.all);
+            for (key, traces) in fruit.buckets {
+                merged.buckets.entry(key).or_default().extend(traces);
+            }
+        }
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for TraceBucketsSegment {
+    type Fruit = TraceCounts;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let Some(column) = &self.trace_id else { return };
+        let Some(ord) = column.term_ords(doc).next() else {
+            return;
+        };
+        let low = *self.low64_of_ord.entry(ord).or_insert_with(|| {
+            let mut text = String::new();
+            column.ord_to_str(ord, &mut text).ok()?;
+            u128::from_str_radix(&text, 16).ok().map(|id| id as u64)
+        });
+        let Some(low) = low else { return };
+        if self.pairs >= MAX_TRACE_PAIRS {
+            self.counts.overflow = true;
+            return;
+        }
+        self.counts.all.insert(low);
+        let time = self.interval_ms.map(|interval| {
+            let ms = self
+                .timestamp
+                .first(doc)
+                .map_or(0, DateTime::into_timestamp_nanos)
+                .div_euclid(1_000_000);
+            ms - ms.rem_euclid(interval)
+        });
+        // The cartesian product of each dimension's values (a multi-valued attribute counts in
+        // each of its values' buckets, as the record counts do).
+        let mut keys: Vec<Vec<String>> = vec![Vec::new()];
+        for (columns, is_level) in &self.dims {
+            let values = values_of(columns, *is_level, doc);
+            if values.is_empty() {
+                return;
+            }
+            keys = keys
+                .into_iter()
+                .flat_map(|prefix| {
+                    values.iter().map(move |v| {
+                        let mut key = prefix.clone();
+                        key.push(v.clone());
+                        key
+                    })
+                })
+                .collect();
+        }
+        for key in keys {
+            if self
+                .counts
+                .buckets
+                .entry((key, time))
+                .or_default()
+                .insert(low)
+            {
+                self.pairs += 1;
+            }
+        }
+    }
+
+    fn harvest(self) -> TraceCounts {
+        self.counts
+    }
+}
+
+/// A document's distinct values of one dimension, as text the way aggregation keys read.
+fn values_of(columns: &[DynamicColumn], is_level: bool, doc: DocId) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |v: String| {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    };
+    for column in columns {
+        match column {
+            DynamicColumn::Str(c) => {
+                for ord in c.term_ords(doc) {
+                    let mut text = String::new();
+                    if c.ord_to_str(ord, &mut text).unwrap_or(false) {
+                        push(text);
+                    }
+                }
+            }
+            DynamicColumn::I64(c) => c.values_for_doc(doc).for_each(|v| push(v.to_string())),
+            DynamicColumn::U64(c) => c.values_for_doc(doc).for_each(|v| {
+                let level = if is_level {
+                    u8::try_from(v).ok().and_then(Level::from_ordinal)
+                } else {
+                    None
+                };
+                push(level.map_or_else(|| v.to_string(), |l| l.as_str().to_owned()));
+            }),
+            DynamicColumn::F64(c) => c.values_for_doc(doc).for_each(|v| push(float_text(v))),
+            DynamicColumn::Bool(c) => c.values_for_doc(doc).for_each(|v| push(v.to_string())),
+            DynamicColumn::DateTime(c) => c.values_for_doc(doc).for_each(|v| {
+                push(decode::time::format_rfc3339_ns(v.into_timestamp_nanos()));
+            }),
+            DynamicColumn::IpAddr(_) | DynamicColumn::Bytes(_) => {}
+        }
+    }
+    out
+}
+
+/// A float as aggregation keys print it: whole numbers without a fraction.
+pub(crate) fn float_text(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+        (f as i64).to_string()
+    } else {
+        f.to_string()
+    }
+}
