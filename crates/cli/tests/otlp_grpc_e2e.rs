@@ -294,6 +294,60 @@ fn bad_tokens_and_oversized_messages_are_refused_and_nothing_is_indexed() {
     serve.stop();
 }
 
+/// Raw `TraceService/Export` calls: a span without a valid trace id is rejected alone and
+/// counted in `partial_success`; the same request again (over gRPC, then the same protobuf
+/// body over OTLP/HTTP) is answered again, not indexed twice; an empty request is a success.
+#[test]
+fn partial_success_and_retries_over_grpc_are_answered_as_over_http() {
+    let ws = workspace();
+    let (serve, endpoint) = start(&ws, &ws.index(), "");
+    let mut request = one_span_request();
+    let mut bad = request.resource_spans[0].scope_spans[0].spans[0].clone();
+    bad.trace_id = vec![1, 2, 3];
+    bad.name = "bad id".into();
+    request.resource_spans[0].scope_spans[0].spans.push(bad);
+    let rt = runtime();
+    let answers = rt.block_on(async {
+        let mut client = TraceServiceClient::connect(endpoint.clone())
+            .await
+            .unwrap()
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let mut answers = Vec::new();
+        for message in [request.clone(), request.clone(), Default::default()] {
+            let mut call = tonic::Request::new(message);
+            *call.metadata_mut() = metadata(Some(TOKEN));
+            answers.push(client.export(call).await.unwrap().into_inner());
+        }
+        answers
+    });
+    let partial = answers[0].partial_success.clone().expect("partial success");
+    assert_eq!(partial.rejected_spans, 1, "{partial:?}");
+    assert!(
+        partial.error_message.contains("no valid trace id"),
+        "{partial:?}"
+    );
+    assert_eq!(answers[1], answers[0], "the retry gets the same answer");
+    assert_eq!(answers[2].partial_success, None, "an empty request");
+
+    // The same body over OTLP/HTTP is the same request.
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/traces", serve.url))
+        .header("content-type", "application/x-protobuf")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(prost::Message::encode_to_vec(&request))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
+    assert_eq!(total(&serve, ""), 1, "the good span, once");
+    let metrics = get_text(&format!("{}/metrics", serve.url)).unwrap();
+    assert!(
+        metrics.contains("threadline_ingest_duplicate_requests_total{signal=\"traces\"} 2"),
+        "{metrics}"
+    );
+    serve.stop();
+}
+
 /// The receiver is busy: its one ingest slot is held by an OTLP/HTTP upload that is still
 /// arriving. A raw gRPC call sees `RESOURCE_EXHAUSTED` with `RetryInfo` (the delay of
 /// `retry_after_s`); the exporter retries on it, and its spans land once, when the slot frees.
