@@ -357,29 +357,24 @@ fn a_busy_receiver_answers_resource_exhausted_with_retry_info_and_the_retry_land
     let (serve, endpoint) = start(&ws, &ws.index(), "max_concurrent_ingest = 1");
     let rt = runtime();
     let api = serve.url.trim_start_matches("http://").to_owned();
-    let mut upload = std::net::TcpStream::connect(&api).unwrap();
-    write!(
-        upload,
-        "POST /v1/traces HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/x-protobuf\r\n\
-         Authorization: Bearer {TOKEN}\r\nContent-Length: 1000\r\n\r\n"
-    )
-    .unwrap();
-    upload.write_all(&[0u8; 10]).unwrap();
-
-    let status = rt.block_on(async {
-        let mut client = TraceServiceClient::connect(endpoint.clone()).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut request = tonic::Request::new(ExportTraceServiceRequest::default());
-            *request.metadata_mut() = metadata(Some(TOKEN));
-            match client.export(request).await {
-                Err(status) if status.code() == tonic::Code::ResourceExhausted => break status,
-                // The upload has not taken the slot yet.
-                other => assert!(Instant::now() < deadline, "never busy: {other:?}"),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut client = rt
+        .block_on(TraceServiceClient::connect(endpoint.clone()))
+        .unwrap();
+    let mut upload = start_upload(&api);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        // A probe that came first took the slot and the upload was refused: upload again.
+        if was_answered(&mut upload) {
+            upload = start_upload(&api);
         }
-    });
+        let mut request = tonic::Request::new(ExportTraceServiceRequest::default());
+        *request.metadata_mut() = metadata(Some(TOKEN));
+        match rt.block_on(client.export(request)) {
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => break status,
+            other => assert!(Instant::now() < deadline, "never busy: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let retry = status
         .get_details_retry_info()
         .unwrap_or_else(|| panic!("RetryInfo in {status:?}"));
@@ -425,6 +420,31 @@ fn a_busy_receiver_answers_resource_exhausted_with_retry_info_and_the_retry_land
         "{metrics}"
     );
     serve.stop();
+}
+
+/// An OTLP/HTTP upload that sends 10 of its 1000 bytes and waits: its request holds an ingest
+/// slot while its body is read.
+fn start_upload(api: &str) -> std::net::TcpStream {
+    let mut upload = std::net::TcpStream::connect(api).unwrap();
+    write!(
+        upload,
+        "POST /v1/traces HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/x-protobuf\r\n\
+         Authorization: Bearer {TOKEN}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    .unwrap();
+    upload.write_all(&[0u8; 10]).unwrap();
+    upload
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    upload
+}
+
+/// Whether the server answered the upload (a 429, when a probe held the slot first).
+fn was_answered(upload: &mut std::net::TcpStream) -> bool {
+    use std::io::Read as _;
+    let mut buf = [0u8; 256];
+    !matches!(upload.read(&mut buf), Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }
 
 /// A full disk pauses the writer: gRPC exports are answered `UNAVAILABLE` with `RetryInfo`
