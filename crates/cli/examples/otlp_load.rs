@@ -1,15 +1,20 @@
-//! OTLP/HTTP load: N concurrent clients post protobuf spans to a real `threadline serve` child
-//! process as fast as the acks come back, then the index is asked whether every acked span is
-//! there (zero lost) and how many are there more than once.
+//! OTLP load: N concurrent clients send protobuf spans to a real `threadline serve` child
+//! process as fast as the acks come back (OTLP/HTTP, or OTLP/gRPC with `--grpc`), then the
+//! index is asked whether every acked span is there (zero lost) and how many are there more
+//! than once.
 //!
 //! ```sh
 //! cargo build --release -p cli
 //! cargo run --release -p cli --example otlp_load -- --clients 32 --seconds 60
 //! cargo run --release -p cli --example otlp_load -- --clients 32 --seconds 60 --slow-writer
+//! cargo run --release -p cli --example otlp_load -- --clients 32 --seconds 60 --grpc
 //! ```
 //!
 //! Options: `--clients N` (32), `--seconds S` (60), `--spans N` spans per request (50),
-//! `--slow-writer` (see [`SLOW_WRITER_CONFIG`]), `--commit-interval D` (passed to `serve`).
+//! `--slow-writer` (see [`SLOW_WRITER_CONFIG`]), `--commit-interval D` (passed to `serve`),
+//! `--grpc` (`TraceService/Export` on `serve --otlp-grpc-listen`, one HTTP/2 connection per
+//! client; `RESOURCE_EXHAUSTED` is retried after its `RetryInfo` delay, never ambiguous, and
+//! `UNAVAILABLE`, `DEADLINE_EXCEEDED` or a transport error are retried as ambiguous).
 //! The binary is `target/<profile>/threadline` beside this example, or `$THREADLINE_BIN`.
 //!
 //! Each client is a task on one tokio runtime with its own HTTP/1.1 connection. A request is
@@ -35,11 +40,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use prost::Message as _;
 use support::{ServeCommand, Workspace, get_json, get_text};
+use tonic_types::StatusExt as _;
 
 /// The normal phase: `serve`'s defaults, but the API on a free port and no files to tail.
 const NORMAL_CONFIG: &str = "";
@@ -76,6 +83,7 @@ struct Options {
     spans: usize,
     slow_writer: bool,
     commit_interval: Option<String>,
+    grpc: bool,
 }
 
 fn options() -> Options {
@@ -85,6 +93,7 @@ fn options() -> Options {
         spans: 50,
         slow_writer: false,
         commit_interval: None,
+        grpc: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -95,8 +104,9 @@ fn options() -> Options {
             "--spans" => o.spans = value().parse().expect("--spans N"),
             "--commit-interval" => o.commit_interval = Some(value()),
             "--slow-writer" => o.slow_writer = true,
+            "--grpc" => o.grpc = true,
             other => panic!(
-                "unknown argument {other}: --clients N --seconds S --spans N --slow-writer --commit-interval D"
+                "unknown argument {other}: --clients N --seconds S --spans N --slow-writer --commit-interval D --grpc"
             ),
         }
     }
@@ -154,16 +164,21 @@ fn main() {
     if let Some(interval) = &o.commit_interval {
         cmd = cmd.arg("--commit-interval").arg(interval);
     }
+    if o.grpc {
+        cmd = cmd.arg("--otlp-grpc-listen").arg("127.0.0.1:0");
+    }
     let serve = cmd.start();
     let url = serve.url.clone();
+    let grpc_endpoint = o.grpc.then(|| serve.grpc_endpoint());
     let pid = serve.pid();
     eprintln!(
-        "{} phase: {} clients × {} s, {} spans/request, server pid {pid} at {url}, config:{}",
+        "{} phase over {}: {} clients × {} s, {} spans/request, server pid {pid} at {url}, config:{}",
         if o.slow_writer {
             "slow-writer"
         } else {
             "normal"
         },
+        if o.grpc { "OTLP/gRPC" } else { "OTLP/HTTP" },
         o.clients,
         o.seconds,
         o.spans,
@@ -229,9 +244,15 @@ fn main() {
         let tasks: Vec<_> = (0..o.clients)
             .map(|c| {
                 let url = url.clone();
+                let grpc_endpoint = grpc_endpoint.clone();
                 let o = o.clone();
                 let acked_spans = acked_spans.clone();
-                tokio::spawn(async move { client(c, &url, &o, end, acked_spans).await })
+                tokio::spawn(async move {
+                    match grpc_endpoint {
+                        Some(endpoint) => grpc_client(c, &endpoint, &o, end, acked_spans).await,
+                        None => client(c, &url, &o, end, acked_spans).await,
+                    }
+                })
             })
             .collect();
         let mut reports = Vec::new();
@@ -284,12 +305,13 @@ fn main() {
 
     println!();
     println!(
-        "phase                 {}",
+        "phase                 {} over {}",
         if o.slow_writer {
             "slow writer"
         } else {
             "normal"
-        }
+        },
+        if o.grpc { "OTLP/gRPC" } else { "OTLP/HTTP" }
     );
     println!(
         "clients × duration    {} × {} s ({load_secs:.1} s with the last acks)",
@@ -310,7 +332,7 @@ fn main() {
     );
     println!("lost (acked, missing) {}", verdict.lost);
     println!(
-        "duplicated spans      {} (in {} requests; {} requests were ambiguous: transport error or 503, then retried)",
+        "duplicated spans      {} (in {} requests; {} requests were ambiguous: transport error, 503 or UNAVAILABLE, then retried)",
         verdict.duplicate_spans, verdict.duplicate_requests, ambiguous
     );
     println!(
@@ -336,7 +358,9 @@ fn main() {
         ms(e2e_us.last().copied().unwrap_or(0))
     );
     println!("responses             {by_status:?}");
-    println!("retries               {retries} ({with_retry_after} after a Retry-After header)");
+    println!(
+        "retries               {retries} ({with_retry_after} after a Retry-After header or RetryInfo)"
+    );
     for (message, n) in &messages {
         println!("  {n:>8} × {message}");
     }
@@ -398,7 +422,7 @@ async fn client(
     let mut report = ClientReport::default();
     let mut req = 0u64;
     while Instant::now() < end {
-        let body = request(c, req, o.spans);
+        let body = request(c, req, o.spans).encode_to_vec();
         let first = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         let mut ambiguous = false;
@@ -472,9 +496,84 @@ async fn client(
     report
 }
 
+/// One client over OTLP/gRPC: as [`client`], with one HTTP/2 connection of its own.
+async fn grpc_client(
+    c: usize,
+    endpoint: &str,
+    o: &Options,
+    end: Instant,
+    acked_spans: Arc<AtomicU64>,
+) -> ClientReport {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+        .expect("the gRPC endpoint")
+        .timeout(Duration::from_secs(60))
+        .connect_lazy();
+    let mut grpc = TraceServiceClient::new(channel);
+    let mut report = ClientReport::default();
+    let mut req = 0u64;
+    while Instant::now() < end {
+        let message = request(c, req, o.spans);
+        let first = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        let mut ambiguous = false;
+        loop {
+            if Instant::now() > end + GIVE_UP_AFTER_END {
+                report.given_up.push(req);
+                break;
+            }
+            let sent = Instant::now();
+            let wait = match grpc.export(message.clone()).await {
+                Ok(_) => {
+                    *report.by_status.entry("OK".into()).or_default() += 1;
+                    report.ack_us.push(micros(sent.elapsed()));
+                    report.e2e_us.push(micros(first.elapsed()));
+                    report.acked.push(req);
+                    acked_spans.fetch_add(o.spans as u64, Ordering::Relaxed);
+                    break;
+                }
+                Err(status) => {
+                    let code = format!("{:?}", status.code());
+                    *report.by_status.entry(code.clone()).or_default() += 1;
+                    *report
+                        .messages
+                        .entry(format!("{code} {}", status.message()))
+                        .or_default() += 1;
+                    let retry_after = status.get_details_retry_info().and_then(|r| r.retry_delay);
+                    match status.code() {
+                        // Never queued (a full queue or every ingest slot taken).
+                        tonic::Code::ResourceExhausted if retry_after.is_some() => {}
+                        // A failed commit, a timeout or a broken connection: may be indexed.
+                        tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
+                        | tonic::Code::Unknown => ambiguous = true,
+                        _ => panic!("client {c}: unexpected {status:?}"),
+                    }
+                    if retry_after.is_some() {
+                        report.with_retry_after += 1;
+                    }
+                    retry_after
+                }
+            };
+            report.retries += 1;
+            let pause = wait.unwrap_or_else(|| {
+                let b = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                b.mul_f64(0.5 + fastrand::f64())
+            });
+            tokio::time::sleep(pause).await;
+        }
+        if ambiguous {
+            report.ambiguous.push(req);
+        }
+        req += 1;
+    }
+    report
+}
+
 /// `ExportTraceServiceRequest` with `n` spans of one new trace; span ids are unique across
 /// clients and requests: client (8 bits) | request (36 bits) | span (20 bits).
-fn request(c: usize, req: u64, n: usize) -> Vec<u8> {
+fn request(c: usize, req: u64, n: usize) -> ExportTraceServiceRequest {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -540,7 +639,6 @@ fn request(c: usize, req: u64, n: usize) -> Vec<u8> {
             schema_url: String::new(),
         }],
     }
-    .encode_to_vec()
 }
 
 fn span_id(c: usize, req: u64, i: usize) -> [u8; 8] {

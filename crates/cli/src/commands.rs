@@ -523,6 +523,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut config = crate::config::Config::default();
     config.index.dir = index_dir.clone();
     config.server.listen = args.listen;
+    config.server.otlp_grpc_listen = args.otlp_grpc_listen;
     config.sources = vec![crate::config::SourceSection {
         include: ["spans", "logs"]
             .iter()

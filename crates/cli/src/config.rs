@@ -45,6 +45,8 @@ pub struct ServerSection {
     pub listen: SocketAddr,
     /// A second listener with the same routes, for OTLP exporters' default port.
     pub otlp_listen: Option<SocketAddr>,
+    /// The OTLP/gRPC receiver's listener (the standard port is 4317); off when unset.
+    pub otlp_grpc_listen: Option<SocketAddr>,
     pub read_token: Option<String>,
     pub ingest_token: Option<String>,
     pub cors_origins: Vec<String>,
@@ -58,6 +60,8 @@ pub struct ServerSection {
     #[serde(deserialize_with = "duration")]
     pub tail_poll_interval: Duration,
     pub max_concurrent_ingest: usize,
+    /// Concurrent requests per OTLP/gRPC connection.
+    pub max_grpc_streams: u32,
     pub retry_after_s: u64,
     /// How long an acknowledged OTLP request is remembered, so that its retry is not indexed
     /// twice; "0s" turns it off.
@@ -132,6 +136,7 @@ impl Default for ServerSection {
         ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 7740)),
             otlp_listen: None,
+            otlp_grpc_listen: None,
             read_token: server.read_token,
             ingest_token: server.ingest_token,
             cors_origins: server.cors_origins,
@@ -142,6 +147,7 @@ impl Default for ServerSection {
             max_tail_streams: server.max_tail_streams,
             tail_poll_interval: server.tail_poll_interval,
             max_concurrent_ingest: server.max_concurrent_ingest,
+            max_grpc_streams: server.max_grpc_streams,
             retry_after_s: server.retry_after_s,
             retry_window: server.retry_window,
         }
@@ -246,6 +252,10 @@ impl Config {
             (
                 "server.max_concurrent_ingest",
                 self.server.max_concurrent_ingest,
+            ),
+            (
+                "server.max_grpc_streams",
+                self.server.max_grpc_streams as usize,
             ),
         ];
         for (key, value) in positive {

@@ -115,6 +115,9 @@ struct ServeArgs {
     /// Also receive OTLP/HTTP on this address (e.g. 127.0.0.1:4318).
     #[arg(long)]
     otlp_listen: Option<SocketAddr>,
+    /// Receive OTLP/gRPC on this address (e.g. 127.0.0.1:4317); off by default.
+    #[arg(long, value_name = "ADDR")]
+    otlp_grpc_listen: Option<SocketAddr>,
     /// Longest a read line waits to be committed and searchable (e.g. 500ms).
     #[arg(long)]
     commit_interval: Option<String>,
@@ -260,6 +263,9 @@ struct DemoArgs {
     /// Generate, index, print one failing request's waterfall and exit (no server).
     #[arg(long)]
     once: bool,
+    /// Also receive OTLP/gRPC on this address (e.g. 127.0.0.1:4317), beside the demo traffic.
+    #[arg(long, value_name = "ADDR", conflicts_with = "once")]
+    otlp_grpc_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {

@@ -80,6 +80,9 @@ pub fn command(index_dir: Option<&Path>, args: ServeArgs) -> anyhow::Result<Exit
     if let Some(listen) = args.otlp_listen {
         config.server.otlp_listen = Some(listen);
     }
+    if let Some(listen) = args.otlp_grpc_listen {
+        config.server.otlp_grpc_listen = Some(listen);
+    }
     if let Some(interval) = &args.commit_interval {
         let ns = timespec::parse_duration(interval)
             .with_context(|| format!("--commit-interval {interval:?}"))?;
@@ -168,6 +171,14 @@ async fn serve(config: Config, prepared: Prepared) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let grpc_listener = match config.server.otlp_grpc_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (otlp_grpc_listen)"))?,
+        ),
+        None => None,
+    };
 
     let mut status = writer.subscribe();
     let mut generation = status.borrow_and_update().generation;
@@ -201,6 +212,19 @@ async fn serve(config: Config, prepared: Prepared) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let grpc_addr = match grpc_listener {
+        Some(listener) => {
+            let addr = listener.local_addr().ok();
+            let (state, stop) = (state.clone(), stopped(stop_rx.clone()));
+            servers.push(tokio::spawn(async move {
+                server::serve_otlp_grpc(listener, state, stop)
+                    .await
+                    .map_err(std::io::Error::other)
+            }));
+            addr
+        }
+        None => None,
+    };
 
     if !config.retention.policy().is_off() {
         tokio::spawn(retention_loop(
@@ -213,7 +237,15 @@ async fn serve(config: Config, prepared: Prepared) -> anyhow::Result<()> {
     let url = format!("http://{listen}");
     // The demo prints hints of its own once it has data to point at.
     let hints = prepared.after_start.is_none();
-    print_started(&config, &sources, &index, n_checkpoints, &url, otlp_addr);
+    print_started(
+        &config,
+        &sources,
+        &index,
+        n_checkpoints,
+        &url,
+        otlp_addr,
+        grpc_addr,
+    );
     if hints {
         print_hints(&config, &url);
     }
@@ -314,8 +346,8 @@ async fn serve(config: Config, prepared: Prepared) -> anyhow::Result<()> {
     for server in servers {
         match tokio::time::timeout(SERVER_GRACE, server).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!("the HTTP server failed: {e}"),
-            Ok(Err(e)) => tracing::error!("the HTTP server panicked: {e}"),
+            Ok(Ok(Err(e))) => tracing::warn!("a server (HTTP or OTLP/gRPC) failed: {e}"),
+            Ok(Err(e)) => tracing::error!("a server (HTTP or OTLP/gRPC) panicked: {e}"),
             Err(_) => tracing::warn!("closing HTTP connections still open"),
         }
     }
@@ -624,6 +656,7 @@ fn server_config(config: &Config) -> ServerConfig {
         tail_poll_interval: s.tail_poll_interval,
         retry_after_s: s.retry_after_s,
         max_concurrent_ingest: s.max_concurrent_ingest,
+        max_grpc_streams: s.max_grpc_streams,
         retry_window: s.retry_window,
         ..ServerConfig::default()
     }
@@ -640,6 +673,7 @@ fn print_started(
     n_checkpoints: usize,
     url: &str,
     otlp: Option<SocketAddr>,
+    grpc: Option<SocketAddr>,
 ) {
     let dir: &PathBuf = &config.index.dir;
     banner(&format!(
@@ -664,6 +698,10 @@ fn print_started(
         banner(&format!(
             "receiving OTLP/HTTP on http://{addr}/v1/traces and /v1/logs"
         ));
+    }
+    // Tests and scripts read the bound gRPC address from this line.
+    if let Some(addr) = grpc {
+        banner(&format!("receiving OTLP/gRPC on {addr}"));
     }
     let retention = &config.retention;
     if let Some(age) = retention.max_age {

@@ -29,6 +29,19 @@ pub fn decode_traces(
     out: &mut Output,
 ) -> Result<(), DecodeError> {
     let request = ExportTraceServiceRequest::decode(body)?;
+    decode_traces_request(request, decoder, source, read_time_ns, out);
+    Ok(())
+}
+
+/// Decodes an `ExportTraceServiceRequest` already parsed (the OTLP/gRPC receiver gets it
+/// from its codec), by the same rules as [`decode_traces`].
+pub fn decode_traces_request(
+    request: ExportTraceServiceRequest,
+    decoder: &Decoder,
+    source: &str,
+    read_time_ns: i64,
+    out: &mut Output,
+) {
     let cx = LineContext {
         source,
         offset: 0,
@@ -98,7 +111,6 @@ pub fn decode_traces(
             }
         }
     }
-    Ok(())
 }
 
 /// Decodes an `ExportLogsServiceRequest` body. Nothing is added to `out` when the body is not
@@ -111,6 +123,19 @@ pub fn decode_logs(
     out: &mut Output,
 ) -> Result<(), DecodeError> {
     let request = ExportLogsServiceRequest::decode(body)?;
+    decode_logs_request(request, decoder, source, read_time_ns, out);
+    Ok(())
+}
+
+/// Decodes an `ExportLogsServiceRequest` already parsed, by the same rules as
+/// [`decode_logs`].
+pub fn decode_logs_request(
+    request: ExportLogsServiceRequest,
+    decoder: &Decoder,
+    source: &str,
+    read_time_ns: i64,
+    out: &mut Output,
+) {
     let cx = LineContext {
         source,
         offset: 0,
@@ -161,7 +186,6 @@ pub fn decode_logs(
             }
         }
     }
-    Ok(())
 }
 
 /// Checks binary ids: empty is absent, anything else must be 16/8 bytes and not all zero.

@@ -1,13 +1,17 @@
-//! threadline's HTTP server: the native JSON API over the index, the OTLP/HTTP receiver that
-//! feeds the writer (an ack means durable), live tail, health, Prometheus metrics, an
-//! OpenAPI document and the embedded web UI.
+//! threadline's HTTP server: the native JSON API over the index, the OTLP/HTTP and OTLP/gRPC
+//! receivers that feed the writer (an ack means durable), live tail, health, Prometheus
+//! metrics, an OpenAPI document and the embedded web UI.
 //!
 //! [`router`] builds the whole app from an [`AppState`]; [`serve`] runs it on a listener until
 //! a shutdown signal. The same router serves the API port and, if the CLI wants one, the
-//! standard OTLP port 4318. Only this crate knows HTTP: the index sees queries and batches.
+//! standard OTLP/HTTP port 4318; [`serve_otlp_grpc`] serves OTLP/gRPC (port 4317) on a listener
+//! of its own, over the same state. Only this crate knows HTTP and gRPC: the index sees
+//! queries and batches.
 
 mod api;
 mod error;
+mod grpc;
+mod ingest;
 mod jaeger;
 mod metrics;
 mod openapi;
@@ -34,6 +38,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub use crate::error::ApiError;
+pub use crate::grpc::serve_otlp_grpc;
 pub use crate::metrics::Metrics;
 
 /// Everything a handler needs; cheap to clone (one per request).
@@ -47,8 +52,8 @@ pub struct AppState {
     decoder: Arc<Decoder>,
     /// One permit per open live-tail stream: tails poll the index, so their number is bounded.
     tail_permits: Arc<Semaphore>,
-    /// One permit per OTLP request being read, decompressed and decoded: each may hold up to
-    /// twice `max_body_bytes`, so their number bounds the receiver's memory.
+    /// One permit per OTLP request (HTTP or gRPC) being read, decompressed and decoded: each
+    /// may hold up to twice `max_body_bytes`, so their number bounds the receivers' memory.
     ingest_permits: Arc<Semaphore>,
     /// OTLP requests acknowledged in the last `retry_window`: their retries are not indexed.
     recent: Arc<recent::RecentRequests>,
@@ -57,14 +62,16 @@ pub struct AppState {
 /// Limits and access rules of the server; `Default` is right for a local machine.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Largest request body, measured before and after gzip decompression (OTLP recommends 64 MiB).
+    /// Largest request body, measured before and after gzip decompression (OTLP recommends 64 MiB);
+    /// also the largest OTLP/gRPC message, as sent and once decompressed.
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered 503 (live tail streams excepted).
     pub request_timeout: Duration,
     /// When set, `GET /api/v1/*` and the Jaeger API (`/api/*`, `/api/v3/*`) need
     /// `Authorization: Bearer <read_token>`.
     pub read_token: Option<String>,
-    /// When set, `POST /v1/traces` and `/v1/logs` need `Authorization: Bearer <ingest_token>`.
+    /// When set, `POST /v1/traces` and `/v1/logs` need `Authorization: Bearer <ingest_token>`,
+    /// and OTLP/gRPC requests `authorization: Bearer <ingest_token>` metadata.
     pub ingest_token: Option<String>,
     /// Origins allowed by CORS (`https://ui.example.com`); empty means no CORS headers.
     pub cors_origins: Vec<String>,
@@ -78,8 +85,12 @@ pub struct ServerConfig {
     pub tail_poll_interval: Duration,
     /// `Retry-After` seconds when the writer's queue is full.
     pub retry_after_s: u64,
-    /// OTLP requests decoded at once; more are answered 429 with `Retry-After`.
+    /// OTLP requests (HTTP and gRPC together) read and decoded at once; more are answered 429
+    /// with `Retry-After`, or `RESOURCE_EXHAUSTED` with `RetryInfo` over gRPC.
     pub max_concurrent_ingest: usize,
+    /// Concurrent streams (requests) per OTLP/gRPC connection (HTTP/2
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub max_grpc_streams: u32,
     /// How long an acknowledged OTLP request is remembered: the same body (after gzip) posted
     /// again to the same path in the same encoding within this window is acknowledged again
     /// without being indexed. Zero turns this off.
@@ -103,6 +114,7 @@ impl Default for ServerConfig {
             tail_poll_interval: Duration::from_millis(500),
             retry_after_s: 1,
             max_concurrent_ingest: 16,
+            max_grpc_streams: 100,
             retry_window: Duration::from_secs(600),
             retry_window_max_requests: 100_000,
         }
@@ -343,7 +355,7 @@ async fn check_token(expected: Option<&str>, request: Request, next: Next) -> Re
 }
 
 /// Compares without stopping at the first difference, so timing does not leak the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -3,11 +3,10 @@
 //! commit that holds the request's records. A full writer queue is a 429 with `Retry-After`, a
 //! failed commit a 503. A retry of a request acknowledged in the last `retry_window` is
 //! answered again without indexing (see `recent.rs`). Records that cannot be decoded are
-//! rejected alone and counted in `partialSuccess`; a body that is not OTLP is a 400.
+//! rejected alone and counted in `partialSuccess`; a body that is not OTLP is a 400. Past the
+//! body and its decoding, the path is the one `ingest.rs` shares with the gRPC receiver.
 
 use std::io::Read as _;
-use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::body::Bytes;
@@ -16,51 +15,24 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use decode::{DecodeError, Format, LineContext, Output};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use index::{Batch, TrySendError};
-use model::Record;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse,
-};
 use prost::Message as _;
 use serde_json::json;
-use tokio::sync::oneshot;
 
 use crate::api::blocking;
+use crate::ingest::{self, Decoded, Signal};
 use crate::params::now_ns;
-use crate::recent::{self, Ack, Lookup};
+use crate::recent::{self, Ack};
 use crate::{ApiError, AppState};
 
 /// The origin stored with records received over OTLP/HTTP.
 const SOURCE: &str = "otlp/http";
-const PROTOBUF: &str = "application/x-protobuf";
+pub(crate) const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
-/// Rejected records named in `partialSuccess.errorMessage`; the rest are counted.
-const MESSAGE_EXAMPLES: usize = 3;
-/// Longest `partialSuccess.errorMessage` (ids and values quoted in it come from the client).
-const MAX_MESSAGE_BYTES: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     Protobuf,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signal {
-    Traces,
-    Logs,
-}
-
-/// What decoding a request produced.
-#[derive(Debug)]
-struct Decoded {
-    records: Vec<Record>,
-    rejected: u64,
-    /// For `partialSuccess.errorMessage`: why records were rejected, or warnings.
-    message: String,
 }
 
 /// `google.rpc.Status`, the body of an OTLP failure response.
@@ -104,7 +76,8 @@ async fn receive_in(
     // while the commit is awaited.
     let permit = state
         .ingest_permits
-        .try_acquire()
+        .clone()
+        .try_acquire_owned()
         .map_err(|_| ApiError::Busy {
             retry_after_s: state.config.retry_after_s,
         })?;
@@ -131,107 +104,11 @@ async fn receive_in(
     })
     .await?;
 
-    // A retry of a request acknowledged in the window is answered again, not indexed again.
-    let claim = loop {
-        match state.recent.lookup(key) {
-            Lookup::Acked(ack) => {
-                state.metrics.count_duplicate(signal.name());
-                return Ok(success_response(
-                    signal,
-                    encoding,
-                    ack.rejected,
-                    &ack.message,
-                ));
-            }
-            Lookup::InFlight(done) => recent::wait(done).await,
-            Lookup::Claimed(claim) => break claim,
-        }
-    };
-
-    let state2 = state.clone();
-    let decoded = blocking(move || decode_body(&state2, signal, encoding, &body)).await?;
-    drop(permit);
-    let answer = Ack {
-        rejected: decoded.rejected,
-        message: decoded.message,
-    };
-    let accepted = decoded.records.len() as u64;
-    if decoded.records.is_empty() {
-        state
-            .metrics
-            .count_ingest(signal.name(), 0, decoded.rejected);
-        claim.acked(answer.clone());
-        return Ok(success_response(
-            signal,
-            encoding,
-            answer.rejected,
-            &answer.message,
-        ));
-    }
-    let (batch, ack) = Batch::with_ack(decoded.records, Vec::new());
-    match state.writer.try_send(batch) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            return Err(ApiError::Busy {
-                retry_after_s: state.config.retry_after_s,
-            });
-        }
-        Err(TrySendError::Closed(_)) => {
-            return Err(index::Error::WriterClosed.into());
-        }
-        Err(TrySendError::Paused { cause, .. }) => {
-            return Err(index::Error::Paused { cause }.into());
-        }
-    }
-    // From here the outcome is settled by a task of its own, so that a commit that succeeds
-    // after this request was given up (the server's timeout, a client that hung up) is still
-    // remembered as acknowledged: the exporter's retry is then answered, not indexed again.
-    let (outcome_tx, outcome_rx) = oneshot::channel();
-    let metrics = Arc::clone(&state.metrics);
-    let settled_answer = answer.clone();
-    let queued = Instant::now();
-    tokio::spawn(async move {
-        let outcome = match ack.await {
-            Ok(Ok(_opstamp)) => {
-                metrics.observe_ack(queued.elapsed());
-                metrics.count_ingest(signal.name(), accepted, settled_answer.rejected);
-                claim.acked(settled_answer);
-                Ok(())
-            }
-            // Not durable: 503 so that the client retries, and the request is forgotten
-            // before the answer goes out, so that the retry is indexed.
-            Ok(Err(e @ index::Error::Paused { .. })) => {
-                drop(claim);
-                Err(ApiError::from(e))
-            }
-            Ok(Err(e)) => {
-                drop(claim);
-                Err(ApiError::Unavailable(format!("the commit failed: {e}")))
-            }
-            Err(_) => {
-                drop(claim);
-                Err(ApiError::Unavailable(
-                    "the index writer stopped before committing".to_owned(),
-                ))
-            }
-        };
-        if let Err(Err(cause)) = outcome_tx.send(outcome) {
-            // Nobody is left to answer; the cause still belongs in the log.
-            tracing::error!(signal = signal.name(), %cause, "OTLP request not committed");
-        }
-    });
-    match outcome_rx.await {
-        Ok(Ok(())) => Ok(success_response(
-            signal,
-            encoding,
-            answer.rejected,
-            &answer.message,
-        )),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(ApiError::Unavailable(
-            "the task waiting for the commit stopped".into(),
-        )),
-    }
+    let ack = ingest::ingest(state, signal, key, permit, move |state| {
+        decode_body(state, signal, encoding, &body)
+    })
+    .await?;
+    Ok(success_response(signal, encoding, &ack))
 }
 
 /// `Content-Type` without parameters: protobuf or JSON, anything else is a 415.
@@ -331,7 +208,7 @@ fn decode_body(
             let detected = std::str::from_utf8(body).ok().map(decode::detect);
             if let Some(format @ (Format::OtlpTraces | Format::OtlpLogs | Format::OtlpMetrics)) =
                 detected
-                && format != signal.json_format()
+                && format != json_format(signal)
             {
                 return Err(ApiError::BadRequest(format!(
                     "the body is {}, not an OTLP {} request: post it to {}",
@@ -341,7 +218,7 @@ fn decode_body(
                 )));
             }
             match state.decoder.decode_document(body, &cx, &mut out) {
-                Ok(format) if format == signal.json_format() => {}
+                Ok(format) if format == json_format(signal) => {}
                 Ok(format) => {
                     return Err(ApiError::BadRequest(format!(
                         "the body is {}, not an OTLP {} request: post it to {}",
@@ -369,102 +246,15 @@ fn decode_body(
             }
         }
     }
-    Ok(validate(signal, out))
+    Ok(ingest::validate(signal, out))
 }
 
-/// Counts as rejected the records that could not be decoded and the spans that cannot be
-/// linked (no valid trace id or span id), and drops the latter; logs without ids are valid
-/// (kept unlinked), their warnings become the message.
-fn validate(signal: Signal, out: Output) -> Decoded {
-    let undecodable = out.rejected.len() as u64;
-    let n_before = out.records.len();
-    let records: Vec<Record> = out
-        .records
-        .into_iter()
-        .filter(|record| match record {
-            Record::Span(span) => span.trace_id.is_some() && span.span_id.is_some(),
-            Record::Log(_) => true,
-        })
-        .collect();
-    let unlinkable = (n_before - records.len()) as u64;
-    let noun = match signal {
-        Signal::Traces => "span(s)",
-        Signal::Logs => "log record(s)",
-    };
-    let mut parts = Vec::new();
-    if undecodable > 0 {
-        let mut where_why: Vec<String> = out
-            .rejected
-            .iter()
-            .take(MESSAGE_EXAMPLES)
-            .map(|r| format!("{}: {}", r.path, r.reason))
-            .collect();
-        if out.rejected.len() > MESSAGE_EXAMPLES {
-            where_why.push(format!(
-                "and {} more",
-                out.rejected.len() - MESSAGE_EXAMPLES
-            ));
-        }
-        parts.push(format!(
-            "{undecodable} {noun} rejected as undecodable: {}",
-            where_why.join("; ")
-        ));
-    }
-    let first_warning = out.warnings.first().map(|w| w.message.as_str());
-    if unlinkable > 0 {
-        // The decoder's warning says the record is kept unlinked; here the span is rejected.
-        parts.push(format!(
-            "{unlinkable} span(s) rejected: no valid trace id or span id{}",
-            first_warning
-                .map(|w| format!(" (first: {})", w.trim_end_matches("; record kept unlinked")))
-                .unwrap_or_default()
-        ));
-    } else if let Some(first) = first_warning {
-        parts.push(format!(
-            "accepted with {} warning(s); first: {first}",
-            out.warnings.len(),
-        ));
-    }
-    Decoded {
-        records,
-        rejected: undecodable + unlinkable,
-        message: truncate(parts.join("; "), MAX_MESSAGE_BYTES),
-    }
-}
-
-/// `s` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max.saturating_sub('…'.len_utf8());
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
-}
-
-fn success_response(signal: Signal, encoding: Encoding, rejected: u64, message: &str) -> Response {
-    let partial = rejected > 0 || !message.is_empty();
-    let rejected = i64::try_from(rejected).unwrap_or(i64::MAX);
+fn success_response(signal: Signal, encoding: Encoding, ack: &Ack) -> Response {
     match encoding {
         Encoding::Protobuf => {
             let body = match signal {
-                Signal::Traces => ExportTraceServiceResponse {
-                    partial_success: partial.then(|| ExportTracePartialSuccess {
-                        rejected_spans: rejected,
-                        error_message: message.to_owned(),
-                    }),
-                }
-                .encode_to_vec(),
-                Signal::Logs => ExportLogsServiceResponse {
-                    partial_success: partial.then(|| ExportLogsPartialSuccess {
-                        rejected_log_records: rejected,
-                        error_message: message.to_owned(),
-                    }),
-                }
-                .encode_to_vec(),
+                Signal::Traces => ingest::traces_response(ack).encode_to_vec(),
+                Signal::Logs => ingest::logs_response(ack).encode_to_vec(),
             };
             (
                 [(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF))],
@@ -473,13 +263,16 @@ fn success_response(signal: Signal, encoding: Encoding, rejected: u64, message: 
                 .into_response()
         }
         Encoding::Json => {
-            let body = if partial {
+            let body = if ingest::is_partial(ack) {
                 // proto3 JSON writes int64 as a string.
                 let count_key = match signal {
                     Signal::Traces => "rejectedSpans",
                     Signal::Logs => "rejectedLogRecords",
                 };
-                json!({"partialSuccess": {count_key: rejected.to_string(), "errorMessage": message}})
+                json!({"partialSuccess": {
+                    count_key: ingest::rejected_i64(ack).to_string(),
+                    "errorMessage": ack.message,
+                }})
             } else {
                 json!({})
             };
@@ -532,19 +325,11 @@ impl Encoding {
     }
 }
 
-impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
-        }
-    }
-
-    fn json_format(self) -> Format {
-        match self {
-            Signal::Traces => Format::OtlpTraces,
-            Signal::Logs => Format::OtlpLogs,
-        }
+/// The OTLP/JSON format a body posted for `signal` must have.
+fn json_format(signal: Signal) -> Format {
+    match signal {
+        Signal::Traces => Format::OtlpTraces,
+        Signal::Logs => Format::OtlpLogs,
     }
 }
 

@@ -186,6 +186,17 @@ impl Serve {
         self.child.id()
     }
 
+    /// `http://ADDR` of the OTLP/gRPC receiver (`--otlp-grpc-listen`), from the line the server
+    /// prints before `listening on`.
+    pub fn grpc_endpoint(&self) -> String {
+        let stderr = self.stderr();
+        let addr = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("receiving OTLP/gRPC on "))
+            .unwrap_or_else(|| panic!("no OTLP/gRPC listener announced:\n{stderr}"));
+        format!("http://{}", addr.trim())
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
