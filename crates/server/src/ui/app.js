@@ -8,6 +8,11 @@
 // text nodes only, never from markup, and every link is an in-page "#/..." route.
 "use strict";
 
+/** "1 span", "3 spans". */
+function plural(n, noun) {
+  return n + " " + noun + (n === 1 ? "" : "s");
+}
+
 const TOKEN_KEY = "threadline.read_token";
 const SINCE = { "15m": 15 * 60e3, "1h": 3600e3, "6h": 6 * 3600e3, "24h": 24 * 3600e3, "7d": 7 * 86400e3 };
 const SINCE_CHOICES = ["15m", "1h", "6h", "24h", "7d", "all"];
@@ -522,8 +527,8 @@ function traceList(traces) {
   return el("div", { class: "trace-list" }, traces.map((t) => el("a", { class: "trace-row" + (t.error_count ? " has-err" : ""), href: traceHref(t.trace_id), dataset: { durationNs: String(t.duration_ns || 0) } },
     el("span", { class: "root" }, serviceTag(t.root_service), " ", el("strong", {}, t.root_name || "(no root span)")),
     el("span", { class: "dur" }, fmtDuration(t.duration_ns)),
-    el("span", { class: "counts muted" }, t.span_count + " spans \u00b7 " + t.log_count + " logs \u00b7 ",
-      el("span", { class: t.error_count ? "err-text" : "" }, t.error_count + " errors")),
+    el("span", { class: "counts muted" }, plural(t.span_count, "span") + " \u00b7 " + plural(t.log_count, "log") + " \u00b7 ",
+      el("span", { class: t.error_count ? "err-text" : "" }, plural(t.error_count, "error"))),
     el("span", { class: "services" }, (t.services || []).map((s) => [serviceTag(s), " "])),
     el("span", { class: "when muted" }, fmtTime(t.start)),
     el("code", { class: "tid" }, t.trace_id))));
@@ -748,8 +753,8 @@ async function showTrace(gen, rawId, params) {
   setMain(
     el("h1", {}, "Trace ", idWithCopy(traceId, "trace id")),
     el("p", { class: "summary" },
-      s.span_count + " spans \u00b7 " + s.log_count + " logs \u00b7 ",
-      el("span", { class: s.error_count ? "err-text" : "" }, s.error_count + " errors"),
+      plural(s.span_count, "span") + " \u00b7 " + plural(s.log_count, "log") + " \u00b7 ",
+      el("span", { class: s.error_count ? "err-text" : "" }, plural(s.error_count, "error")),
       " \u00b7 " + fmtDuration(s.duration_ns) + " \u00b7 started " + fmtTime(s.start) + " UTC \u00b7 ",
       (s.services || []).map((name) => [serviceTag(name), " "]),
       el("a", { href: searchHref({ q: "trace_id = " + traceId, since: "all" }) }, "as search hits")),
