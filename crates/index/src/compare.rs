@@ -146,6 +146,16 @@ impl Index {
         let selection_q = range(query::compile(selection, fields, now_ns)?);
         let searcher = self.searcher();
         let selection_records = count(&searcher, &*selection_q)?;
+        if selection_records == 0 {
+            // An attribute no record has: say so, with the names that exist.
+            for name in attribute_names(selection) {
+                if !self.has_field(&name)? {
+                    return Err(Error::InvalidRequest {
+                        message: self.field_hint(&name)?,
+                    });
+                }
+            }
+        }
         // The baseline: the given query, or every record of the selection's kinds; never the
         // selection itself.
         let baseline_base: Box<dyn Query> = match baseline {
@@ -419,6 +429,7 @@ fn constrained_fields(expr: &Expr) -> Vec<String> {
             FieldRef::Name => out.push("name".to_owned()),
             FieldRef::Status => out.push("status".to_owned()),
             FieldRef::Level => out.push("level".to_owned()),
+            FieldRef::SpanKind => out.push("span_kind".to_owned()),
             FieldRef::Attribute(attr) => {
                 let p = &attr.path;
                 match attr.scope {
@@ -431,6 +442,24 @@ fn constrained_fields(expr: &Expr) -> Vec<String> {
                     AttrScope::Resource => out.push(format!("resource.{p}")),
                     AttrScope::Events => out.push(format!("event.{p}")),
                 }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The attribute names a query mentions, as written (`card.bin`, `resource.x`).
+fn attribute_names(expr: &Expr) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::And(items) | Expr::Or(items) => stack.extend(items),
+            Expr::Not(inner) => stack.push(inner),
+            Expr::Exists(field @ FieldRef::Attribute(_)) => out.push(field.to_string()),
+            Expr::Compare(c) if matches!(c.field, FieldRef::Attribute(_)) => {
+                out.push(c.field.to_string());
             }
             _ => {}
         }

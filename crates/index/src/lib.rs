@@ -14,6 +14,7 @@ mod collect;
 mod compare;
 pub mod doc;
 mod error;
+pub mod field_catalog;
 mod lock;
 mod lookup;
 pub mod query;

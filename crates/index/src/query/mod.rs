@@ -19,11 +19,14 @@
 //!   so `"\d+"` works), bare words (letters, digits, `_ . - : / @`), numbers, durations (`430ms`,
 //!   `1.5s`, `250us`, `100ns`, `5m`, `1h`, `1d`), RFC 3339 times, `now()`, `now() - 30m`,
 //!   `now() + 1h`.
-//! - Known fields: `trace_id` (any spelling `TraceRef::parse_any` reads), `span_id`,
-//!   `parent_span_id`, `kind` (`span`|`log`), `service`/`service.name`, `name`/`span.name`,
-//!   `status` (`OK`|`ERROR`|`UNSET`), `level`/`severity` (`trace` < `debug` < `info` < `warn` <
-//!   `error` < `fatal`), `duration`, `timestamp`, `body`/`message`. Field names are
-//!   case-sensitive; enum values are not.
+//! - Known fields (the index's field catalog, `crate::field_catalog`, which aggregations,
+//!   compare and `related` share): `trace_id` (any spelling `TraceRef::parse_any` reads),
+//!   `span_id`, `parent_span_id`, `kind` (`span`|`log`), `service`/`service.name`,
+//!   `name`/`span.name`/`operation`, `status`/`status.code` (`OK`|`ERROR`|`UNSET`),
+//!   `span_kind`/`span.kind` (`SERVER`|`CLIENT`|`PRODUCER`|`CONSUMER`|`INTERNAL`|`UNSPECIFIED`),
+//!   `level`/`severity` (`trace` < `debug` < `info` < `warn` < `error` < `fatal`),
+//!   `duration`/`duration_ns`, `timestamp`, `body`/`message`, `source` (the file a record came
+//!   from). Field names are case-sensitive; enum values are not.
 //! - `duration` takes a duration; a bare number other than `0` is an error (is `500` ms or ns?).
 //! - Any other name is an attribute, looked up in the record attributes, the resource attributes
 //!   and the span-event attributes; `attr.x`/`attributes.x`, `resource.x` and `event.x`/`events.x`

@@ -423,7 +423,19 @@ impl Parser<'_> {
             })?),
             FieldRef::Duration => Value::Duration(parse_duration(&text).map_err(err)?),
             FieldRef::Timestamp => Value::Time(Time::Absolute(parse_time(&text).map_err(err)?)),
-            FieldRef::Service | FieldRef::Name | FieldRef::Body => Value::Str(text),
+            FieldRef::Service | FieldRef::Name | FieldRef::Body | FieldRef::Source => {
+                Value::Str(text)
+            }
+            FieldRef::SpanKind => match text.to_ascii_uppercase().as_str() {
+                kind @ ("SERVER" | "CLIENT" | "PRODUCER" | "CONSUMER" | "INTERNAL"
+                | "UNSPECIFIED") => Value::Str(kind.to_owned()),
+                _ => {
+                    return Err(err(format!(
+                        "span_kind must be SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL or \
+                         UNSPECIFIED, got {text:?}"
+                    )));
+                }
+            },
             FieldRef::Attribute(_) if matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le) => {
                 match parse_number(&text).filter(|_| !quoted) {
                     Some(value) => Value::Number(Number { text, value }),
@@ -458,42 +470,34 @@ impl Parser<'_> {
     }
 }
 
-/// Maps a field name to what it addresses; unknown names are attributes.
+/// Maps a field name to what it addresses (the index's field catalog); unknown names are
+/// attributes.
 fn resolve_field(name: &str) -> Result<FieldRef, String> {
-    Ok(match name {
-        "trace_id" => FieldRef::TraceId,
-        "span_id" => FieldRef::SpanId,
-        "parent_span_id" => FieldRef::ParentSpanId,
-        "kind" => FieldRef::Kind,
-        "service" | "service.name" => FieldRef::Service,
-        "name" | "span.name" => FieldRef::Name,
-        "status" => FieldRef::Status,
-        "level" | "severity" => FieldRef::Level,
-        "duration" => FieldRef::Duration,
-        "timestamp" => FieldRef::Timestamp,
-        "body" | "message" => FieldRef::Body,
-        // Span events store their event names at `event.name` in the events field.
-        "event.name" => attribute(AttrScope::Events, "event.name"),
-        _ => {
-            const SCOPES: [(&str, AttrScope); 5] = [
-                ("attr.", AttrScope::Attributes),
-                ("attributes.", AttrScope::Attributes),
-                ("resource.", AttrScope::Resource),
-                ("events.", AttrScope::Events),
-                ("event.", AttrScope::Events),
-            ];
-            let (scope, path) = SCOPES
-                .iter()
-                .find_map(|(prefix, scope)| Some((*scope, name.strip_prefix(prefix)?)))
-                .unwrap_or((AttrScope::Any, name));
-            if path.is_empty()
-                || path.starts_with('.')
-                || path.ends_with('.')
-                || path.contains("..")
-            {
-                return Err(format!("invalid attribute name {name:?}"));
-            }
-            attribute(scope, path)
+    use crate::field_catalog::{AttrLocation, Builtin, Resolved};
+    Ok(match crate::field_catalog::resolve(name)? {
+        Resolved::Builtin(f) => match f.builtin {
+            Builtin::TraceId => FieldRef::TraceId,
+            Builtin::SpanId => FieldRef::SpanId,
+            Builtin::ParentSpanId => FieldRef::ParentSpanId,
+            Builtin::Kind => FieldRef::Kind,
+            Builtin::Service => FieldRef::Service,
+            Builtin::Name => FieldRef::Name,
+            Builtin::Status => FieldRef::Status,
+            Builtin::SpanKind => FieldRef::SpanKind,
+            Builtin::Level => FieldRef::Level,
+            Builtin::Duration => FieldRef::Duration,
+            Builtin::Timestamp => FieldRef::Timestamp,
+            Builtin::Body => FieldRef::Body,
+            Builtin::Source => FieldRef::Source,
+        },
+        Resolved::Attribute { location, path } => {
+            let scope = match location {
+                AttrLocation::Any => AttrScope::Any,
+                AttrLocation::Attributes => AttrScope::Attributes,
+                AttrLocation::Resource => AttrScope::Resource,
+                AttrLocation::Events => AttrScope::Events,
+            };
+            attribute(scope, &path)
         }
     })
 }
@@ -512,8 +516,9 @@ fn check_op(field: &FieldRef, op: Op) -> Result<(), String> {
         | FieldRef::SpanId
         | FieldRef::ParentSpanId
         | FieldRef::Kind
+        | FieldRef::SpanKind
         | FieldRef::Status => (&[Op::Eq, Op::Ne], "= and !="),
-        FieldRef::Service | FieldRef::Name | FieldRef::Body => {
+        FieldRef::Service | FieldRef::Name | FieldRef::Body | FieldRef::Source => {
             (&[Op::Eq, Op::Ne, Op::Regex], "=, != and =~")
         }
         FieldRef::Level | FieldRef::Duration | FieldRef::Timestamp => (
