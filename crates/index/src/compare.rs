@@ -16,8 +16,9 @@
 //!   specific one: while the best pair marks at least 90% of the selection it is listed first
 //!   and the others are scored against the baseline units that carry it too (at most 3 times,
 //!   and only into at least 10 units). Pairs that mark exactly the same units are listed once.
-//! - Bounded: each side is read whole up to [`MAX_UNITS_READ`] units, else a uniform sample of
-//!   that many (by a hash of the trace id, or of the record); the answer gives the sample rate.
+//! - Bounded: each side is read whole up to [`MAX_TRACES_READ`] traces or [`MAX_UNITS_READ`]
+//!   records, else a uniform sample of that many (by a hash of the trace id, or of the record);
+//!   the answer gives the sample rate.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -38,8 +39,10 @@ use crate::schema::names;
 use crate::search::{elapsed_ms, kind_query, within};
 use crate::{Index, query};
 
-/// Units (traces or records) each side reads at most; past that, a uniform sample.
+/// Records each side reads at most; past that, a uniform sample.
 pub const MAX_UNITS_READ: u64 = 20_000;
+/// Traces each side reads at most (each is all of its records); past that, a uniform sample.
+pub const MAX_TRACES_READ: u64 = 5_000;
 /// Results per answer at most.
 pub const MAX_COMPARE_LIMIT: usize = 1_000;
 /// A field with more distinct values than this (and more than half its units) is an id.
@@ -188,7 +191,10 @@ impl Index {
                     .copied()
                     .filter(|low| !sel_ids.contains(low))
                     .collect();
-                let rates = [rate(sel_ids.len() as u64), rate(base_ids.len() as u64)];
+                let rates = [
+                    rate(sel_ids.len() as u64, MAX_TRACES_READ),
+                    rate(base_ids.len() as u64, MAX_TRACES_READ),
+                ];
                 let mut side_of: HashMap<u64, usize> = HashMap::new();
                 for (side, ids) in [(SELECTION, &sel_ids), (BASELINE, &base_ids)] {
                     for &low in ids {
@@ -213,7 +219,10 @@ impl Index {
                 )
             }
             CompareUnit::Records => {
-                let rates = [rate(selection_records), rate(baseline_records)];
+                let rates = [
+                    rate(selection_records, MAX_UNITS_READ),
+                    rate(baseline_records, MAX_UNITS_READ),
+                ];
                 scan.records(&searcher, &*selection_q, SELECTION, rates[SELECTION])?;
                 scan.records(&searcher, &*baseline_q, BASELINE, rates[BASELINE])?;
                 let traces = |q: &dyn Query| -> Result<u64> {
@@ -380,12 +389,12 @@ fn count(searcher: &Searcher, query: &dyn Query) -> Result<u64> {
         .context("counting")? as u64)
 }
 
-/// 1.0 when `units` fit in [`MAX_UNITS_READ`], else the fraction that does.
-fn rate(units: u64) -> f64 {
-    if units <= MAX_UNITS_READ {
+/// 1.0 when `units` fit in `max`, else the fraction that does.
+fn rate(units: u64, max: u64) -> f64 {
+    if units <= max {
         1.0
     } else {
-        MAX_UNITS_READ as f64 / units as f64
+        max as f64 / units as f64
     }
 }
 
@@ -678,16 +687,15 @@ impl<'a> Scan<'a> {
                 let Some(low) = low else { continue };
                 pairs.clear();
                 self.pairs_of(&mut seg, doc, &mut pairs);
-                let set = per_trace.entry(low).or_default();
-                for &p in &pairs {
-                    if !set.contains(&p) {
-                        set.push(p);
-                    }
-                }
+                // Deduplicated once per trace below: a linear check per pair here made a trace
+                // of many records quadratic.
+                per_trace.entry(low).or_default().extend_from_slice(&pairs);
             }
         }
         for (low, side) in side_of {
-            let pairs = per_trace.remove(low).unwrap_or_default();
+            let mut pairs = per_trace.remove(low).unwrap_or_default();
+            pairs.sort_unstable();
+            pairs.dedup();
             self.add_unit(*side, *low, pairs);
         }
         Ok(())

@@ -35,6 +35,9 @@
 //!   match booleans or text. `> >= < <=` on an attribute need a bare number.
 //! - `x != v` means "x has a value and it is not v" (as in Loki and Quickwit); `NOT x = v` also
 //!   matches records without x. `body != "..."` is plain negation.
+//! - `x IN (a, b, c)` means `x = a OR x = b OR x = c`; each value counts as a clause.
+//! - No glob: `*` is not a word character, so `x = ab*` is an error; a prefix is the regex
+//!   `x =~ "ab.*"` (run as an automaton over the index's terms).
 //! - `exists(x)` on an attribute is true when x, or anything nested under it, has a value.
 //! - A quoted string or bare word on its own is full-text search on the body (which holds log
 //!   bodies and span names): several words are a phrase.

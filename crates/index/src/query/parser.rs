@@ -187,6 +187,7 @@ impl Parser<'_> {
             Some(Tok::RParen) => ", got ')'".to_string(),
             Some(Tok::Op(op)) => format!(", got '{op}'"),
             Some(Tok::Plus) => ", got '+'".to_string(),
+            Some(Tok::Comma) => ", got ','".to_string(),
             Some(Tok::Word(w)) => format!(", got '{w}'"),
             Some(Tok::Quoted(_) | Tok::LParen) => String::new(),
         };
@@ -235,6 +236,9 @@ impl Parser<'_> {
                     self.count_clause(token.at)?;
                     return self.exists();
                 }
+                if self.is_in_list() {
+                    return self.in_list(&word, token.at);
+                }
                 match self.peek().cloned() {
                     Some(Token {
                         tok: Tok::Op(op),
@@ -250,7 +254,9 @@ impl Parser<'_> {
                     }
                 }
             }
-            Tok::RParen | Tok::Op(_) | Tok::Plus => Err(self.expected_expression(after)),
+            Tok::RParen | Tok::Op(_) | Tok::Plus | Tok::Comma => {
+                Err(self.expected_expression(after))
+            }
         }
     }
 
@@ -287,6 +293,49 @@ impl Parser<'_> {
         }
         self.next();
         Ok(Expr::Exists(field))
+    }
+
+    /// Whether the next tokens are `IN (`.
+    fn is_in_list(&self) -> bool {
+        matches!(self.peek_tok(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"))
+            && matches!(
+                self.tokens.get(self.pos + 1).map(|t| &t.tok),
+                Some(Tok::LParen)
+            )
+    }
+
+    /// `field IN (a, b, c)`: `field = a OR field = b OR field = c`, each value a clause.
+    fn in_list(&mut self, name: &str, name_at: usize) -> Result<Expr, QueryError> {
+        let in_at = self.here();
+        self.next(); // IN
+        self.next(); // (
+        let mut items = Vec::new();
+        loop {
+            if items.is_empty() && matches!(self.peek_tok(), Some(Tok::RParen)) {
+                return Err(self.error_at(self.here(), "expected a value in 'IN ('"));
+            }
+            if !items.is_empty() {
+                self.count_clause(name_at)?;
+            }
+            items.push(self.comparison(name, name_at, Op::Eq, in_at)?);
+            match self.peek_tok() {
+                Some(Tok::Comma) => {
+                    self.next();
+                }
+                Some(Tok::RParen) => {
+                    self.next();
+                    break;
+                }
+                _ => {
+                    return Err(self.error_at(self.here(), "expected ',' or ')' in 'IN (...)'"));
+                }
+            }
+        }
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::Or(items)
+        })
     }
 
     fn comparison(
