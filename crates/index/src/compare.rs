@@ -666,25 +666,32 @@ impl<'a> Scan<'a> {
                 .str(names::TRACE_ID)
                 .context("opening trace ids")?;
             let Some(trace_col) = trace_col else { continue };
-            let mut trace_of_ord: HashMap<u64, Option<u64>> = HashMap::new();
-            let mut docs = Vec::new();
+            let mut docs: Vec<(DocId, u64)> = Vec::new();
             weight
-                .for_each_no_score(reader, &mut |batch| docs.extend_from_slice(batch))
+                .for_each_no_score(reader, &mut |batch| {
+                    docs.extend(
+                        batch
+                            .iter()
+                            .filter_map(|&doc| Some((doc, trace_col.term_ords(doc).next()?))),
+                    );
+                })
                 .context("reading the traces' records")?;
-            for doc in docs {
+            // Ordinal → the trace's low 64 bits, for the traces compared only.
+            let trace_of_ord: HashMap<u64, u64> = crate::agg_traces::trace_ids_of_ords(
+                &trace_col,
+                docs.iter().map(|&(_, ord)| ord).collect(),
+            )
+            .into_iter()
+            .map(|(ord, id)| (ord, id as u64))
+            .filter(|(_, low)| side_of.contains_key(low))
+            .collect();
+            for (doc, ord) in docs {
                 if alive.is_some_and(|a| a.is_deleted(doc)) {
                     continue;
                 }
-                let Some(ord) = trace_col.term_ords(doc).next() else {
+                let Some(&low) = trace_of_ord.get(&ord) else {
                     continue;
                 };
-                let low = *trace_of_ord.entry(ord).or_insert_with(|| {
-                    let mut text = String::new();
-                    trace_col.ord_to_str(ord, &mut text).ok()?;
-                    let low = u128::from_str_radix(&text, 16).ok()? as u64;
-                    side_of.contains_key(&low).then_some(low)
-                });
-                let Some(low) = low else { continue };
                 pairs.clear();
                 self.pairs_of(&mut seg, doc, &mut pairs);
                 // Deduplicated once per trace below: a linear check per pair here made a trace
