@@ -21,8 +21,8 @@ use index::{CompareRequest, CompareUnit, Index};
 const TARGET_P50_MS: f64 = 200.0;
 /// Runs of each case (after one warm-up).
 const RUNS: usize = 15;
-/// Records the simulator writes per request, on average (measured: 27).
-const RECORDS_PER_REQUEST: u64 = 27;
+/// Records the simulator writes per request, on average (measured: 19.8).
+const RECORDS_PER_REQUEST: u64 = 20;
 
 fn main() -> anyhow::Result<()> {
     let records: u64 = match std::env::args().nth(1) {

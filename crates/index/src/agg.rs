@@ -303,62 +303,91 @@ impl Index {
         Ok(keys.into_values().collect())
     }
 
-    /// A `by` name to a fast field path.
+    /// A `by` name to a fast field path, through the field catalog: a built-in field, or an
+    /// attribute in the record attributes, else the resource, else the span events (`attr.x`,
+    /// `resource.x`, `event.x` pick one). A name no record has is refused with a hint.
     fn dimension(&self, by: &str) -> Result<Dimension> {
+        use crate::field_catalog::{self, Resolved};
         let label = by.to_owned();
-        let known = match by {
-            "service" | "service.name" => Some(names::SERVICE),
-            "name" | "span.name" | "operation" => Some(names::NAME),
-            "status" | "status.code" => Some(names::STATUS),
-            "level" | "severity" => Some(names::LEVEL),
-            "kind" => Some(names::KIND),
-            "span_kind" | "span.kind" => Some(names::SPAN_KIND),
-            "source" => Some(names::SOURCE),
-            "trace_id" => Some(names::TRACE_ID),
-            "span_id" => Some(names::SPAN_ID),
-            "parent_span_id" => Some(names::PARENT_SPAN_ID),
-            _ => None,
-        };
-        if let Some(field) = known {
-            return Ok(Dimension {
-                label,
-                field: field.to_owned(),
-                is_level: field == names::LEVEL,
-            });
-        }
         if by.is_empty() {
             return Err(Error::Aggregation {
                 message: "empty field name in `by`".into(),
             });
         }
-        let explicit = [
-            ("attr.", names::ATTRIBUTES),
-            ("attributes.", names::ATTRIBUTES),
-            ("resource.", names::RESOURCE),
-            ("events.", names::EVENTS),
-            ("event.", names::EVENTS),
-        ];
-        for (prefix, root) in explicit {
-            if let Some(key) = by.strip_prefix(prefix) {
-                return Ok(Dimension {
-                    label,
-                    field: format!("{root}.{key}"),
-                    is_level: false,
-                });
+        let resolved = field_catalog::resolve(by).map_err(|message| Error::Aggregation {
+            message: format!("`by`: {message}"),
+        })?;
+        match resolved {
+            Resolved::Builtin(f) if f.groupable => Ok(Dimension {
+                label,
+                field: f.index_field.to_owned(),
+                is_level: f.index_field == names::LEVEL,
+            }),
+            Resolved::Builtin(f) => Err(Error::Aggregation {
+                message: format!(
+                    "`by` cannot group by {} (a {} per record): use `interval` for time, \
+                     or `stats` for durations",
+                    f.name, f.value_type
+                ),
+            }),
+            Resolved::Attribute { location, path } => {
+                for root in field_catalog::attr_roots(location) {
+                    let field = format!("{root}.{path}");
+                    if self.has_column(&field)? {
+                        return Ok(Dimension {
+                            label,
+                            field,
+                            is_level: false,
+                        });
+                    }
+                }
+                Err(Error::InvalidRequest {
+                    message: format!("`by`: {}", self.field_hint(by)?),
+                })
             }
         }
-        let in_attributes = format!("{}.{by}", names::ATTRIBUTES);
-        let in_resource = format!("{}.{by}", names::RESOURCE);
-        let field = if !self.has_column(&in_attributes)? && self.has_column(&in_resource)? {
-            in_resource
-        } else {
-            in_attributes
-        };
-        Ok(Dimension {
-            label,
-            field,
-            is_level: false,
-        })
+    }
+
+    /// The hint for an unknown field name: closest known fields and attribute keys seen.
+    pub fn field_hint(&self, name: &str) -> Result<String> {
+        let keys: Vec<String> = self
+            .attribute_keys()?
+            .iter()
+            .filter_map(|k| crate::field_catalog::query_name(&k.path))
+            .collect();
+        Ok(crate::field_catalog::hint(name, &keys))
+    }
+
+    /// Whether any record has the field or attribute `name` (as the query language writes it).
+    pub fn has_field(&self, name: &str) -> Result<bool> {
+        use crate::field_catalog::{self, Resolved};
+        match field_catalog::resolve(name) {
+            Ok(Resolved::Builtin(_)) => Ok(true),
+            Ok(Resolved::Attribute { location, path }) => {
+                for root in field_catalog::attr_roots(location) {
+                    if self.has_column(&format!("{root}.{path}"))?
+                        || self.has_subpath_column(&format!("{root}.{path}"))?
+                    {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn has_subpath_column(&self, path: &str) -> Result<bool> {
+        for segment in self.searcher().segment_readers() {
+            let handles = segment
+                .fast_fields()
+                .dynamic_subpath_column_handles(path)
+                .context("reading columns")?;
+            if !handles.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn has_column(&self, path: &str) -> Result<bool> {

@@ -204,3 +204,23 @@ pub(crate) fn float_text(f: f64) -> String {
         f.to_string()
     }
 }
+
+/// The trace ids (as numbers) of a trace-id column's term ordinals, read in one sorted pass
+/// over the dictionary: looking ordinals up one by one decompresses a dictionary block each
+/// time, which dominated compare and trace lists on large indexes.
+pub(crate) fn trace_ids_of_ords(column: &StrColumn, mut ords: Vec<u64>) -> HashMap<u64, u128> {
+    ords.sort_unstable();
+    ords.dedup();
+    let mut out = HashMap::with_capacity(ords.len());
+    let mut next = ords.iter();
+    let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+        if let Some(&ord) = next.next()
+            && let Some(id) = std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|text| u128::from_str_radix(text, 16).ok())
+        {
+            out.insert(ord, id);
+        }
+    });
+    out
+}

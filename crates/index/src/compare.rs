@@ -16,8 +16,9 @@
 //!   specific one: while the best pair marks at least 90% of the selection it is listed first
 //!   and the others are scored against the baseline units that carry it too (at most 3 times,
 //!   and only into at least 10 units). Pairs that mark exactly the same units are listed once.
-//! - Bounded: each side is read whole up to [`MAX_UNITS_READ`] units, else a uniform sample of
-//!   that many (by a hash of the trace id, or of the record); the answer gives the sample rate.
+//! - Bounded: each side is read whole up to [`MAX_TRACES_READ`] traces or [`MAX_UNITS_READ`]
+//!   records, else a uniform sample of that many (by a hash of the trace id, or of the record);
+//!   the answer gives the sample rate.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -38,8 +39,10 @@ use crate::schema::names;
 use crate::search::{elapsed_ms, kind_query, within};
 use crate::{Index, query};
 
-/// Units (traces or records) each side reads at most; past that, a uniform sample.
+/// Records each side reads at most; past that, a uniform sample.
 pub const MAX_UNITS_READ: u64 = 20_000;
+/// Traces each side reads at most (each is all of its records); past that, a uniform sample.
+pub const MAX_TRACES_READ: u64 = 5_000;
 /// Results per answer at most.
 pub const MAX_COMPARE_LIMIT: usize = 1_000;
 /// A field with more distinct values than this (and more than half its units) is an id.
@@ -146,6 +149,16 @@ impl Index {
         let selection_q = range(query::compile(selection, fields, now_ns)?);
         let searcher = self.searcher();
         let selection_records = count(&searcher, &*selection_q)?;
+        if selection_records == 0 {
+            // An attribute no record has: say so, with the names that exist.
+            for name in attribute_names(selection) {
+                if !self.has_field(&name)? {
+                    return Err(Error::InvalidRequest {
+                        message: self.field_hint(&name)?,
+                    });
+                }
+            }
+        }
         // The baseline: the given query, or every record of the selection's kinds; never the
         // selection itself.
         let baseline_base: Box<dyn Query> = match baseline {
@@ -178,7 +191,10 @@ impl Index {
                     .copied()
                     .filter(|low| !sel_ids.contains(low))
                     .collect();
-                let rates = [rate(sel_ids.len() as u64), rate(base_ids.len() as u64)];
+                let rates = [
+                    rate(sel_ids.len() as u64, MAX_TRACES_READ),
+                    rate(base_ids.len() as u64, MAX_TRACES_READ),
+                ];
                 let mut side_of: HashMap<u64, usize> = HashMap::new();
                 for (side, ids) in [(SELECTION, &sel_ids), (BASELINE, &base_ids)] {
                     for &low in ids {
@@ -203,7 +219,10 @@ impl Index {
                 )
             }
             CompareUnit::Records => {
-                let rates = [rate(selection_records), rate(baseline_records)];
+                let rates = [
+                    rate(selection_records, MAX_UNITS_READ),
+                    rate(baseline_records, MAX_UNITS_READ),
+                ];
                 scan.records(&searcher, &*selection_q, SELECTION, rates[SELECTION])?;
                 scan.records(&searcher, &*baseline_q, BASELINE, rates[BASELINE])?;
                 let traces = |q: &dyn Query| -> Result<u64> {
@@ -370,12 +389,12 @@ fn count(searcher: &Searcher, query: &dyn Query) -> Result<u64> {
         .context("counting")? as u64)
 }
 
-/// 1.0 when `units` fit in [`MAX_UNITS_READ`], else the fraction that does.
-fn rate(units: u64) -> f64 {
-    if units <= MAX_UNITS_READ {
+/// 1.0 when `units` fit in `max`, else the fraction that does.
+fn rate(units: u64, max: u64) -> f64 {
+    if units <= max {
         1.0
     } else {
-        MAX_UNITS_READ as f64 / units as f64
+        max as f64 / units as f64
     }
 }
 
@@ -419,6 +438,7 @@ fn constrained_fields(expr: &Expr) -> Vec<String> {
             FieldRef::Name => out.push("name".to_owned()),
             FieldRef::Status => out.push("status".to_owned()),
             FieldRef::Level => out.push("level".to_owned()),
+            FieldRef::SpanKind => out.push("span_kind".to_owned()),
             FieldRef::Attribute(attr) => {
                 let p = &attr.path;
                 match attr.scope {
@@ -431,6 +451,24 @@ fn constrained_fields(expr: &Expr) -> Vec<String> {
                     AttrScope::Resource => out.push(format!("resource.{p}")),
                     AttrScope::Events => out.push(format!("event.{p}")),
                 }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The attribute names a query mentions, as written (`card.bin`, `resource.x`).
+fn attribute_names(expr: &Expr) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::And(items) | Expr::Or(items) => stack.extend(items),
+            Expr::Not(inner) => stack.push(inner),
+            Expr::Exists(field @ FieldRef::Attribute(_)) => out.push(field.to_string()),
+            Expr::Compare(c) if matches!(c.field, FieldRef::Attribute(_)) => {
+                out.push(c.field.to_string());
             }
             _ => {}
         }
@@ -628,37 +666,43 @@ impl<'a> Scan<'a> {
                 .str(names::TRACE_ID)
                 .context("opening trace ids")?;
             let Some(trace_col) = trace_col else { continue };
-            let mut trace_of_ord: HashMap<u64, Option<u64>> = HashMap::new();
-            let mut docs = Vec::new();
+            let mut docs: Vec<(DocId, u64)> = Vec::new();
             weight
-                .for_each_no_score(reader, &mut |batch| docs.extend_from_slice(batch))
+                .for_each_no_score(reader, &mut |batch| {
+                    docs.extend(
+                        batch
+                            .iter()
+                            .filter_map(|&doc| Some((doc, trace_col.term_ords(doc).next()?))),
+                    );
+                })
                 .context("reading the traces' records")?;
-            for doc in docs {
+            // Ordinal → the trace's low 64 bits, for the traces compared only.
+            let trace_of_ord: HashMap<u64, u64> = crate::agg_traces::trace_ids_of_ords(
+                &trace_col,
+                docs.iter().map(|&(_, ord)| ord).collect(),
+            )
+            .into_iter()
+            .map(|(ord, id)| (ord, id as u64))
+            .filter(|(_, low)| side_of.contains_key(low))
+            .collect();
+            for (doc, ord) in docs {
                 if alive.is_some_and(|a| a.is_deleted(doc)) {
                     continue;
                 }
-                let Some(ord) = trace_col.term_ords(doc).next() else {
+                let Some(&low) = trace_of_ord.get(&ord) else {
                     continue;
                 };
-                let low = *trace_of_ord.entry(ord).or_insert_with(|| {
-                    let mut text = String::new();
-                    trace_col.ord_to_str(ord, &mut text).ok()?;
-                    let low = u128::from_str_radix(&text, 16).ok()? as u64;
-                    side_of.contains_key(&low).then_some(low)
-                });
-                let Some(low) = low else { continue };
                 pairs.clear();
                 self.pairs_of(&mut seg, doc, &mut pairs);
-                let set = per_trace.entry(low).or_default();
-                for &p in &pairs {
-                    if !set.contains(&p) {
-                        set.push(p);
-                    }
-                }
+                // Deduplicated once per trace below: a linear check per pair here made a trace
+                // of many records quadratic.
+                per_trace.entry(low).or_default().extend_from_slice(&pairs);
             }
         }
         for (low, side) in side_of {
-            let pairs = per_trace.remove(low).unwrap_or_default();
+            let mut pairs = per_trace.remove(low).unwrap_or_default();
+            pairs.sort_unstable();
+            pairs.dedup();
             self.add_unit(*side, *low, pairs);
         }
         Ok(())

@@ -14,6 +14,7 @@ mod collect;
 mod compare;
 pub mod doc;
 mod error;
+pub mod field_catalog;
 mod lock;
 mod lookup;
 pub mod query;
@@ -42,7 +43,7 @@ pub use crate::catalog::{DependencyLink, Operation};
 pub use crate::check::{CheckReport, DamagedFile, check};
 pub use crate::compare::{
     CompareRequest, CompareResponse, CompareResult, CompareUnit, HIGH_CARDINALITY,
-    MAX_COMPARE_LIMIT, MAX_UNITS_READ, SideTotals, score as compare_score,
+    MAX_COMPARE_LIMIT, MAX_TRACES_READ, MAX_UNITS_READ, SideTotals, score as compare_score,
 };
 pub use crate::error::{Error, Result};
 pub use crate::lock::{IndexLock, LOCK_FILE};

@@ -318,15 +318,14 @@ impl SegmentCollector for TraceKeysSegment {
         let Some(column) = &self.trace_id else {
             return TraceIds::default();
         };
-        let mut text = String::new();
+        let id_of = crate::agg_traces::trace_ids_of_ords(
+            column,
+            self.newest_by_ord.keys().copied().collect(),
+        );
         let ids = self
             .newest_by_ord
             .into_iter()
-            .filter_map(|(ord, ts)| {
-                text.clear();
-                column.ord_to_str(ord, &mut text).ok()?;
-                Some((u128::from_str_radix(&text, 16).ok()?, ts))
-            })
+            .filter_map(|(ord, ts)| Some((*id_of.get(&ord)?, ts)))
             .collect();
         TraceIds {
             ids,

@@ -397,6 +397,21 @@ fn related_blocking(
 ) -> Result<Value, ApiError> {
     let index = &state.index;
     let trace = index.trace(trace_id)?.ok_or_else(|| not_found(trace_id))?;
+    if let Ok(index::field_catalog::Resolved::Builtin(f)) = index::field_catalog::resolve(attribute)
+        && !f.groupable
+    {
+        return Err(ApiError::BadRequest(format!(
+            "`attribute` {attribute:?} cannot be widened on (a {} per record): use an attribute \
+             such as user.id, or service, name, status, level, span_kind",
+            f.value_type
+        )));
+    }
+    if !index.has_field(attribute)? {
+        return Err(ApiError::BadRequest(format!(
+            "`attribute`: {}",
+            index.field_hint(attribute)?
+        )));
+    }
     let mut values: Vec<Value> = Vec::new();
     let mut start_ns = i64::MAX;
     let mut end_ns = i64::MIN;
@@ -654,36 +669,56 @@ fn not_found(trace_id: TraceId) -> ApiError {
     ApiError::NotFound(format!("trace {trace_id} is not in the index"))
 }
 
-/// The values of `attribute` in one stored record (known fields, then attributes, then the
-/// resource; a dotted key also walks nested maps), appended if new.
+/// The values of `attribute` in one stored record, resolved through the index's field catalog
+/// (built-in fields; else attributes, the resource and span events' attributes; a dotted key
+/// also walks nested maps), appended if new.
 fn collect_values(record: &Value, attribute: &str, out: &mut Vec<Value>) {
+    use index::field_catalog::{AttrLocation, Builtin, Resolved};
     let is_span = record.get("span_id").is_some() && record.get("duration_ns").is_some();
-    let found: Option<&Value> = match attribute {
-        "service" | "service.name" => record.get("service"),
-        "name" | "span.name" | "operation" => record.get("name").filter(|_| is_span),
-        "status" | "status.code" => record.pointer("/status/code"),
-        "level" | "severity" => record.get("level"),
-        _ => {
-            let (scopes, key): (&[&str], &str) = if let Some(key) = attribute.strip_prefix("attr.")
-            {
-                (&["attributes"], key)
-            } else if let Some(key) = attribute.strip_prefix("attributes.") {
-                (&["attributes"], key)
-            } else if let Some(key) = attribute.strip_prefix("resource.") {
-                (&["resource"], key)
-            } else {
-                (&["attributes", "resource"], attribute)
+    let mut found: Vec<&Value> = Vec::new();
+    match index::field_catalog::resolve(attribute) {
+        Ok(Resolved::Builtin(f)) => {
+            let value = match f.builtin {
+                Builtin::Service => record.get("service"),
+                Builtin::Name => record.get("name").filter(|_| is_span),
+                Builtin::Status => record.pointer("/status/code"),
+                Builtin::SpanKind => record.get("kind").filter(|_| is_span),
+                Builtin::Level => record.get("level"),
+                Builtin::Source => record.pointer("/origin/source"),
+                _ => None,
             };
-            scopes
-                .iter()
-                .find_map(|scope| lookup(record.get(*scope)?, key))
+            found.extend(value);
         }
-    };
-    let Some(found) = found else { return };
-    let candidates: Vec<&Value> = match found {
-        Value::Array(items) => items.iter().collect(),
+        Ok(Resolved::Attribute { location, path }) => {
+            let scopes: &[&str] = match location {
+                AttrLocation::Any => &["attributes", "resource"],
+                AttrLocation::Attributes => &["attributes"],
+                AttrLocation::Resource => &["resource"],
+                AttrLocation::Events => &[],
+            };
+            found.extend(
+                scopes
+                    .iter()
+                    .find_map(|scope| lookup(record.get(*scope)?, &path)),
+            );
+            // Span events (exceptions): their attributes, and `event.name` their names.
+            if matches!(location, AttrLocation::Any | AttrLocation::Events) {
+                for event in record["events"].as_array().into_iter().flatten() {
+                    let value = if path == "event.name" {
+                        event.get("name")
+                    } else {
+                        event.get("attributes").and_then(|a| lookup(a, &path))
+                    };
+                    found.extend(value);
+                }
+            }
+        }
+        Err(_) => {}
+    }
+    let candidates = found.into_iter().flat_map(|found| match found {
+        Value::Array(items) => items.iter().collect::<Vec<_>>(),
         other => vec![other],
-    };
+    });
     for value in candidates {
         let usable = matches!(value, Value::String(s) if !s.is_empty())
             || matches!(value, Value::Number(_) | Value::Bool(_));

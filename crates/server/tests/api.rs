@@ -538,11 +538,22 @@ async fn related_widens_from_one_trace_across_services() {
     let json = t.get(&uri).await.json();
     assert_eq!(json["values"].as_array().unwrap().len(), 2);
 
-    // An attribute the trace lacks gives empty results; a missing attribute is a 400.
+    // An attribute the trace lacks gives empty results; one no record has is a 400 with a hint
+    // (it used to answer an empty result, which reads as "nothing related"); a missing
+    // attribute is a 400.
     let uri = format!(
-        "/api/v1/traces/{}/related?attribute=no.such.key",
+        "/api/v1/traces/{}/related?attribute=renewal.id",
         hex(&TRACE_A)
     );
+    let reply = t.get(&uri).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("closest known fields")
+    );
+    let uri = format!("/api/v1/traces/{}/related?attribute=user.id", hex(&TRACE_B));
     assert_eq!(t.get(&uri).await.json()["total"], 0);
     let uri = format!("/api/v1/traces/{}/related", hex(&TRACE_A));
     assert_eq!(t.get(&uri).await.status, StatusCode::BAD_REQUEST);

@@ -46,12 +46,17 @@ pub enum FieldRef {
     /// `name` or `span.name`.
     Name,
     Status,
+    /// `span_kind` or `span.kind`: `SERVER`, `CLIENT`, `PRODUCER`, `CONSUMER`, `INTERNAL`,
+    /// `UNSPECIFIED`.
+    SpanKind,
     /// `level` or `severity`.
     Level,
     Duration,
     Timestamp,
     /// `body` or `message`.
     Body,
+    /// The file or receiver a record came from.
+    Source,
     Attribute(AttrPath),
 }
 
@@ -230,10 +235,12 @@ impl fmt::Display for FieldRef {
             FieldRef::Service => "service",
             FieldRef::Name => "name",
             FieldRef::Status => "status",
+            FieldRef::SpanKind => "span_kind",
             FieldRef::Level => "level",
             FieldRef::Duration => "duration",
             FieldRef::Timestamp => "timestamp",
             FieldRef::Body => "body",
+            FieldRef::Source => "source",
             FieldRef::Attribute(attr) => {
                 let prefix = match attr.scope {
                     AttrScope::Any => "",

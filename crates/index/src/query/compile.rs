@@ -91,6 +91,7 @@ impl Compiler<'_> {
                     FieldRef::Service => f.service,
                     FieldRef::Name => f.name,
                     FieldRef::Body => f.body,
+                    FieldRef::Source => f.source,
                     _ => return Err(invalid()),
                 };
                 regex(strip_anchors(pattern), field)?
@@ -116,6 +117,10 @@ impl Compiler<'_> {
                     }
                     (FieldRef::Service, Value::Str(s)) => (names::SERVICE, text_term(f.service, s)),
                     (FieldRef::Name, Value::Str(s)) => (names::NAME, text_term(f.name, s)),
+                    (FieldRef::SpanKind, Value::Str(s)) => {
+                        (names::SPAN_KIND, text_term(f.span_kind, s))
+                    }
+                    (FieldRef::Source, Value::Str(s)) => (names::SOURCE, text_term(f.source, s)),
                     _ => {
                         let (term, name) = self.ordered_term(field, value).ok_or_else(invalid)?;
                         return Ok(ordered(op, term, name));
@@ -187,6 +192,8 @@ impl Compiler<'_> {
             FieldRef::Service => names::SERVICE,
             FieldRef::Name => names::NAME,
             FieldRef::Status => names::STATUS,
+            FieldRef::SpanKind => names::SPAN_KIND,
+            FieldRef::Source => names::SOURCE,
             FieldRef::Level => names::LEVEL,
             FieldRef::Duration => names::DURATION_NS,
             FieldRef::Timestamp => names::TIMESTAMP,

@@ -12,6 +12,8 @@ pub(crate) enum Tok {
     Quoted(String),
     LParen,
     RParen,
+    /// Separates the values of `IN (a, b, c)`.
+    Comma,
     Plus,
     Op(Op),
 }
@@ -53,6 +55,10 @@ pub(crate) fn tokenize(input: &str) -> Result<Vec<Token>, QueryError> {
             ')' => {
                 chars.next();
                 Tok::RParen
+            }
+            ',' => {
+                chars.next();
+                Tok::Comma
             }
             '+' => {
                 chars.next();

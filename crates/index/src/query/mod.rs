@@ -19,11 +19,14 @@
 //!   so `"\d+"` works), bare words (letters, digits, `_ . - : / @`), numbers, durations (`430ms`,
 //!   `1.5s`, `250us`, `100ns`, `5m`, `1h`, `1d`), RFC 3339 times, `now()`, `now() - 30m`,
 //!   `now() + 1h`.
-//! - Known fields: `trace_id` (any spelling `TraceRef::parse_any` reads), `span_id`,
-//!   `parent_span_id`, `kind` (`span`|`log`), `service`/`service.name`, `name`/`span.name`,
-//!   `status` (`OK`|`ERROR`|`UNSET`), `level`/`severity` (`trace` < `debug` < `info` < `warn` <
-//!   `error` < `fatal`), `duration`, `timestamp`, `body`/`message`. Field names are
-//!   case-sensitive; enum values are not.
+//! - Known fields (the index's field catalog, `crate::field_catalog`, which aggregations,
+//!   compare and `related` share): `trace_id` (any spelling `TraceRef::parse_any` reads),
+//!   `span_id`, `parent_span_id`, `kind` (`span`|`log`), `service`/`service.name`,
+//!   `name`/`span.name`/`operation`, `status`/`status.code` (`OK`|`ERROR`|`UNSET`),
+//!   `span_kind`/`span.kind` (`SERVER`|`CLIENT`|`PRODUCER`|`CONSUMER`|`INTERNAL`|`UNSPECIFIED`),
+//!   `level`/`severity` (`trace` < `debug` < `info` < `warn` < `error` < `fatal`),
+//!   `duration`/`duration_ns`, `timestamp`, `body`/`message`, `source` (the file a record came
+//!   from). Field names are case-sensitive; enum values are not.
 //! - `duration` takes a duration; a bare number other than `0` is an error (is `500` ms or ns?).
 //! - Any other name is an attribute, looked up in the record attributes, the resource attributes
 //!   and the span-event attributes; `attr.x`/`attributes.x`, `resource.x` and `event.x`/`events.x`
@@ -32,6 +35,9 @@
 //!   match booleans or text. `> >= < <=` on an attribute need a bare number.
 //! - `x != v` means "x has a value and it is not v" (as in Loki and Quickwit); `NOT x = v` also
 //!   matches records without x. `body != "..."` is plain negation.
+//! - `x IN (a, b, c)` means `x = a OR x = b OR x = c`; each value counts as a clause.
+//! - No glob: `*` is not a word character, so `x = ab*` is an error; a prefix is the regex
+//!   `x =~ "ab.*"` (run as an automaton over the index's terms).
 //! - `exists(x)` on an attribute is true when x, or anything nested under it, has a value.
 //! - A quoted string or bare word on its own is full-text search on the body (which holds log
 //!   bodies and span names): several words are a phrase.

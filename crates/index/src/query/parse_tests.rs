@@ -491,3 +491,40 @@ fn display_round_trips() {
         assert_eq!(parse(&printed).unwrap(), e, "{q} → {printed}");
     }
 }
+
+#[test]
+fn in_lists_are_ors_of_equalities() {
+    assert_eq!(
+        p("decline_code IN (do_not_honor, \"card_declined\", 7)"),
+        p("decline_code = do_not_honor OR decline_code = \"card_declined\" OR decline_code = 7")
+    );
+    assert_eq!(p("status in (error)"), p("status = ERROR"));
+    assert_eq!(
+        p("service IN (a, b) AND level >= warn"),
+        p("(service = a OR service = b) AND level >= warn")
+    );
+    assert_eq!(
+        err("status IN ()"),
+        "expected a value in 'IN (' at column 12"
+    );
+    assert_eq!(
+        err("status IN (error"),
+        "expected ',' or ')' in 'IN (...)' at column 17"
+    );
+    assert_eq!(
+        err("status IN (error, loud)"),
+        r#"status must be OK, ERROR or UNSET, got "loud" at column 19"#
+    );
+    // Each value is a clause: the clause limit holds.
+    let many = (0..70)
+        .map(|i| format!("v{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert!(err(&format!("x IN ({many})")).contains("too many clauses"));
+    // `*` is not a word character: no glob, the regex says it.
+    assert!(
+        err("service = pay*").contains("column 14"),
+        "{}",
+        err("service = pay*")
+    );
+}

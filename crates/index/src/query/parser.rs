@@ -187,6 +187,7 @@ impl Parser<'_> {
             Some(Tok::RParen) => ", got ')'".to_string(),
             Some(Tok::Op(op)) => format!(", got '{op}'"),
             Some(Tok::Plus) => ", got '+'".to_string(),
+            Some(Tok::Comma) => ", got ','".to_string(),
             Some(Tok::Word(w)) => format!(", got '{w}'"),
             Some(Tok::Quoted(_) | Tok::LParen) => String::new(),
         };
@@ -235,6 +236,9 @@ impl Parser<'_> {
                     self.count_clause(token.at)?;
                     return self.exists();
                 }
+                if self.is_in_list() {
+                    return self.in_list(&word, token.at);
+                }
                 match self.peek().cloned() {
                     Some(Token {
                         tok: Tok::Op(op),
@@ -250,7 +254,9 @@ impl Parser<'_> {
                     }
                 }
             }
-            Tok::RParen | Tok::Op(_) | Tok::Plus => Err(self.expected_expression(after)),
+            Tok::RParen | Tok::Op(_) | Tok::Plus | Tok::Comma => {
+                Err(self.expected_expression(after))
+            }
         }
     }
 
@@ -287,6 +293,49 @@ impl Parser<'_> {
         }
         self.next();
         Ok(Expr::Exists(field))
+    }
+
+    /// Whether the next tokens are `IN (`.
+    fn is_in_list(&self) -> bool {
+        matches!(self.peek_tok(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"))
+            && matches!(
+                self.tokens.get(self.pos + 1).map(|t| &t.tok),
+                Some(Tok::LParen)
+            )
+    }
+
+    /// `field IN (a, b, c)`: `field = a OR field = b OR field = c`, each value a clause.
+    fn in_list(&mut self, name: &str, name_at: usize) -> Result<Expr, QueryError> {
+        let in_at = self.here();
+        self.next(); // IN
+        self.next(); // (
+        let mut items = Vec::new();
+        loop {
+            if items.is_empty() && matches!(self.peek_tok(), Some(Tok::RParen)) {
+                return Err(self.error_at(self.here(), "expected a value in 'IN ('"));
+            }
+            if !items.is_empty() {
+                self.count_clause(name_at)?;
+            }
+            items.push(self.comparison(name, name_at, Op::Eq, in_at)?);
+            match self.peek_tok() {
+                Some(Tok::Comma) => {
+                    self.next();
+                }
+                Some(Tok::RParen) => {
+                    self.next();
+                    break;
+                }
+                _ => {
+                    return Err(self.error_at(self.here(), "expected ',' or ')' in 'IN (...)'"));
+                }
+            }
+        }
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Expr::Or(items)
+        })
     }
 
     fn comparison(
@@ -423,7 +472,19 @@ impl Parser<'_> {
             })?),
             FieldRef::Duration => Value::Duration(parse_duration(&text).map_err(err)?),
             FieldRef::Timestamp => Value::Time(Time::Absolute(parse_time(&text).map_err(err)?)),
-            FieldRef::Service | FieldRef::Name | FieldRef::Body => Value::Str(text),
+            FieldRef::Service | FieldRef::Name | FieldRef::Body | FieldRef::Source => {
+                Value::Str(text)
+            }
+            FieldRef::SpanKind => match text.to_ascii_uppercase().as_str() {
+                kind @ ("SERVER" | "CLIENT" | "PRODUCER" | "CONSUMER" | "INTERNAL"
+                | "UNSPECIFIED") => Value::Str(kind.to_owned()),
+                _ => {
+                    return Err(err(format!(
+                        "span_kind must be SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL or \
+                         UNSPECIFIED, got {text:?}"
+                    )));
+                }
+            },
             FieldRef::Attribute(_) if matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le) => {
                 match parse_number(&text).filter(|_| !quoted) {
                     Some(value) => Value::Number(Number { text, value }),
@@ -458,42 +519,34 @@ impl Parser<'_> {
     }
 }
 
-/// Maps a field name to what it addresses; unknown names are attributes.
+/// Maps a field name to what it addresses (the index's field catalog); unknown names are
+/// attributes.
 fn resolve_field(name: &str) -> Result<FieldRef, String> {
-    Ok(match name {
-        "trace_id" => FieldRef::TraceId,
-        "span_id" => FieldRef::SpanId,
-        "parent_span_id" => FieldRef::ParentSpanId,
-        "kind" => FieldRef::Kind,
-        "service" | "service.name" => FieldRef::Service,
-        "name" | "span.name" => FieldRef::Name,
-        "status" => FieldRef::Status,
-        "level" | "severity" => FieldRef::Level,
-        "duration" => FieldRef::Duration,
-        "timestamp" => FieldRef::Timestamp,
-        "body" | "message" => FieldRef::Body,
-        // Span events store their event names at `event.name` in the events field.
-        "event.name" => attribute(AttrScope::Events, "event.name"),
-        _ => {
-            const SCOPES: [(&str, AttrScope); 5] = [
-                ("attr.", AttrScope::Attributes),
-                ("attributes.", AttrScope::Attributes),
-                ("resource.", AttrScope::Resource),
-                ("events.", AttrScope::Events),
-                ("event.", AttrScope::Events),
-            ];
-            let (scope, path) = SCOPES
-                .iter()
-                .find_map(|(prefix, scope)| Some((*scope, name.strip_prefix(prefix)?)))
-                .unwrap_or((AttrScope::Any, name));
-            if path.is_empty()
-                || path.starts_with('.')
-                || path.ends_with('.')
-                || path.contains("..")
-            {
-                return Err(format!("invalid attribute name {name:?}"));
-            }
-            attribute(scope, path)
+    use crate::field_catalog::{AttrLocation, Builtin, Resolved};
+    Ok(match crate::field_catalog::resolve(name)? {
+        Resolved::Builtin(f) => match f.builtin {
+            Builtin::TraceId => FieldRef::TraceId,
+            Builtin::SpanId => FieldRef::SpanId,
+            Builtin::ParentSpanId => FieldRef::ParentSpanId,
+            Builtin::Kind => FieldRef::Kind,
+            Builtin::Service => FieldRef::Service,
+            Builtin::Name => FieldRef::Name,
+            Builtin::Status => FieldRef::Status,
+            Builtin::SpanKind => FieldRef::SpanKind,
+            Builtin::Level => FieldRef::Level,
+            Builtin::Duration => FieldRef::Duration,
+            Builtin::Timestamp => FieldRef::Timestamp,
+            Builtin::Body => FieldRef::Body,
+            Builtin::Source => FieldRef::Source,
+        },
+        Resolved::Attribute { location, path } => {
+            let scope = match location {
+                AttrLocation::Any => AttrScope::Any,
+                AttrLocation::Attributes => AttrScope::Attributes,
+                AttrLocation::Resource => AttrScope::Resource,
+                AttrLocation::Events => AttrScope::Events,
+            };
+            attribute(scope, &path)
         }
     })
 }
@@ -512,8 +565,9 @@ fn check_op(field: &FieldRef, op: Op) -> Result<(), String> {
         | FieldRef::SpanId
         | FieldRef::ParentSpanId
         | FieldRef::Kind
+        | FieldRef::SpanKind
         | FieldRef::Status => (&[Op::Eq, Op::Ne], "= and !="),
-        FieldRef::Service | FieldRef::Name | FieldRef::Body => {
+        FieldRef::Service | FieldRef::Name | FieldRef::Body | FieldRef::Source => {
             (&[Op::Eq, Op::Ne, Op::Regex], "=, != and =~")
         }
         FieldRef::Level | FieldRef::Duration | FieldRef::Timestamp => (
