@@ -269,7 +269,8 @@ fn search_traces(
         for row in &response.traces {
             let start = decode::time::format_rfc3339_ns(row.start_ns);
             let errors = if row.error_count > 0 {
-                format!(" {} errors", row.error_count)
+                let s = if row.error_count == 1 { "" } else { "s" };
+                format!(" {} error{s}", row.error_count)
             } else {
                 String::new()
             };
