@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anstyle::{AnsiColor, Style};
 use anyhow::{Context, bail};
 use index::{AggRequest, Batch, Index, IndexLock, SearchRequest, Writer, WriterConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -198,12 +197,7 @@ fn analysed_trace(index_dir: &Path, args: &TraceArgs) -> anyhow::Result<Option<s
 pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let index = open_existing(index_dir)?;
     let now_ns = timespec::now_ns();
-    let range = timespec::range(
-        args.range.since.as_deref(),
-        args.range.from.as_deref(),
-        args.range.to.as_deref(),
-        now_ns,
-    )?;
+    let range = args.range.resolve(now_ns)?;
     if args.traces {
         return search_traces(&index, &args, range, now_ns);
     }
@@ -236,11 +230,7 @@ pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {
             response.took_ms
         );
     }
-    Ok(if response.total == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(found(response.total != 0))
 }
 
 /// The percentiles `agg --stats` prints (the HTTP API's `stats=true` gives the same).
@@ -299,11 +289,7 @@ fn search_traces(
             response.took_ms
         );
     }
-    Ok(if response.total == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(found(response.total != 0))
 }
 
 pub fn agg(index_dir: &Path, args: AggArgs) -> anyhow::Result<ExitCode> {
@@ -312,12 +298,7 @@ pub fn agg(index_dir: &Path, args: AggArgs) -> anyhow::Result<ExitCode> {
     }
     let index = open_existing(index_dir)?;
     let now_ns = timespec::now_ns();
-    let range = timespec::range(
-        args.range.since.as_deref(),
-        args.range.from.as_deref(),
-        args.range.to.as_deref(),
-        now_ns,
-    )?;
+    let range = args.range.resolve(now_ns)?;
     let interval = args
         .interval
         .as_deref()
@@ -382,11 +363,16 @@ pub fn agg(index_dir: &Path, args: AggArgs) -> anyhow::Result<ExitCode> {
         };
         eprintln!("{} {what} ({} ms)", response.total, response.took_ms);
     }
-    Ok(if response.total == 0 {
-        ExitCode::from(1)
-    } else {
+    Ok(found(response.total != 0))
+}
+
+/// Exit 0 when something was found, 1 when nothing was (as grep does).
+pub(crate) fn found(anything: bool) -> ExitCode {
+    if anything {
         ExitCode::SUCCESS
-    })
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Marks a folder the demo made, so a later demo may wipe it and nothing else.
@@ -674,44 +660,14 @@ pub fn check(index_dir: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// then a span's name, duration and ERROR (OTel's default UNSET and OK show nothing, as in
 /// Jaeger) or a log's level and body. On a terminal: colors, and the time to the millisecond.
 fn hit_line(hit: &Value, service_width: usize, term: Term) -> String {
-    let paint = |color: AnsiColor, text: &str| {
-        if term.color {
-            let style = Style::new().fg_color(Some(color.into()));
-            format!("{style}{text}{style:#}")
-        } else {
-            text.to_owned()
-        }
-    };
     let kind = hit["kind"].as_str().unwrap_or("?");
     let time = hit["start"].as_str().or(hit["time"].as_str()).unwrap_or("");
     let trace = hit["trace_id"].as_str().unwrap_or("-");
     let service = hit["service"].as_str().unwrap_or("");
-    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
-    let text: String = if kind == "span" {
-        let duration = hit["duration_ns"]
-            .as_i64()
-            .map(waterfall::format_duration)
-            .unwrap_or_default();
-        let status = match hit["status"]["code"].as_str() {
-            Some("ERROR") => paint(AnsiColor::Red, " ERROR"),
-            _ => String::new(),
-        };
-        format!(
-            "{} {duration}{status}",
-            clean(hit["name"].as_str().unwrap_or(""))
-        )
-    } else {
-        let level = hit["level"].as_str().unwrap_or("-");
-        let padded = format!("{level:<5}");
-        let level = match level {
-            "error" | "fatal" => paint(AnsiColor::Red, &padded),
-            "warn" => paint(AnsiColor::Yellow, &padded),
-            _ => padded,
-        };
-        format!("{level} {}", clean(hit["body"].as_str().unwrap_or("")))
-    };
+    let text = crate::follow::record_text(hit, term.color);
     // Padded before painting: escape codes are not columns.
-    let service = paint(
+    let service = crate::follow::paint(
+        term.color,
         crate::follow::service_color(service),
         &format!("{service:<service_width$}"),
     );

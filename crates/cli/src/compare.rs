@@ -1,7 +1,6 @@
 //! `threadline compare`: what is different about a selection — the ranked table with bars (80
 //! columns, colour unless NO_COLOR or not a terminal), or the Compare JSON.
 
-use std::io::IsTerminal as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -19,12 +18,7 @@ const PAIR_WIDTH: usize = 38;
 pub fn command(index_dir: &Path, args: CompareArgs) -> anyhow::Result<ExitCode> {
     let index = commands::open_existing(index_dir)?;
     let now_ns = timespec::now_ns();
-    let range = timespec::range(
-        args.range.since.as_deref(),
-        args.range.from.as_deref(),
-        args.range.to.as_deref(),
-        now_ns,
-    )?;
+    let range = args.range.resolve(now_ns)?;
     let count: index::CountMode = args.count.parse().context("--count")?;
     let response = index.compare(&CompareRequest {
         query: &args.query,
@@ -38,18 +32,14 @@ pub fn command(index_dir: &Path, args: CompareArgs) -> anyhow::Result<ExitCode> 
     if args.json {
         commands::print_json(&response.to_json());
     } else {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color = crate::term::Term::stdout().color;
         let unit = match count {
             index::CountMode::Traces => "traces",
             index::CountMode::Records => "records",
         };
         print!("{}", render(&response, unit, color));
     }
-    Ok(if response.results.is_empty() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(commands::found(!response.results.is_empty()))
 }
 
 /// The table: a header naming both sides, then one line per result, best first.

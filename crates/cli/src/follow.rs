@@ -190,43 +190,56 @@ impl Printer {
             .or(record["time"].as_str())
             .unwrap_or("");
         let service = record["service"].as_str().unwrap_or("-");
-        let service = self.paint(service_color(service), service);
+        let service = paint(self.color, service_color(service), service);
         let trace = record["trace_id"].as_str().unwrap_or("-");
+        let text = record_text(record, self.color);
         let text = if kind == "span" {
-            let duration = record["duration_ns"]
-                .as_i64()
-                .map(crate::waterfall::format_duration)
-                .unwrap_or_default();
-            let status = match record["status"]["code"].as_str() {
-                Some("ERROR") => self.paint(AnsiColor::Red, " ERROR"),
-                _ => String::new(),
-            };
-            format!(
-                "span {} {duration}{status}",
-                clean(record["name"].as_str().unwrap_or(""))
-            )
+            format!("span {text}")
         } else {
-            let level = record["level"].as_str().unwrap_or("-");
-            // Padded before it is painted: escape codes are not columns.
-            let padded = format!("{level:<5}");
-            let colored = match level {
-                "error" | "fatal" => self.paint(AnsiColor::Red, &padded),
-                "warn" => self.paint(AnsiColor::Yellow, &padded),
-                "debug" | "trace" => self.paint(AnsiColor::BrightBlack, &padded),
-                _ => padded,
-            };
-            format!("{colored} {}", clean(record["body"].as_str().unwrap_or("")))
+            text
         };
         format!("{time} {service} {trace} {text}")
     }
+}
 
-    fn paint(&self, color: AnsiColor, text: &str) -> String {
-        if !self.color {
-            return text.to_owned();
-        }
-        let style = Style::new().fg_color(Some(color.into()));
-        format!("{style}{text}{style:#}")
+/// What a record says, for one line: a span's name, duration and ERROR (OTel's default UNSET
+/// and OK show nothing, as in Jaeger), or a log's level (padded to 5) and body; control
+/// characters dropped. Shared by `tail` and `search`.
+pub(crate) fn record_text(record: &Value, color: bool) -> String {
+    if record["kind"].as_str() == Some("span") {
+        let duration = record["duration_ns"]
+            .as_i64()
+            .map(crate::waterfall::format_duration)
+            .unwrap_or_default();
+        let status = match record["status"]["code"].as_str() {
+            Some("ERROR") => paint(color, AnsiColor::Red, " ERROR"),
+            _ => String::new(),
+        };
+        format!(
+            "{} {duration}{status}",
+            clean(record["name"].as_str().unwrap_or(""))
+        )
+    } else {
+        let level = record["level"].as_str().unwrap_or("-");
+        // Padded before it is painted: escape codes are not columns.
+        let padded = format!("{level:<5}");
+        let level = match level {
+            "error" | "fatal" => paint(color, AnsiColor::Red, &padded),
+            "warn" => paint(color, AnsiColor::Yellow, &padded),
+            "debug" | "trace" => paint(color, AnsiColor::BrightBlack, &padded),
+            _ => padded,
+        };
+        format!("{level} {}", clean(record["body"].as_str().unwrap_or("")))
     }
+}
+
+/// `text` in `color` when `on`.
+pub(crate) fn paint(on: bool, color: AnsiColor, text: &str) -> String {
+    if !on {
+        return text.to_owned();
+    }
+    let style = Style::new().fg_color(Some(color.into()));
+    format!("{style}{text}{style:#}")
 }
 
 /// The same service always gets the same color.

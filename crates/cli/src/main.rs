@@ -168,6 +168,18 @@ struct TimeRange {
     to: Option<String>,
 }
 
+impl TimeRange {
+    /// `--since` or `--from`/`--to`, resolved against `now_ns`.
+    fn resolve(&self, now_ns: i64) -> anyhow::Result<timespec::Range> {
+        timespec::range(
+            self.since.as_deref(),
+            self.from.as_deref(),
+            self.to.as_deref(),
+            now_ns,
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 struct SearchArgs {
     /// Query, e.g. 'service = payment-service AND level >= warn'. Empty matches everything.

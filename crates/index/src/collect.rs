@@ -29,17 +29,26 @@ pub(crate) struct SortColumns {
     span_ord: Option<u64>,
 }
 
+/// A segment's `kind` column and the ordinal of `span` in it (`None` when the segment has no
+/// span), to tell spans from logs per document without reading the doc store.
+pub(crate) fn kind_column(
+    reader: &SegmentReader,
+) -> tantivy::Result<(Option<StrColumn>, Option<u64>)> {
+    let kind = reader.fast_fields().str(names::KIND)?;
+    let span_ord = match &kind {
+        Some(kind) => kind.dictionary().term_ord(KIND_SPAN)?,
+        None => None,
+    };
+    Ok((kind, span_ord))
+}
+
 impl SortColumns {
     pub(crate) fn open(
         segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<SortColumns> {
         let fast = reader.fast_fields();
-        let kind = fast.str(names::KIND)?;
-        let span_ord = match &kind {
-            Some(kind) => kind.dictionary().term_ord(KIND_SPAN)?,
-            None => None,
-        };
+        let (kind, span_ord) = kind_column(reader)?;
         Ok(SortColumns {
             segment,
             timestamp: fast.date(names::TIMESTAMP)?,

@@ -18,7 +18,6 @@ use tantivy::query::{Query, TermSetQuery};
 use tantivy::{DateTime, DocId, Score, SegmentOrdinal, SegmentReader, Term};
 
 use crate::Index;
-use crate::doc::KIND_SPAN;
 use crate::error::{Context as _, Error, Result};
 use crate::schema::names;
 use crate::search::{elapsed_ms, within};
@@ -389,11 +388,7 @@ impl Collector for RowCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<RowSegment> {
         let fast = reader.fast_fields();
-        let kind = fast.str(names::KIND)?;
-        let span_ord = match &kind {
-            Some(kind) => kind.dictionary().term_ord(KIND_SPAN)?,
-            None => None,
-        };
+        let (kind, span_ord) = crate::collect::kind_column(reader)?;
         Ok(RowSegment {
             ids: Arc::clone(&self.ids),
             trace_id: fast.str(names::TRACE_ID)?,
