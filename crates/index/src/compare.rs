@@ -34,6 +34,7 @@ use crate::agg::CountMode;
 use crate::agg_traces::float_text;
 use crate::doc::{KIND_LOG, KIND_SPAN};
 use crate::error::{Context as _, Error, Result};
+use crate::field_catalog::Builtin;
 use crate::query::{AttrScope, Expr, FieldRef};
 use crate::schema::names;
 use crate::search::{elapsed_ms, kind_query, within};
@@ -434,11 +435,11 @@ fn constrained_fields(expr: &Expr) -> Vec<String> {
             Expr::All | Expr::Text(_) => continue,
         };
         match field {
-            FieldRef::Service => out.push("service".to_owned()),
-            FieldRef::Name => out.push("name".to_owned()),
-            FieldRef::Status => out.push("status".to_owned()),
-            FieldRef::Level => out.push("level".to_owned()),
-            FieldRef::SpanKind => out.push("span_kind".to_owned()),
+            FieldRef::Builtin(Builtin::Service) => out.push("service".to_owned()),
+            FieldRef::Builtin(Builtin::Name) => out.push("name".to_owned()),
+            FieldRef::Builtin(Builtin::Status) => out.push("status".to_owned()),
+            FieldRef::Builtin(Builtin::Level) => out.push("level".to_owned()),
+            FieldRef::Builtin(Builtin::SpanKind) => out.push("span_kind".to_owned()),
             FieldRef::Attribute(attr) => {
                 let p = &attr.path;
                 match attr.scope {

@@ -7,6 +7,8 @@ use std::fmt;
 
 use model::{Level, SpanId, StatusCode, TraceRef};
 
+pub use crate::field_catalog::Builtin;
+
 pub use super::lexer::Op;
 
 /// A query expression.
@@ -33,30 +35,11 @@ pub struct Comparison {
     pub value: Value,
 }
 
-/// What a comparison looks at.
+/// What a comparison looks at: a built-in field (its names and where it lives are in the
+/// [field catalog](crate::field_catalog)), or an attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldRef {
-    TraceId,
-    SpanId,
-    ParentSpanId,
-    /// `span` or `log`.
-    Kind,
-    /// `service` or `service.name`.
-    Service,
-    /// `name` or `span.name`.
-    Name,
-    Status,
-    /// `span_kind` or `span.kind`: `SERVER`, `CLIENT`, `PRODUCER`, `CONSUMER`, `INTERNAL`,
-    /// `UNSPECIFIED`.
-    SpanKind,
-    /// `level` or `severity`.
-    Level,
-    Duration,
-    Timestamp,
-    /// `body` or `message`.
-    Body,
-    /// The file or receiver a record came from.
-    Source,
+    Builtin(Builtin),
     Attribute(AttrPath),
 }
 
@@ -228,19 +211,19 @@ impl fmt::Display for Op {
 impl fmt::Display for FieldRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
-            FieldRef::TraceId => "trace_id",
-            FieldRef::SpanId => "span_id",
-            FieldRef::ParentSpanId => "parent_span_id",
-            FieldRef::Kind => "kind",
-            FieldRef::Service => "service",
-            FieldRef::Name => "name",
-            FieldRef::Status => "status",
-            FieldRef::SpanKind => "span_kind",
-            FieldRef::Level => "level",
-            FieldRef::Duration => "duration",
-            FieldRef::Timestamp => "timestamp",
-            FieldRef::Body => "body",
-            FieldRef::Source => "source",
+            FieldRef::Builtin(Builtin::TraceId) => "trace_id",
+            FieldRef::Builtin(Builtin::SpanId) => "span_id",
+            FieldRef::Builtin(Builtin::ParentSpanId) => "parent_span_id",
+            FieldRef::Builtin(Builtin::Kind) => "kind",
+            FieldRef::Builtin(Builtin::Service) => "service",
+            FieldRef::Builtin(Builtin::Name) => "name",
+            FieldRef::Builtin(Builtin::Status) => "status",
+            FieldRef::Builtin(Builtin::SpanKind) => "span_kind",
+            FieldRef::Builtin(Builtin::Level) => "level",
+            FieldRef::Builtin(Builtin::Duration) => "duration",
+            FieldRef::Builtin(Builtin::Timestamp) => "timestamp",
+            FieldRef::Builtin(Builtin::Body) => "body",
+            FieldRef::Builtin(Builtin::Source) => "source",
             FieldRef::Attribute(attr) => {
                 let prefix = match attr.scope {
                     AttrScope::Any => "",

@@ -13,6 +13,7 @@ use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 use super::QueryError;
 use super::ast::{AttrPath, AttrScope, Comparison, Expr, FieldRef, NumValue, Op, Value};
 use super::value::strip_anchors;
+use crate::field_catalog::Builtin;
 use crate::schema::{Fields, names};
 
 type BoxQuery = Box<dyn Query>;
@@ -88,39 +89,49 @@ impl Compiler<'_> {
             (FieldRef::Attribute(attr), op, value) => self.attribute(attr, op, value)?,
             (_, Op::Regex, Value::Regex(pattern)) => {
                 let field = match c.field {
-                    FieldRef::Service => f.service,
-                    FieldRef::Name => f.name,
-                    FieldRef::Body => f.body,
-                    FieldRef::Source => f.source,
+                    FieldRef::Builtin(Builtin::Service) => f.service,
+                    FieldRef::Builtin(Builtin::Name) => f.name,
+                    FieldRef::Builtin(Builtin::Body) => f.body,
+                    FieldRef::Builtin(Builtin::Source) => f.source,
                     _ => return Err(invalid()),
                 };
                 regex(strip_anchors(pattern), field)?
             }
-            (FieldRef::Body, Op::Eq, Value::Str(text)) => self.body_match(text),
+            (FieldRef::Builtin(Builtin::Body), Op::Eq, Value::Str(text)) => self.body_match(text),
             // Every record has a body: `!=` is plain negation.
-            (FieldRef::Body, Op::Ne, Value::Str(text)) => not(self.body_match(text)),
+            (FieldRef::Builtin(Builtin::Body), Op::Ne, Value::Str(text)) => {
+                not(self.body_match(text))
+            }
             (field, op @ (Op::Eq | Op::Ne), value) => {
                 let (name, eq) = match (field, value) {
-                    (FieldRef::TraceId, Value::TraceRef(r)) => (names::TRACE_ID, self.trace(*r)),
-                    (FieldRef::SpanId, Value::SpanId(id)) => {
+                    (FieldRef::Builtin(Builtin::TraceId), Value::TraceRef(r)) => {
+                        (names::TRACE_ID, self.trace(*r))
+                    }
+                    (FieldRef::Builtin(Builtin::SpanId), Value::SpanId(id)) => {
                         (names::SPAN_ID, text_term(f.span_id, &id.to_string()))
                     }
-                    (FieldRef::ParentSpanId, Value::SpanId(id)) => (
+                    (FieldRef::Builtin(Builtin::ParentSpanId), Value::SpanId(id)) => (
                         names::PARENT_SPAN_ID,
                         text_term(f.parent_span_id, &id.to_string()),
                     ),
-                    (FieldRef::Kind, Value::Kind(kind)) => {
+                    (FieldRef::Builtin(Builtin::Kind), Value::Kind(kind)) => {
                         (names::KIND, text_term(f.kind, kind.as_str()))
                     }
-                    (FieldRef::Status, Value::Status(s)) => {
+                    (FieldRef::Builtin(Builtin::Status), Value::Status(s)) => {
                         (names::STATUS, text_term(f.status, s.as_str()))
                     }
-                    (FieldRef::Service, Value::Str(s)) => (names::SERVICE, text_term(f.service, s)),
-                    (FieldRef::Name, Value::Str(s)) => (names::NAME, text_term(f.name, s)),
-                    (FieldRef::SpanKind, Value::Str(s)) => {
+                    (FieldRef::Builtin(Builtin::Service), Value::Str(s)) => {
+                        (names::SERVICE, text_term(f.service, s))
+                    }
+                    (FieldRef::Builtin(Builtin::Name), Value::Str(s)) => {
+                        (names::NAME, text_term(f.name, s))
+                    }
+                    (FieldRef::Builtin(Builtin::SpanKind), Value::Str(s)) => {
                         (names::SPAN_KIND, text_term(f.span_kind, s))
                     }
-                    (FieldRef::Source, Value::Str(s)) => (names::SOURCE, text_term(f.source, s)),
+                    (FieldRef::Builtin(Builtin::Source), Value::Str(s)) => {
+                        (names::SOURCE, text_term(f.source, s))
+                    }
                     _ => {
                         let (term, name) = self.ordered_term(field, value).ok_or_else(invalid)?;
                         return Ok(ordered(op, term, name));
@@ -144,14 +155,14 @@ impl Compiler<'_> {
     fn ordered_term(&self, field: &FieldRef, value: &Value) -> Option<(Term, &'static str)> {
         let f = self.fields;
         Some(match (field, value) {
-            (FieldRef::Level, Value::Level(level)) => (
+            (FieldRef::Builtin(Builtin::Level), Value::Level(level)) => (
                 Term::from_field_u64(f.level, u64::from(level.ordinal())),
                 names::LEVEL,
             ),
-            (FieldRef::Duration, Value::Duration(ns)) => {
+            (FieldRef::Builtin(Builtin::Duration), Value::Duration(ns)) => {
                 (Term::from_field_i64(f.duration_ns, *ns), names::DURATION_NS)
             }
-            (FieldRef::Timestamp, Value::Time(t)) => {
+            (FieldRef::Builtin(Builtin::Timestamp), Value::Time(t)) => {
                 let at = tantivy::DateTime::from_timestamp_nanos(t.resolve(self.now_ns));
                 (Term::from_field_date(f.timestamp, at), names::TIMESTAMP)
             }
@@ -185,19 +196,19 @@ impl Compiler<'_> {
 
     fn exists(&self, field: &FieldRef) -> Result<BoxQuery, QueryError> {
         let name = match field {
-            FieldRef::TraceId => names::TRACE_ID,
-            FieldRef::SpanId => names::SPAN_ID,
-            FieldRef::ParentSpanId => names::PARENT_SPAN_ID,
-            FieldRef::Kind => names::KIND,
-            FieldRef::Service => names::SERVICE,
-            FieldRef::Name => names::NAME,
-            FieldRef::Status => names::STATUS,
-            FieldRef::SpanKind => names::SPAN_KIND,
-            FieldRef::Source => names::SOURCE,
-            FieldRef::Level => names::LEVEL,
-            FieldRef::Duration => names::DURATION_NS,
-            FieldRef::Timestamp => names::TIMESTAMP,
-            FieldRef::Body => {
+            FieldRef::Builtin(Builtin::TraceId) => names::TRACE_ID,
+            FieldRef::Builtin(Builtin::SpanId) => names::SPAN_ID,
+            FieldRef::Builtin(Builtin::ParentSpanId) => names::PARENT_SPAN_ID,
+            FieldRef::Builtin(Builtin::Kind) => names::KIND,
+            FieldRef::Builtin(Builtin::Service) => names::SERVICE,
+            FieldRef::Builtin(Builtin::Name) => names::NAME,
+            FieldRef::Builtin(Builtin::Status) => names::STATUS,
+            FieldRef::Builtin(Builtin::SpanKind) => names::SPAN_KIND,
+            FieldRef::Builtin(Builtin::Source) => names::SOURCE,
+            FieldRef::Builtin(Builtin::Level) => names::LEVEL,
+            FieldRef::Builtin(Builtin::Duration) => names::DURATION_NS,
+            FieldRef::Builtin(Builtin::Timestamp) => names::TIMESTAMP,
+            FieldRef::Builtin(Builtin::Body) => {
                 return Err(QueryError::Invalid(
                     "exists() does not apply to body".into(),
                 ));

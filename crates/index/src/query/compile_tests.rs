@@ -8,6 +8,7 @@ use tantivy::schema::{OwnedValue, Value as _};
 use tantivy::{DateTime, Index, IndexWriter, TantivyDocument};
 
 use super::{QueryError, parse, parse_and_compile};
+use crate::field_catalog::Builtin;
 use crate::schema::Fields;
 
 const NOW: i64 = 1_750_000_000_000_000_000;
@@ -391,7 +392,7 @@ fn compile_rejects_ill_typed_expressions() {
     use super::{Comparison, Expr, FieldRef, Op, Value, compile};
     let f = Fields::new();
     let bad = Expr::Compare(Comparison {
-        field: FieldRef::Level,
+        field: FieldRef::Builtin(Builtin::Level),
         op: Op::Eq,
         value: Value::Str("x".into()),
     });

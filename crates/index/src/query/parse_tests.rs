@@ -7,6 +7,7 @@ use super::{
     AttrPath, AttrScope, Comparison, Expr, FieldRef, Limits, NumValue, Number, Op, RecordKind,
     Time, Value, parse,
 };
+use crate::field_catalog::Builtin;
 
 fn attribute(scope: AttrScope, path: &str) -> FieldRef {
     FieldRef::Attribute(AttrPath {
@@ -44,7 +45,7 @@ fn precedence_and_juxtaposition() {
         parse(r#"NOT level = info AND "connection reset""#).unwrap(),
         Expr::And(vec![
             Expr::Not(Box::new(Expr::Compare(Comparison {
-                field: FieldRef::Level,
+                field: FieldRef::Builtin(Builtin::Level),
                 op: Op::Eq,
                 value: Value::Level(Level::Info),
             }))),
@@ -94,9 +95,9 @@ fn fields_and_scopes() {
         Expr::Exists(f) => f,
         other => panic!("{other:?}"),
     };
-    assert_eq!(field("severity = warn"), FieldRef::Level);
-    assert_eq!(field("message = x"), FieldRef::Body);
-    assert_eq!(field("service = x"), FieldRef::Service);
+    assert_eq!(field("severity = warn"), FieldRef::Builtin(Builtin::Level));
+    assert_eq!(field("message = x"), FieldRef::Builtin(Builtin::Body));
+    assert_eq!(field("service = x"), FieldRef::Builtin(Builtin::Service));
     assert_eq!(
         field("attr.region = x"),
         attribute(AttrScope::Attributes, "region")

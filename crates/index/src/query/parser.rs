@@ -19,6 +19,7 @@ use super::ast::{
 use super::lexer::{Tok, Token, tokenize};
 use super::value::{parse_duration, parse_number, parse_time, validate_regex};
 use super::{Limits, QueryError};
+use crate::field_catalog::Builtin;
 
 /// Parses a whole query under the given limits.
 pub(crate) fn parse(input: &str, limits: &Limits) -> Result<Expr, QueryError> {
@@ -285,7 +286,7 @@ impl Parser<'_> {
         };
         self.next();
         let field = resolve_field(&name).map_err(|m| self.error_at(at, m))?;
-        if field == FieldRef::Body {
+        if field == FieldRef::Builtin(Builtin::Body) {
             return Err(self.error_at(at, "exists() does not apply to body (every record has one)"));
         }
         if !matches!(self.peek_tok(), Some(Tok::RParen)) {
@@ -431,7 +432,9 @@ impl Parser<'_> {
         let (text, quoted) = match raw {
             Raw::Now { offset_ns } => {
                 return match field {
-                    FieldRef::Timestamp => Ok(Value::Time(Time::Now { offset_ns })),
+                    FieldRef::Builtin(Builtin::Timestamp) => {
+                        Ok(Value::Time(Time::Now { offset_ns }))
+                    }
                     _ => Err(err(format!(
                         "now() applies only to timestamp, not to {field}"
                     ))),
@@ -444,20 +447,22 @@ impl Parser<'_> {
             return self.regex(text, at);
         }
         Ok(match field {
-            FieldRef::TraceId => Value::TraceRef(
+            FieldRef::Builtin(Builtin::TraceId) => Value::TraceRef(
                 TraceRef::parse_any(&text)
                     .map_err(|e| err(format!("invalid trace id {text:?}: {e}")))?,
             ),
-            FieldRef::SpanId | FieldRef::ParentSpanId => Value::SpanId(
-                SpanId::parse_any(&text)
-                    .map_err(|e| err(format!("invalid span id {text:?}: {e}")))?,
-            ),
-            FieldRef::Kind => match text.to_ascii_lowercase().as_str() {
+            FieldRef::Builtin(Builtin::SpanId) | FieldRef::Builtin(Builtin::ParentSpanId) => {
+                Value::SpanId(
+                    SpanId::parse_any(&text)
+                        .map_err(|e| err(format!("invalid span id {text:?}: {e}")))?,
+                )
+            }
+            FieldRef::Builtin(Builtin::Kind) => match text.to_ascii_lowercase().as_str() {
                 "span" => Value::Kind(RecordKind::Span),
                 "log" => Value::Kind(RecordKind::Log),
                 _ => return Err(err(format!("kind must be span or log, got {text:?}"))),
             },
-            FieldRef::Status => match StatusCode::parse(&text) {
+            FieldRef::Builtin(Builtin::Status) => match StatusCode::parse(&text) {
                 Some(status) if !text.trim().is_empty() => Value::Status(status),
                 _ => {
                     return Err(err(format!(
@@ -465,17 +470,24 @@ impl Parser<'_> {
                     )));
                 }
             },
-            FieldRef::Level => Value::Level(Level::parse(&text).ok_or_else(|| {
-                err(format!(
-                    "level must be trace, debug, info, warn, error or fatal, got {text:?}"
-                ))
-            })?),
-            FieldRef::Duration => Value::Duration(parse_duration(&text).map_err(err)?),
-            FieldRef::Timestamp => Value::Time(Time::Absolute(parse_time(&text).map_err(err)?)),
-            FieldRef::Service | FieldRef::Name | FieldRef::Body | FieldRef::Source => {
-                Value::Str(text)
+            FieldRef::Builtin(Builtin::Level) => {
+                Value::Level(Level::parse(&text).ok_or_else(|| {
+                    err(format!(
+                        "level must be trace, debug, info, warn, error or fatal, got {text:?}"
+                    ))
+                })?)
             }
-            FieldRef::SpanKind => match text.to_ascii_uppercase().as_str() {
+            FieldRef::Builtin(Builtin::Duration) => {
+                Value::Duration(parse_duration(&text).map_err(err)?)
+            }
+            FieldRef::Builtin(Builtin::Timestamp) => {
+                Value::Time(Time::Absolute(parse_time(&text).map_err(err)?))
+            }
+            FieldRef::Builtin(Builtin::Service)
+            | FieldRef::Builtin(Builtin::Name)
+            | FieldRef::Builtin(Builtin::Body)
+            | FieldRef::Builtin(Builtin::Source) => Value::Str(text),
+            FieldRef::Builtin(Builtin::SpanKind) => match text.to_ascii_uppercase().as_str() {
                 kind @ ("SERVER" | "CLIENT" | "PRODUCER" | "CONSUMER" | "INTERNAL"
                 | "UNSPECIFIED") => Value::Str(kind.to_owned()),
                 _ => {
@@ -522,23 +534,9 @@ impl Parser<'_> {
 /// Maps a field name to what it addresses (the index's field catalog); unknown names are
 /// attributes.
 fn resolve_field(name: &str) -> Result<FieldRef, String> {
-    use crate::field_catalog::{AttrLocation, Builtin, Resolved};
+    use crate::field_catalog::{AttrLocation, Resolved};
     Ok(match crate::field_catalog::resolve(name)? {
-        Resolved::Builtin(f) => match f.builtin {
-            Builtin::TraceId => FieldRef::TraceId,
-            Builtin::SpanId => FieldRef::SpanId,
-            Builtin::ParentSpanId => FieldRef::ParentSpanId,
-            Builtin::Kind => FieldRef::Kind,
-            Builtin::Service => FieldRef::Service,
-            Builtin::Name => FieldRef::Name,
-            Builtin::Status => FieldRef::Status,
-            Builtin::SpanKind => FieldRef::SpanKind,
-            Builtin::Level => FieldRef::Level,
-            Builtin::Duration => FieldRef::Duration,
-            Builtin::Timestamp => FieldRef::Timestamp,
-            Builtin::Body => FieldRef::Body,
-            Builtin::Source => FieldRef::Source,
-        },
+        Resolved::Builtin(f) => FieldRef::Builtin(f.builtin),
         Resolved::Attribute { location, path } => {
             let scope = match location {
                 AttrLocation::Any => AttrScope::Any,
@@ -561,16 +559,19 @@ fn attribute(scope: AttrScope, path: &str) -> FieldRef {
 /// Which operators a field supports.
 fn check_op(field: &FieldRef, op: Op) -> Result<(), String> {
     let (allowed, help): (&[Op], &str) = match field {
-        FieldRef::TraceId
-        | FieldRef::SpanId
-        | FieldRef::ParentSpanId
-        | FieldRef::Kind
-        | FieldRef::SpanKind
-        | FieldRef::Status => (&[Op::Eq, Op::Ne], "= and !="),
-        FieldRef::Service | FieldRef::Name | FieldRef::Body | FieldRef::Source => {
-            (&[Op::Eq, Op::Ne, Op::Regex], "=, != and =~")
-        }
-        FieldRef::Level | FieldRef::Duration | FieldRef::Timestamp => (
+        FieldRef::Builtin(Builtin::TraceId)
+        | FieldRef::Builtin(Builtin::SpanId)
+        | FieldRef::Builtin(Builtin::ParentSpanId)
+        | FieldRef::Builtin(Builtin::Kind)
+        | FieldRef::Builtin(Builtin::SpanKind)
+        | FieldRef::Builtin(Builtin::Status) => (&[Op::Eq, Op::Ne], "= and !="),
+        FieldRef::Builtin(Builtin::Service)
+        | FieldRef::Builtin(Builtin::Name)
+        | FieldRef::Builtin(Builtin::Body)
+        | FieldRef::Builtin(Builtin::Source) => (&[Op::Eq, Op::Ne, Op::Regex], "=, != and =~"),
+        FieldRef::Builtin(Builtin::Level)
+        | FieldRef::Builtin(Builtin::Duration)
+        | FieldRef::Builtin(Builtin::Timestamp) => (
             &[Op::Eq, Op::Ne, Op::Gt, Op::Ge, Op::Lt, Op::Le],
             "= != > >= < <=",
         ),
