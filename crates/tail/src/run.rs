@@ -59,6 +59,18 @@ struct Orphan {
     until: Option<Instant>,
 }
 
+impl Orphan {
+    /// What was read of a file no longer followed; its time starts at the next sweep.
+    fn new(key: String, cp: FileCheckpoint, source_index: usize) -> Orphan {
+        Orphan {
+            key,
+            cp,
+            source_index,
+            until: None,
+        }
+    }
+}
+
 struct PrefixCopy {
     /// The key of the original.
     key: String,
@@ -457,12 +469,8 @@ impl State {
                     offset = cp.offset,
                     "checkpoint of a reused inode: orphan"
                 );
-                self.orphans.push(Orphan {
-                    key,
-                    source_index: source_index.unwrap_or(0),
-                    cp,
-                    until: None,
-                });
+                self.orphans
+                    .push(Orphan::new(key, cp, source_index.unwrap_or(0)));
                 continue;
             }
             // Seen by this sweep's walk is not proof of anything: renamed away just after the
@@ -510,12 +518,7 @@ impl State {
                             offset = cp.offset,
                             "the file no longer holds what was read: orphan"
                         );
-                        self.orphans.push(Orphan {
-                            key,
-                            source_index,
-                            cp,
-                            until: None,
-                        });
+                        self.orphans.push(Orphan::new(key, cp, source_index));
                     }
                     None => {
                         tracing::warn!(
@@ -534,12 +537,8 @@ impl State {
                 offset = cp.offset,
                 "no file for a checkpoint: orphan"
             );
-            self.orphans.push(Orphan {
-                key,
-                source_index: source_index.unwrap_or(0),
-                cp,
-                until: None,
-            });
+            self.orphans
+                .push(Orphan::new(key, cp, source_index.unwrap_or(0)));
         }
     }
 
@@ -623,12 +622,7 @@ impl State {
             let _ = file.restart();
             return;
         }
-        let orphan = Orphan {
-            key: file.key.clone(),
-            cp: file.state(),
-            source_index: file.source_index,
-            until: None,
-        };
+        let orphan = Orphan::new(file.key.clone(), file.state(), file.source_index);
         tracing::debug!(key = orphan.key, path = %file.path.display(), offset = orphan.cp.offset, "truncated: read again from 0, what was read is an orphan");
         let _ = file.restart();
         let base = file_key(id.0, id.1, file.head_hash());
@@ -768,12 +762,11 @@ impl State {
             }
             tracing::debug!(key = file.key, path = %file.path.display(), offset = file.state().offset, "retired: left the globs and quiet");
             if file.print().is_some_and(|p| p.offset > 0) {
-                self.orphans.push(Orphan {
-                    key: file.key.clone(),
-                    cp: file.state(),
-                    source_index: file.source_index,
-                    until: None,
-                });
+                self.orphans.push(Orphan::new(
+                    file.key.clone(),
+                    file.state(),
+                    file.source_index,
+                ));
             } else {
                 let path = file.path.to_string_lossy().into_owned();
                 self.send(expiry(file.key, path, file.source_index)).await?;
