@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod support;
+
 /// Simulated traffic, its ground truth and the index built from it, shared by the tests.
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -563,4 +565,66 @@ fn compare_ranks_the_dominating_bin_of_a_decline_code() {
         first_row.starts_with(&format!("card.bin = {bin}")) && first_row.contains('█'),
         "{text}"
     );
+}
+
+/// Copies a directory's files (an index: flat, no subfolders) to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Trace-level questions over HTTP (`GET /api/v1/traces?q=` with `trace(...)`, `NOT trace(...)`
+/// and `>`): each lists exactly the traces the simulator's ground truth says answer it. The
+/// server runs on a copy of the shared index, so it never writes under the other tests.
+#[test]
+fn trace_level_queries_list_exactly_the_ground_truth_traces() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index");
+    copy_dir(&f.index, &index);
+    let serve = support::ServeCommand::new(env!("CARGO_BIN_EXE_threadline"), &index).start();
+    let questions = f.truth["trace_queries"].as_array().unwrap();
+    assert!(questions.len() >= 3, "{questions:?}");
+    let mut answered = 0;
+    for question in questions {
+        let q = question["q"].as_str().unwrap();
+        let want: std::collections::BTreeSet<&str> = question["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        let (status, body) = support::get_json(
+            &format!("{}/api/v1/traces", serve.url),
+            &[("q", q), ("limit", "1000")],
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{q}: {body}");
+        let got: std::collections::BTreeSet<&str> = body["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["trace_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "{q}");
+        assert_eq!(body["total"].as_u64(), Some(want.len() as u64), "{q}");
+        answered += usize::from(!want.is_empty());
+    }
+    // The questions are not vacuous on this traffic.
+    assert!(answered >= 3, "only {answered} questions have an answer");
+
+    // A bad structural query is a 400 that points at the column.
+    let (status, body) = support::get_json(
+        &format!("{}/api/v1/traces", serve.url),
+        &[("q", "(service = order-service) >> (status = error)")],
+    )
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("column 27"), "{body}");
+    serve.stop();
 }

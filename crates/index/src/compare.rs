@@ -426,8 +426,13 @@ fn constrained_fields(expr: &Expr) -> Vec<String> {
                 stack.extend(items);
                 continue;
             }
-            Expr::Not(inner) => {
+            Expr::Not(inner) | Expr::Trace(inner) => {
                 stack.push(inner);
+                continue;
+            }
+            Expr::Child { parent, child } => {
+                stack.push(parent);
+                stack.push(child);
                 continue;
             }
             Expr::Exists(field) => field,
@@ -466,7 +471,11 @@ fn attribute_names(expr: &Expr) -> Vec<String> {
     while let Some(e) = stack.pop() {
         match e {
             Expr::And(items) | Expr::Or(items) => stack.extend(items),
-            Expr::Not(inner) => stack.push(inner),
+            Expr::Not(inner) | Expr::Trace(inner) => stack.push(inner),
+            Expr::Child { parent, child } => {
+                stack.push(parent);
+                stack.push(child);
+            }
             Expr::Exists(field @ FieldRef::Attribute(_)) => out.push(field.to_string()),
             Expr::Compare(c) if matches!(c.field, FieldRef::Attribute(_)) => {
                 out.push(c.field.to_string());

@@ -97,6 +97,11 @@ impl Error {
                 | Error::Cursor { .. }
                 | Error::Aggregation { .. }
                 | Error::InvalidRequest { .. }
+                // Raised by the query's own weights (a trace-level predicate over its bounds).
+                | Error::Tantivy {
+                    source: tantivy::TantivyError::InvalidArgument(_),
+                    ..
+                }
         )
     }
 }

@@ -79,7 +79,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use truth::{Aggregation, FileTotals, GroundTruth, Problem, QueryCount, Totals, TraceTruth};
+pub use truth::{
+    Aggregation, FileTotals, GroundTruth, Problem, QueryCount, Totals, TraceQuery, TraceTruth,
+};
 
 use output::{Mode, Output};
 use record::Record;

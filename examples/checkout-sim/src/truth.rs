@@ -1,7 +1,7 @@
 //! Ground truth: what was written, counted record by record as it is written, plus the answers to
 //! a fixed set of queries in threadline's query language.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{Value, json};
 
@@ -25,6 +25,16 @@ pub struct GroundTruth {
     pub totals: Totals,
     pub queries: Vec<QueryCount>,
     pub aggregations: Vec<Aggregation>,
+    /// Trace-level questions (`trace(...)`, `>`) and the traces that answer them.
+    pub trace_queries: Vec<TraceQuery>,
+}
+
+/// A query in threadline's language with `trace(...)` or `>` in it, and the traces having a
+/// record it matches (what `GET /api/v1/traces?q=` lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceQuery {
+    pub q: String,
+    pub traces: BTreeSet<u128>,
 }
 
 /// The records that belong to one trace.
@@ -135,6 +145,10 @@ impl GroundTruth {
             "aggregations": self.aggregations.iter().map(|a| json!({
                 "q": a.q, "by": a.by, "interval": a.interval, "count": a.count, "buckets": a.buckets,
             })).collect::<Vec<_>>(),
+            "trace_queries": self.trace_queries.iter().map(|t| json!({
+                "q": t.q,
+                "traces": t.traces.iter().map(|id| trace_hex(*id)).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
             "traces": traces,
         })
     }
@@ -151,6 +165,133 @@ pub(crate) struct Truth {
     aggregations: Vec<(Aggregation, Pred, KeyFn)>,
     /// Per `count = "traces"` aggregation (same order), the traces seen per bucket.
     trace_sets: Vec<BTreeMap<String, HashSet<u128>>>,
+    trace_questions: Vec<TraceQuestion>,
+}
+
+/// How a trace-level question combines its two record predicates.
+enum Shape {
+    /// `trace(A) AND trace(B)`: the trace has a record matching A and one matching B.
+    Both,
+    /// `trace(A) AND NOT trace(B)`: a record matching A and none matching B.
+    Without,
+    /// `(A) > (B)`: a span matching B whose parent span matches A.
+    Child,
+}
+
+/// A trace-level question, with what each trace has shown of it so far (only traces where a
+/// predicate matched are kept).
+struct TraceQuestion {
+    q: &'static str,
+    shape: Shape,
+    a: Pred,
+    b: Pred,
+    facts: HashMap<u128, TraceFacts>,
+}
+
+#[derive(Default)]
+struct TraceFacts {
+    a: bool,
+    b: bool,
+    /// Spans matching A (for `>`).
+    a_spans: HashSet<u64>,
+    /// Parents of the spans matching B (for `>`).
+    b_parents: Vec<u64>,
+}
+
+impl TraceQuestion {
+    fn observe(&mut self, trace_id: u128, record: &Record) {
+        let (a, b) = ((self.a)(record), (self.b)(record));
+        if !a && !b {
+            return;
+        }
+        let facts = self.facts.entry(trace_id).or_default();
+        facts.a |= a;
+        facts.b |= b;
+        if let (Shape::Child, Record::Span(span)) = (&self.shape, record) {
+            if a {
+                facts.a_spans.insert(span.span_id);
+            }
+            if let (true, Some(parent)) = (b, span.parent_span_id) {
+                facts.b_parents.push(parent);
+            }
+        }
+    }
+
+    fn answer(self) -> TraceQuery {
+        let shape = self.shape;
+        let traces = self
+            .facts
+            .into_iter()
+            .filter(|(_, f)| match shape {
+                Shape::Both => f.a && f.b,
+                Shape::Without => f.a && !f.b,
+                Shape::Child => f.b_parents.iter().any(|p| f.a_spans.contains(p)),
+            })
+            .map(|(id, _)| id)
+            .collect();
+        TraceQuery {
+            q: self.q.to_owned(),
+            traces,
+        }
+    }
+}
+
+/// The trace-level questions the ground truth answers.
+fn trace_questions() -> Vec<TraceQuestion> {
+    let question = |q, shape, a: Pred, b: Pred| TraceQuestion {
+        q,
+        shape,
+        a,
+        b,
+        facts: HashMap::new(),
+    };
+    let service = |r: &Record, name: &str| r.service().name() == name;
+    vec![
+        // Failed payments whose order-service logged a warning in the same trace: declines
+        // whose trace context reached payment-service.
+        question(
+            "trace(service = payment-service AND status = ERROR) AND \
+             trace(level = warn AND service = order-service)",
+            Shape::Both,
+            Box::new(move |r| span_error(r) && service(r, "payment-service")),
+            Box::new(move |r| {
+                matches!(r, Record::Log(l) if l.level == Level::Warn) && service(r, "order-service")
+            }),
+        ),
+        // Stripe timeouts in a trace without order-service: payment-service lost its caller's
+        // context and started a trace of its own.
+        question(
+            "trace(name = stripe_api_call AND status = ERROR) AND NOT trace(service = order-service)",
+            Shape::Without,
+            Box::new(|r| span_named(r, "stripe_api_call") && span_error(r)),
+            Box::new(move |r| service(r, "order-service")),
+        ),
+        // Failed payments called by order-service's CLIENT span (context kept).
+        question(
+            "(service = order-service AND span_kind = CLIENT) > \
+             (service = payment-service AND status = ERROR)",
+            Shape::Child,
+            Box::new(move |r| {
+                matches!(r, Record::Span(s) if s.kind == crate::record::SpanKind::Client)
+                    && service(r, "order-service")
+            }),
+            Box::new(move |r| span_error(r) && service(r, "payment-service")),
+        ),
+        // Slow queries (over 400 ms) made directly under inventory-service's SERVER span.
+        question(
+            "(service = inventory-service AND span_kind = SERVER) > \
+             (db.system = postgresql AND duration > 400ms)",
+            Shape::Child,
+            Box::new(move |r| {
+                matches!(r, Record::Span(s) if s.kind == crate::record::SpanKind::Server)
+                    && service(r, "inventory-service")
+            }),
+            Box::new(|r| {
+                matches!(r, Record::Span(s) if s.end_ns - s.start_ns > 400_000_000)
+                    && r.attr_str("db.system") == Some("postgresql")
+            }),
+        ),
+    ]
 }
 
 impl std::fmt::Debug for Truth {
@@ -347,6 +488,7 @@ impl Truth {
             queries: queries.into_iter().map(|(q, p)| (q, p, 0)).collect(),
             trace_sets: vec![BTreeMap::new(); aggregations.len()],
             aggregations,
+            trace_questions: trace_questions(),
         }
     }
 
@@ -380,6 +522,11 @@ impl Truth {
             Record::Span(span) => Some(span.trace_id),
             Record::Log(log) => log.trace_id,
         };
+        if let Some(trace_id) = trace_id {
+            for question in &mut self.trace_questions {
+                question.observe(trace_id, record);
+            }
+        }
         for ((agg, pred, key), sets) in self.aggregations.iter_mut().zip(&mut self.trace_sets) {
             if !pred(record) {
                 continue;
@@ -422,6 +569,11 @@ impl Truth {
                     }
                     a
                 })
+                .collect(),
+            trace_queries: self
+                .trace_questions
+                .into_iter()
+                .map(TraceQuestion::answer)
                 .collect(),
         }
     }

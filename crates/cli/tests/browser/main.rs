@@ -65,6 +65,63 @@ async fn landing_page_lists_traces_and_filters_them() {
     );
     b.screenshot("errors-1280").await;
 
+    // A span filter and a query about a log line of the same trace: payment-service errors
+    // whose order-service logged a warning (declines), as the API answers `trace(...)`.
+    b.js(r#"const f = document.getElementById("trace-filters");
+            f.q.value = "level = warn AND service = order-service"; f.requestSubmit(); return true;"#)
+        .await;
+    b.wait_js(
+        "the list filtered by a log line",
+        "return location.hash.includes('q=level') && document.querySelector('main').dataset.state === 'ready'",
+    )
+    .await;
+    let declined = b
+        .js("return [...document.querySelectorAll('.trace-row')].map((r) => r.getAttribute('href'))")
+        .await;
+    let declined: Vec<&str> = declined
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    let expected = site.api(
+        "/api/v1/traces",
+        &[
+            (
+                "q",
+                "service = payment-service AND status = ERROR AND \
+                 trace(level = warn AND service = order-service)",
+            ),
+            ("limit", "1000"),
+        ],
+    );
+    let expected: Vec<&str> = expected["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !declined.is_empty() && declined.len() < failing,
+        "{} of {failing} failing traces have an order-service warning",
+        declined.len()
+    );
+    for href in &declined {
+        assert!(
+            expected.iter().any(|id| href.ends_with(id)),
+            "{href} is not one of {expected:?}"
+        );
+    }
+    b.js(r#"const f = document.getElementById("trace-filters");
+            f.q.value = ""; f.requestSubmit(); return true;"#)
+        .await;
+    b.wait_js(
+        "the query cleared",
+        "return !location.hash.includes('q=level') && document.querySelector('main').dataset.state === 'ready'",
+    )
+    .await;
+    assert_eq!(b.count(".trace-row").await, failing);
+
     // Longest first.
     b.js(r#"const f = document.getElementById("trace-filters");
             f.sort.value = "-duration"; f.sort.dispatchEvent(new Event("change")); return true;"#)

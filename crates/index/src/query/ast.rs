@@ -25,6 +25,13 @@ pub enum Expr {
     /// `exists(field)`.
     Exists(FieldRef),
     Compare(Comparison),
+    /// `trace(Q)`: every record of each trace that has a record matching `Q`.
+    Trace(Box<Expr>),
+    /// `A > B`: the spans matching `B` whose parent span matches `A` (TraceQL's structural `>`).
+    Child {
+        parent: Box<Expr>,
+        child: Box<Expr>,
+    },
 }
 
 /// `field op value`.
@@ -123,7 +130,33 @@ impl Expr {
             Expr::And(items) | Expr::Or(items) => items.iter().map(Expr::clause_count).sum(),
             Expr::Not(inner) => inner.clause_count(),
             Expr::Text(_) | Expr::Exists(_) | Expr::Compare(_) => 1,
+            Expr::Trace(inner) => inner.clause_count(),
+            Expr::Child { parent, child } => parent.clause_count() + child.clause_count(),
         }
+    }
+
+    /// The number of trace-level predicates (`trace(...)` and `>`): each reads the index once
+    /// more before the query runs.
+    pub fn trace_predicate_count(&self) -> usize {
+        let mut count = 0;
+        let mut stack = vec![self];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::All | Expr::Text(_) | Expr::Exists(_) | Expr::Compare(_) => {}
+                Expr::And(items) | Expr::Or(items) => stack.extend(items),
+                Expr::Not(inner) => stack.push(inner),
+                Expr::Trace(inner) => {
+                    count += 1;
+                    stack.push(inner);
+                }
+                Expr::Child { parent, child } => {
+                    count += 1;
+                    stack.push(parent);
+                    stack.push(child);
+                }
+            }
+        }
+        count
     }
 }
 
@@ -190,6 +223,18 @@ impl fmt::Display for Expr {
             Expr::Text(text) => write_quoted(f, text),
             Expr::Exists(field) => write!(f, "exists({field})"),
             Expr::Compare(c) => write!(f, "{} {} {}", c.field, c.op, c.value),
+            Expr::Trace(inner) => write!(f, "trace({inner})"),
+            Expr::Child { parent, child } => {
+                // The left side of `>` must end with `)`: a chain, or a group.
+                match **parent {
+                    Expr::Child { .. } | Expr::Trace(_) | Expr::Exists(_) => write!(f, "{parent}")?,
+                    _ => write!(f, "({parent})")?,
+                }
+                match **child {
+                    Expr::Trace(_) | Expr::Exists(_) => write!(f, " > {child}"),
+                    _ => write!(f, " > ({child})"),
+                }
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 
 use super::QueryError;
 use super::ast::{AttrPath, AttrScope, Comparison, Expr, FieldRef, NumValue, Op, Value};
+use super::structure::{ChildOf, LinkFields, TraceOf};
 use super::value::strip_anchors;
 use crate::field_catalog::Builtin;
 use crate::schema::{Fields, names};
@@ -78,6 +79,15 @@ impl Compiler<'_> {
             Expr::Text(text) => self.body_match(text),
             Expr::Exists(field) => self.exists(field)?,
             Expr::Compare(c) => self.compare(c)?,
+            Expr::Trace(inner) => Box::new(TraceOf::new(
+                self.expr(inner)?,
+                LinkFields::new(self.fields),
+            )),
+            Expr::Child { parent, child } => Box::new(ChildOf::new(
+                self.expr(parent)?,
+                self.expr(child)?,
+                LinkFields::new(self.fields),
+            )),
         })
     }
 

@@ -24,6 +24,7 @@ struct Rec {
     kind: &'static str,
     trace: Option<(&'static str, bool)>,
     span_id: Option<&'static str>,
+    parent: Option<&'static str>,
     service: Option<&'static str>,
     name: Option<&'static str>,
     status: Option<&'static str>,
@@ -45,6 +46,7 @@ fn records() -> Vec<Rec> {
             kind: "span",
             trace: Some((T1, false)),
             span_id: Some("00f067aa0ba902b7"),
+            parent: Some("53995c3f42cd8ad8"),
             service: Some("payment-service"),
             name: Some("stripe_api_call"),
             status: Some("ERROR"),
@@ -121,6 +123,7 @@ fn index() -> (Index, Fields) {
         }
         let texts = [
             (f.span_id, r.span_id),
+            (f.parent_span_id, r.parent),
             (f.service, r.service),
             (f.name, r.name),
             (f.status, r.status),
@@ -359,6 +362,54 @@ fn queries_find_the_right_records() {
             "http.status_code >= 500 AND exists(exception.type)".into(),
             &["pay-err"],
         ),
+        // Trace-level: every record of a trace having a match (a record known by the low 64
+        // bits of its trace id belongs to every full id with those bits, as in trace_id = X).
+        (
+            "trace(status = error)".into(),
+            &["pay-err", "checkout-ok", "warn-reset"],
+        ),
+        (
+            "trace(level = error)".into(),
+            &["warn-reset", "error-other"],
+        ),
+        (
+            "trace(status = error) AND kind = log".into(),
+            &["warn-reset"],
+        ),
+        ("NOT trace(status = error)".into(), &["info", "error-other"]),
+        (
+            "trace(service = payment-service AND kind = span) AND trace(user.id = usr_456) \
+             AND kind = span"
+                .into(),
+            &["pay-err", "checkout-ok"],
+        ),
+        (
+            "trace(status = error) AND trace(service = nobody)".into(),
+            &[],
+        ),
+        (
+            "trace(trace(level = error)) AND kind = log".into(),
+            &["warn-reset", "error-other"],
+        ),
+        // Structure: spans matching the right side whose parent matches the left.
+        (
+            "(name = \"POST /checkout\") > (service = payment-service)".into(),
+            &["pay-err"],
+        ),
+        (
+            "(service = payment-service) > (name = \"POST /checkout\")".into(),
+            &[],
+        ),
+        ("(status = ok) > status = error".into(), &["pay-err"]),
+        ("(kind = span) > (kind = span) > (kind = span)".into(), &[]),
+        (
+            "NOT (status = ok) > (status = error)".into(),
+            &["checkout-ok", "warn-reset", "info", "error-other"],
+        ),
+        (
+            "trace((status = ok) > (status = error))".into(),
+            &["pay-err", "checkout-ok", "warn-reset"],
+        ),
     ];
     let mut failures = Vec::new();
     for (q, want) in &cases {
@@ -377,6 +428,9 @@ fn printed_queries_compile_to_the_same_results() {
         "card.bin = 411111 OR NOT (level >= warn connection)",
         "timestamp > now() - 30m region =~ 'eu-.*'",
         "event.name = exception",
+        "trace(status = error OR level >= warn) AND NOT trace(kind = log)",
+        "(name = \"POST /checkout\") > (service = payment-service) > status = ok",
+        "NOT (status = ok) > (status = error OR level = warn) AND trace(kind = span)",
     ] {
         let printed = parse(q).unwrap().to_string();
         assert_eq!(
@@ -402,4 +456,18 @@ fn compile_rejects_ill_typed_expressions() {
         QueryError::Invalid("cannot compile `level = \"x\"`".into())
     );
     assert_eq!(err.column(), None);
+}
+
+/// Trace-level predicates read the index they run on: a bare schema cannot run them, and a
+/// predicate over its bounds is refused with a message, never an unbounded allocation.
+#[test]
+fn trace_level_predicates_need_a_searcher() {
+    use tantivy::query::{EnableScoring, Query as _};
+    let f = Fields::new();
+    let query = parse_and_compile("trace(status = error)", &f, NOW).unwrap();
+    let err = query
+        .weight(EnableScoring::disabled_from_schema(&f.schema))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("need a searcher"), "{err}");
 }

@@ -41,11 +41,19 @@
 //! - `exists(x)` on an attribute is true when x, or anything nested under it, has a value.
 //! - A quoted string or bare word on its own is full-text search on the body (which holds log
 //!   bodies and span names): several words are a phrase.
+//! - Trace-level: `trace(Q)` holds for every record of each trace that has a record matching
+//!   `Q`, so `trace(service = payment-service AND status = ERROR) AND trace(level = warn)` finds
+//!   the records of traces having both, and `NOT trace(Q)` those of traces having none (and
+//!   records without a trace). `(A) > (B)` matches the spans matching B whose parent span matches
+//!   A (TraceQL's structural `>`); a `>` is structural only after `)`, and chains:
+//!   `(A) > (B) > (C)`. Each reads the index once more (at most [`MAX_TRACE_PREDICATES`] per
+//!   query, each bounded: see `structure`).
 
 mod ast;
 mod compile;
 mod lexer;
 mod parser;
+mod structure;
 mod value;
 
 #[cfg(test)]
@@ -67,6 +75,9 @@ pub const MAX_REGEX_LEN: usize = 1_000;
 pub const MAX_DEPTH: usize = 32;
 /// At most this many characters in one query.
 pub const MAX_QUERY_LEN: usize = 10_000;
+/// At most this many trace-level predicates (`trace(...)` and `>`) in one query: each reads the
+/// index once more before the query runs.
+pub const MAX_TRACE_PREDICATES: usize = 8;
 
 /// Parses a query under the default [`Limits`]. Blank input is [`Expr::All`].
 pub fn parse(input: &str) -> Result<Expr, QueryError> {
@@ -114,6 +125,7 @@ pub struct Limits {
     pub max_regex_len: usize,
     pub max_depth: usize,
     pub max_query_len: usize,
+    pub max_trace_predicates: usize,
 }
 
 impl QueryError {
@@ -146,6 +158,7 @@ impl Default for Limits {
             max_regex_len: MAX_REGEX_LEN,
             max_depth: MAX_DEPTH,
             max_query_len: MAX_QUERY_LEN,
+            max_trace_predicates: MAX_TRACE_PREDICATES,
         }
     }
 }

@@ -529,3 +529,61 @@ fn in_lists_are_ors_of_equalities() {
         err("service = pay*")
     );
 }
+
+#[test]
+fn trace_level_predicates_parse_and_print_back() {
+    for (q, printed) in [
+        ("trace(status = error)", "trace(status = ERROR)"),
+        (
+            "TRACE(a = 1 OR b = 2) trace(c = 3)",
+            "trace(a = 1 OR b = 2) AND trace(c = 3)",
+        ),
+        ("(a = 1) > (b = 2)", "(a = 1) > (b = 2)"),
+        ("(a = 1) > b = 2 > (c = 3)", "(a = 1) > (b = 2) > (c = 3)"),
+        ("NOT (a = 1) > (b = 2)", "NOT (a = 1) > (b = 2)"),
+        ("trace(a = 1) > exists(b)", "trace(a = 1) > exists(b)"),
+        ("x IN (1, 2) > (b = 2)", "(x = 1 OR x = 2) > (b = 2)"),
+        // Not trace-level: a comparison, a word, an attribute named trace.
+        ("duration > 2s", "duration > 2s"),
+        ("trace", "\"trace\""),
+        ("trace = x", "trace = \"x\""),
+    ] {
+        let expr = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert_eq!(expr.to_string(), printed, "{q}");
+        assert_eq!(parse(printed).unwrap(), expr, "{printed}");
+    }
+}
+
+#[test]
+fn trace_level_errors_point_at_the_problem() {
+    assert_eq!(
+        err("trace()"),
+        "expected an expression after 'trace(', got ')' at column 7"
+    );
+    assert_eq!(
+        err("trace(a = 1"),
+        "expected ')' to close 'trace(' at column 12"
+    );
+    assert_eq!(
+        err("(a = 1) >"),
+        "expected an expression after '>' at column 10"
+    );
+    assert_eq!(
+        err("(a = 1) >> (b = 2)"),
+        "'>>' (descendant) is not supported: '>' links a span to its parent, so chain it: \
+         (A) > (B) > (C) at column 9"
+    );
+    // `a > b` without parentheses is a comparison that needs a number.
+    assert!(err("a = 1 > (b = 2)").contains("column"));
+    let nine = ["trace(a = 1)"; 9].join(" AND ");
+    assert_eq!(
+        err(&nine),
+        "too many trace-level predicates at 'trace(' (trace(...) and '>' count; the limit is 8) \
+         at column 137"
+    );
+    let chain = (0..10)
+        .map(|i| format!("(a = {i})"))
+        .collect::<Vec<_>>()
+        .join(" > ");
+    assert!(err(&chain).starts_with("too many trace-level predicates at '>'"));
+}

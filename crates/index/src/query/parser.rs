@@ -6,8 +6,10 @@
 //! query   = [ or ]
 //! or      = and { "OR" and }
 //! and     = unary { [ "AND" ] unary }
-//! unary   = "NOT" unary | primary
-//! primary = "(" or ")" | "exists" "(" field ")" | field op value | word | string
+//! unary   = "NOT" unary | chain
+//! chain   = primary { ">" primary }     (a `>` after `)` is structural: TraceQL's child-of)
+//! primary = "(" or ")" | "exists" "(" field ")" | "trace" "(" or ")" | field op value
+//!         | field "IN" "(" value { "," value } ")" | word | string
 //! value   = word | string | "now" "(" ")" [ ("+" | "-") duration ]
 //! ```
 
@@ -40,6 +42,7 @@ pub(crate) fn parse(input: &str, limits: &Limits) -> Result<Expr, QueryError> {
         pos: 0,
         limits,
         n_clauses: 0,
+        n_trace_predicates: 0,
         depth: 0,
     };
     if parser.tokens.is_empty() {
@@ -72,6 +75,7 @@ struct Parser<'a> {
     pos: usize,
     limits: &'a Limits,
     n_clauses: usize,
+    n_trace_predicates: usize,
     depth: usize,
 }
 
@@ -143,7 +147,7 @@ impl Parser<'_> {
 
     fn unary(&mut self, after: Option<&str>) -> Result<Expr, QueryError> {
         if !self.is_keyword("NOT") {
-            return self.primary(after);
+            return self.chain(after);
         }
         let at = self.here();
         self.next();
@@ -161,6 +165,64 @@ impl Parser<'_> {
                 format!(
                     "query is nested too deeply (the limit is {})",
                     self.limits.max_depth
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A primary, then any `> primary` links: `(A) > (B) > (C)` is the spans matching C whose
+    /// parent matches B and whose grandparent matches A. A `>` is structural only after `)`
+    /// (`duration > 2s` is a comparison, read inside the primary).
+    fn chain(&mut self, after: Option<&str>) -> Result<Expr, QueryError> {
+        let mut expr = self.primary(after)?;
+        let mut linked = false;
+        while let Some(Token {
+            tok: Tok::Op(Op::Gt),
+            at,
+        }) = self.peek().cloned()
+        {
+            let after_paren = self.pos > 0
+                && matches!(
+                    self.tokens.get(self.pos - 1).map(|t| &t.tok),
+                    Some(Tok::RParen)
+                );
+            if !linked && !after_paren {
+                break;
+            }
+            self.next();
+            if let Some(Token {
+                tok: Tok::Op(Op::Gt),
+                at: next_at,
+            }) = self.peek()
+                && *next_at == at + 1
+            {
+                return Err(self.error_at(
+                    at,
+                    "'>>' (descendant) is not supported: '>' links a span to its parent, so \
+                     chain it: (A) > (B) > (C)",
+                ));
+            }
+            self.count_trace_predicate(at, "'>'")?;
+            let child = self.primary(Some(">"))?;
+            expr = Expr::Child {
+                parent: Box::new(expr),
+                child: Box::new(child),
+            };
+            linked = true;
+        }
+        Ok(expr)
+    }
+
+    fn count_trace_predicate(&mut self, at: usize, what: &str) -> Result<(), QueryError> {
+        self.n_trace_predicates += 1;
+        if self.n_trace_predicates > self.limits.max_trace_predicates {
+            return Err(self.error_at(
+                at,
+                format!(
+                    "too many trace-level predicates at {what} (trace(...) and '>' count; the \
+                     limit is {})",
+                    self.limits.max_trace_predicates
                 ),
             ));
         }
@@ -237,6 +299,11 @@ impl Parser<'_> {
                     self.count_clause(token.at)?;
                     return self.exists();
                 }
+                if word.eq_ignore_ascii_case("trace")
+                    && matches!(self.peek_tok(), Some(Tok::LParen))
+                {
+                    return self.trace_of(token.at);
+                }
                 if self.is_in_list() {
                     return self.in_list(&word, token.at);
                 }
@@ -272,6 +339,24 @@ impl Parser<'_> {
             }
             Some(_) => Err(self.error_at(self.here(), "expected AND, OR or ')'")),
         }
+    }
+
+    /// After the word `trace`: `( or )`.
+    fn trace_of(&mut self, at: usize) -> Result<Expr, QueryError> {
+        self.count_trace_predicate(at, "'trace('")?;
+        let open_at = self.here();
+        self.next(); // (
+        self.enter(open_at)?;
+        if matches!(self.peek_tok(), Some(Tok::RParen)) {
+            return Err(self.expected_expression(Some("trace(")));
+        }
+        let inner = self.or_in_parens()?;
+        self.depth -= 1;
+        if !matches!(self.peek_tok(), Some(Tok::RParen)) {
+            return Err(self.error_at(self.here(), "expected ')' to close 'trace('"));
+        }
+        self.next();
+        Ok(Expr::Trace(Box::new(inner)))
     }
 
     /// After the word `exists`: `( field )`.

@@ -393,8 +393,9 @@ function safeDecode(part) {
 
 // ---- traces (landing page) ---------------------------------------------------------------
 
-/** The filters of the trace list as one query of the query language: the span filters and the
- *  free query hold for one record (a trace matches when one of its records does). */
+/** The filters of the trace list as one query of the query language: the span filters hold for
+ *  one span, the free query for any span or log of the same trace (`trace(...)`), so a span
+ *  filter and a log line's words find the trace that has both. */
 function tracesQuery(params) {
   const parts = [];
   const service = params.get("service");
@@ -406,7 +407,7 @@ function tracesQuery(params) {
   if (params.get("min")) parts.push("duration >= " + params.get("min"));
   if (params.get("max")) parts.push("duration <= " + params.get("max"));
   const q = (params.get("q") || "").trim();
-  if (q) parts.push(parts.length ? "(" + q + ")" : q);
+  if (q) parts.push(parts.length ? "trace(" + q + ")" : q);
   return parts.join(" AND ");
 }
 
@@ -432,7 +433,7 @@ async function showTraces(gen, params) {
   status.value = params.get("status") || "";
   const min = el("input", { name: "min", placeholder: "min e.g. 500ms", value: params.get("min") || "", ariaLabel: "Min duration" });
   const max = el("input", { name: "max", placeholder: "max e.g. 5s", value: params.get("max") || "", ariaLabel: "Max duration" });
-  const q = el("input", { name: "q", class: "q-input", placeholder: "query, e.g. decline_code = do_not_honor", value: params.get("q") || "", ariaLabel: "Query" });
+  const q = el("input", { name: "q", class: "q-input", placeholder: "any span or log of the trace, e.g. decline_code = do_not_honor", value: params.get("q") || "", ariaLabel: "Query" });
   const since = sinceSelect(range.since);
   const sort = el("select", { name: "sort", ariaLabel: "Sort" }, [["-time", "newest first"], ["time", "oldest first"], ["-duration", "longest first"], ["duration", "shortest first"]]
     .map(([v, label]) => el("option", { value: v }, label)));

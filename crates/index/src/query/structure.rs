@@ -1,0 +1,512 @@
+//! Trace-level predicates, resolved on the searcher a query runs against:
+//!
+//! - `trace(Q)` ([`TraceOf`]) matches every record of each trace that has a record matching `Q`:
+//!   the traces of `Q`'s matches are collected (their ids, from the `trace_id` column), then the
+//!   predicate becomes a set-membership query on those ids, so it combines with anything.
+//! - `A > B` ([`ChildOf`]) matches the spans matching `B` whose parent span matches `A` (TraceQL's
+//!   structural `>`): the (trace, span) pairs of `A`'s spans are collected, then each span of
+//!   `B` is kept when its (trace, parent span) pair is one of them. The answer is a list of
+//!   documents per segment.
+//!
+//! Both read the index once more per predicate, so each is bounded: a predicate that would hold
+//! more than [`MAX_TRACE_SET`] traces, [`MAX_PARENT_SPANS`] parents or [`MAX_CHILD_CANDIDATES`]
+//! candidate children is refused with a message saying what to narrow (a 400, not a crash or an
+//! unbounded allocation). A trace known only by the low 64 bits of its id (a Datadog decimal id,
+//! a 64-bit Zipkin id) is the same trace as the full id those bits end, as in trace lookups.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::StrColumn;
+use tantivy::index::SegmentId;
+use tantivy::query::{
+    BitSetDocSet, BooleanQuery, ConstScorer, EmptyQuery, EnableScoring, Explanation, Occur, Query,
+    Scorer, TermQuery, TermSetQuery, Weight,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{BitSet, DocId, Score, SegmentOrdinal, SegmentReader, TantivyError, Term};
+
+use crate::schema::{Fields, names};
+
+/// Most distinct traces one `trace(...)` may stand for.
+pub const MAX_TRACE_SET: usize = 1_000_000;
+/// Most spans the left side of one `>` may match.
+pub const MAX_PARENT_SPANS: usize = 1_000_000;
+/// Most spans the right side of one `>` may match.
+pub const MAX_CHILD_CANDIDATES: usize = 4_000_000;
+
+/// The fields trace-level predicates read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinkFields {
+    kind: Field,
+    trace_id: Field,
+    trace_low64: Field,
+    trace_partial: Field,
+}
+
+impl LinkFields {
+    pub(crate) fn new(fields: &Fields) -> LinkFields {
+        LinkFields {
+            kind: fields.kind,
+            trace_id: fields.trace_id,
+            trace_low64: fields.trace_low64,
+            trace_partial: fields.trace_partial,
+        }
+    }
+
+    /// `inner AND kind = span`.
+    fn spans_of(self, inner: &dyn Query) -> BooleanQuery {
+        let span = TermQuery::new(
+            Term::from_field_text(self.kind, "span"),
+            IndexRecordOption::Basic,
+        );
+        BooleanQuery::new(vec![
+            (Occur::Must, inner.box_clone()),
+            (Occur::Must, Box::new(span)),
+        ])
+    }
+
+    /// Every record of the given traces.
+    fn members_of(self, ids: &HashSet<u128>) -> Box<dyn Query> {
+        if ids.is_empty() {
+            return Box::new(EmptyQuery);
+        }
+        let full = ids
+            .iter()
+            .map(|id| Term::from_field_text(self.trace_id, &format!("{id:032x}")));
+        let low = |id: &u128| Term::from_field_u64(self.trace_low64, *id as u64);
+        let partial = TermQuery::new(
+            Term::from_field_u64(self.trace_partial, 1),
+            IndexRecordOption::Basic,
+        );
+        let mut clauses: Vec<Box<dyn Query>> = vec![
+            Box::new(TermSetQuery::new(full)),
+            // Records known only by their low 64 bits, of a trace known in full.
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Must, Box::new(partial)),
+                (
+                    Occur::Must,
+                    Box::new(TermSetQuery::new(ids.iter().map(low))),
+                ),
+            ])),
+        ];
+        // A trace a partial id matched: the records carrying its full id too.
+        let partial_ids: Vec<Term> = ids.iter().filter(|id| *id >> 64 == 0).map(low).collect();
+        if !partial_ids.is_empty() {
+            clauses.push(Box::new(TermSetQuery::new(partial_ids)));
+        }
+        Box::new(BooleanQuery::union(clauses))
+    }
+}
+
+/// A refusal the caller can act on (the index crate answers it as a bad request).
+fn too_many(message: String) -> TantivyError {
+    TantivyError::InvalidArgument(message)
+}
+
+fn no_searcher() -> TantivyError {
+    TantivyError::InvalidArgument(
+        "trace(...) and '>' need a searcher to run against (not a bare schema)".into(),
+    )
+}
+
+/// `trace(Q)`: every record of a trace that has a record matching `Q`.
+#[derive(Debug)]
+pub(crate) struct TraceOf {
+    inner: Box<dyn Query>,
+    fields: LinkFields,
+}
+
+impl TraceOf {
+    pub(crate) fn new(inner: Box<dyn Query>, fields: LinkFields) -> TraceOf {
+        TraceOf { inner, fields }
+    }
+}
+
+impl Query for TraceOf {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let searcher = scoring.searcher().ok_or_else(no_searcher)?;
+        let ids = searcher.search(&*self.inner, &TraceIdsOf)?;
+        self.fields.members_of(&ids).weight(scoring)
+    }
+}
+
+impl Clone for TraceOf {
+    fn clone(&self) -> Self {
+        TraceOf {
+            inner: self.inner.box_clone(),
+            fields: self.fields,
+        }
+    }
+}
+
+/// `A > B`: the spans matching B whose parent span matches A.
+#[derive(Debug)]
+pub(crate) struct ChildOf {
+    parent: Box<dyn Query>,
+    child: Box<dyn Query>,
+    fields: LinkFields,
+}
+
+impl ChildOf {
+    pub(crate) fn new(
+        parent: Box<dyn Query>,
+        child: Box<dyn Query>,
+        fields: LinkFields,
+    ) -> ChildOf {
+        ChildOf {
+            parent,
+            child,
+            fields,
+        }
+    }
+}
+
+impl Clone for ChildOf {
+    fn clone(&self) -> Self {
+        ChildOf {
+            parent: self.parent.box_clone(),
+            child: self.child.box_clone(),
+            fields: self.fields,
+        }
+    }
+}
+
+impl Query for ChildOf {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let searcher = scoring.searcher().ok_or_else(no_searcher)?;
+        let parents = searcher.search(
+            &self.fields.spans_of(&*self.parent),
+            &SpanPairs {
+                column: names::SPAN_ID,
+            },
+        )?;
+        if parents.is_empty() {
+            return Ok(Box::new(DocListWeight::default()));
+        }
+        let docs = searcher.search(
+            &self.fields.spans_of(&*self.child),
+            &ChildrenOf {
+                parents: Arc::new(parents),
+            },
+        )?;
+        Ok(Box::new(DocListWeight {
+            docs: docs.into_iter().collect(),
+        }))
+    }
+}
+
+/// The matching documents of each segment, sorted.
+#[derive(Default)]
+struct DocListWeight {
+    docs: HashMap<SegmentId, Vec<DocId>>,
+}
+
+impl Weight for DocListWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let mut set = BitSet::with_max_value(reader.max_doc());
+        for &doc in self.docs.get(&reader.segment_id()).into_iter().flatten() {
+            set.insert(doc);
+        }
+        Ok(Box::new(ConstScorer::new(BitSetDocSet::from(set), boost)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let matched = self
+            .docs
+            .get(&reader.segment_id())
+            .is_some_and(|docs| docs.binary_search(&doc).is_ok());
+        if !matched {
+            return Err(TantivyError::InvalidArgument(format!(
+                "document {doc} does not match"
+            )));
+        }
+        Ok(Explanation::new("a span whose parent matches", 1.0))
+    }
+}
+
+/// Term ordinals of a string column → the values they stand for, parsed as hex, in one sorted
+/// pass over the column's dictionary (a lookup per ordinal would decompress a block each).
+fn hex_of_ords(column: &StrColumn, ords: &HashSet<u64>) -> HashMap<u64, u128> {
+    let mut sorted: Vec<u64> = ords.iter().copied().collect();
+    sorted.sort_unstable();
+    let mut out = HashMap::with_capacity(sorted.len());
+    let mut next = sorted.iter();
+    let _ = column
+        .dictionary()
+        .sorted_ords_to_term_cb(&sorted, |bytes| {
+            if let Some(&ord) = next.next()
+                && let Some(value) = std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| u128::from_str_radix(text, 16).ok())
+            {
+                out.insert(ord, value);
+            }
+        });
+    out
+}
+
+fn str_column(reader: &SegmentReader, name: &str) -> tantivy::Result<Option<StrColumn>> {
+    reader.fast_fields().str(name)
+}
+
+fn first_ord(column: Option<&StrColumn>, doc: DocId) -> Option<u64> {
+    column.and_then(|c| c.term_ords(doc).next())
+}
+
+/// The distinct trace ids of the matching records.
+struct TraceIdsOf;
+
+struct TraceIdsSegment {
+    trace_id: Option<StrColumn>,
+    ords: HashSet<u64>,
+    overflow: bool,
+}
+
+impl Collector for TraceIdsOf {
+    type Fruit = HashSet<u128>;
+    type Child = TraceIdsSegment;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(TraceIdsSegment {
+            trace_id: str_column(reader, names::TRACE_ID)?,
+            ords: HashSet::new(),
+            overflow: false,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<tantivy::Result<HashSet<u128>>>,
+    ) -> tantivy::Result<HashSet<u128>> {
+        let mut all = HashSet::new();
+        for fruit in fruits {
+            all.extend(fruit?);
+            if all.len() > MAX_TRACE_SET {
+                return Err(trace_set_too_large());
+            }
+        }
+        Ok(all)
+    }
+}
+
+fn trace_set_too_large() -> TantivyError {
+    too_many(format!(
+        "trace(...) matched more than {MAX_TRACE_SET} traces: narrow what is inside it or the time range"
+    ))
+}
+
+impl SegmentCollector for TraceIdsSegment {
+    type Fruit = tantivy::Result<HashSet<u128>>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if self.overflow {
+            return;
+        }
+        if let Some(ord) = first_ord(self.trace_id.as_ref(), doc) {
+            self.ords.insert(ord);
+            self.overflow = self.ords.len() > MAX_TRACE_SET;
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        if self.overflow {
+            return Err(trace_set_too_large());
+        }
+        let Some(column) = &self.trace_id else {
+            return Ok(HashSet::new());
+        };
+        Ok(hex_of_ords(column, &self.ords).into_values().collect())
+    }
+}
+
+/// A span's place: its trace id and the span id (or the parent span id).
+type Pair = (u128, u64);
+
+/// The (trace id, `column`) pairs of the matching spans.
+struct SpanPairs {
+    column: &'static str,
+}
+
+struct SpanPairsSegment {
+    trace_id: Option<StrColumn>,
+    span: Option<StrColumn>,
+    ords: HashSet<(u64, u64)>,
+    overflow: bool,
+}
+
+fn parents_too_many() -> TantivyError {
+    too_many(format!(
+        "the left side of '>' matched more than {MAX_PARENT_SPANS} spans: narrow it or the time range"
+    ))
+}
+
+impl Collector for SpanPairs {
+    type Fruit = HashSet<Pair>;
+    type Child = SpanPairsSegment;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(SpanPairsSegment {
+            trace_id: str_column(reader, names::TRACE_ID)?,
+            span: str_column(reader, self.column)?,
+            ords: HashSet::new(),
+            overflow: false,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<tantivy::Result<HashSet<Pair>>>,
+    ) -> tantivy::Result<HashSet<Pair>> {
+        let mut all = HashSet::new();
+        for fruit in fruits {
+            all.extend(fruit?);
+            if all.len() > MAX_PARENT_SPANS {
+                return Err(parents_too_many());
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for SpanPairsSegment {
+    type Fruit = tantivy::Result<HashSet<Pair>>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if self.overflow {
+            return;
+        }
+        if let (Some(trace), Some(span)) = (
+            first_ord(self.trace_id.as_ref(), doc),
+            first_ord(self.span.as_ref(), doc),
+        ) {
+            self.ords.insert((trace, span));
+            self.overflow = self.ords.len() > MAX_PARENT_SPANS;
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        if self.overflow {
+            return Err(parents_too_many());
+        }
+        let (Some(traces), Some(spans)) = (&self.trace_id, &self.span) else {
+            return Ok(HashSet::new());
+        };
+        let trace_ords = self.ords.iter().map(|&(t, _)| t).collect();
+        let span_ords = self.ords.iter().map(|&(_, s)| s).collect();
+        let trace_of = hex_of_ords(traces, &trace_ords);
+        let span_of = hex_of_ords(spans, &span_ords);
+        Ok(self
+            .ords
+            .iter()
+            .filter_map(|(t, s)| Some((*trace_of.get(t)?, *span_of.get(s)? as u64)))
+            .collect())
+    }
+}
+
+/// The matching spans whose (trace id, parent span id) is one of `parents`, by segment.
+struct ChildrenOf {
+    parents: Arc<HashSet<Pair>>,
+}
+
+struct ChildrenSegment {
+    segment: SegmentId,
+    parents: Arc<HashSet<Pair>>,
+    trace_id: Option<StrColumn>,
+    parent: Option<StrColumn>,
+    /// (doc, trace ordinal, parent span ordinal) of each candidate.
+    candidates: Vec<(DocId, u64, u64)>,
+}
+
+fn children_too_many() -> TantivyError {
+    too_many(format!(
+        "the right side of '>' matched more than {MAX_CHILD_CANDIDATES} spans: narrow it or the time range"
+    ))
+}
+
+impl Collector for ChildrenOf {
+    type Fruit = Vec<(SegmentId, Vec<DocId>)>;
+    type Child = ChildrenSegment;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(ChildrenSegment {
+            segment: reader.segment_id(),
+            parents: Arc::clone(&self.parents),
+            trace_id: str_column(reader, names::TRACE_ID)?,
+            parent: str_column(reader, names::PARENT_SPAN_ID)?,
+            candidates: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<tantivy::Result<(SegmentId, Vec<DocId>)>>,
+    ) -> tantivy::Result<Self::Fruit> {
+        fruits.into_iter().collect()
+    }
+}
+
+impl SegmentCollector for ChildrenSegment {
+    type Fruit = tantivy::Result<(SegmentId, Vec<DocId>)>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if self.candidates.len() > MAX_CHILD_CANDIDATES {
+            return;
+        }
+        if let (Some(trace), Some(parent)) = (
+            first_ord(self.trace_id.as_ref(), doc),
+            first_ord(self.parent.as_ref(), doc),
+        ) {
+            self.candidates.push((doc, trace, parent));
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        if self.candidates.len() > MAX_CHILD_CANDIDATES {
+            return Err(children_too_many());
+        }
+        let (Some(traces), Some(parents)) = (&self.trace_id, &self.parent) else {
+            return Ok((self.segment, Vec::new()));
+        };
+        let trace_ords = self.candidates.iter().map(|&(_, t, _)| t).collect();
+        let parent_ords = self.candidates.iter().map(|&(_, _, p)| p).collect();
+        let trace_of = hex_of_ords(traces, &trace_ords);
+        let parent_of = hex_of_ords(parents, &parent_ords);
+        // Collected in document order, so the kept documents are sorted.
+        let docs = self
+            .candidates
+            .iter()
+            .filter(|(_, t, p)| match (trace_of.get(t), parent_of.get(p)) {
+                (Some(&trace), Some(&parent)) => self.parents.contains(&(trace, parent as u64)),
+                _ => false,
+            })
+            .map(|&(doc, _, _)| doc)
+            .collect();
+        Ok((self.segment, docs))
+    }
+}
