@@ -498,6 +498,12 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed ^ now_ns as u64,
         // As fast as the history: a histogram over the last hours shows no cliff at "now".
         traces_per_second: args.rate.unwrap_or(history.traces_per_second),
+        // From where the history's arrivals end (a few minutes ago): no gap before "now". At
+        // another `--rate` those minutes would be written at that rate at once: start now.
+        live_from_ns: args
+            .rate
+            .is_none()
+            .then(|| history.start_ns + (window_s * 1e9) as i64),
         ..checkout_sim::SimConfig::default()
     };
     let simulator = {

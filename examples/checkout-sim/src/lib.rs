@@ -121,6 +121,10 @@ pub struct SimConfig {
     pub users: u32,
     /// Gateway health-check log lines (no trace) every this many ns; 0 = none.
     pub health_check_interval_ns: i64,
+    /// Live mode: the first arrival, when it lies in the past (the requests from then until now
+    /// are written at once, so live traffic continues a history without a gap); `None` or a
+    /// future time starts now.
+    pub live_from_ns: Option<i64>,
 }
 
 impl Default for SimConfig {
@@ -142,6 +146,7 @@ impl Default for SimConfig {
             payment_context_drop_rate: 0.03,
             users: 50_000,
             health_check_interval_ns: 10_000_000_000,
+            live_from_ns: None,
         }
     }
 }
@@ -212,8 +217,9 @@ pub fn run_live(
         .as_nanos() as i64;
     let clock = Instant::now();
     let now = || wall0 + clock.elapsed().as_nanos() as i64;
+    let first = config.live_from_ns.filter(|&t| t < wall0).unwrap_or(wall0);
     let config = SimConfig {
-        start_ns: wall0,
+        start_ns: first,
         ..config.clone()
     };
     // Exporters in live mode flush quickly so the demo shows traffic at once.
@@ -221,7 +227,7 @@ pub fn run_live(
         &config,
         Output::open(out_dir, Mode::Append, 200_000_000, None)?,
     );
-    let mut next_arrival = wall0;
+    let mut next_arrival = first;
     while !stop.load(Ordering::Relaxed) {
         let t = now();
         while next_arrival <= t {

@@ -258,13 +258,12 @@ fn trace_questions() -> Vec<TraceQuestion> {
                 matches!(r, Record::Log(l) if l.level == Level::Warn) && service(r, "order-service")
             }),
         ),
-        // Stripe timeouts in a trace without order-service: payment-service lost its caller's
-        // context and started a trace of its own.
+        // do_not_honor declines from other issuers than the troubled BIN's.
         question(
-            "trace(name = stripe_api_call AND status = ERROR) AND NOT trace(service = order-service)",
+            "trace(decline_code = do_not_honor) AND NOT trace(card.bin = 400022)",
             Shape::Without,
-            Box::new(|r| span_named(r, "stripe_api_call") && span_error(r)),
-            Box::new(move |r| service(r, "order-service")),
+            Box::new(|r| r.attr_str("decline_code") == Some("do_not_honor")),
+            Box::new(|r| r.attr_str("card.bin") == Some(TROUBLED_BIN)),
         ),
         // Failed payments called by order-service's CLIENT span (context kept).
         question(
