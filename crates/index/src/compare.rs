@@ -456,6 +456,8 @@ fn constrained_fields(expr: &Expr) -> Vec<String> {
                     AttrScope::Attributes => out.push(p.clone()),
                     AttrScope::Resource => out.push(format!("resource.{p}")),
                     AttrScope::Events => out.push(format!("event.{p}")),
+                    AttrScope::Links => out.push(format!("link.{p}")),
+                    AttrScope::Instrumentation => out.push(format!("instrumentation.{p}")),
                 }
             }
             _ => {}

@@ -53,6 +53,10 @@ pub enum AttrLocation {
     Attributes,
     Resource,
     Events,
+    /// Attributes of a span's links (`link.x`, as TraceQL writes them).
+    Links,
+    /// Attributes of the instrumentation scope (`instrumentation.x`, as TraceQL writes them).
+    Instrumentation,
 }
 
 /// What a field name means.
@@ -160,12 +164,15 @@ pub const BUILTIN_FIELDS: &[BuiltinField] = &[
 ];
 
 /// Prefixes that pick where an attribute is looked up.
-pub const ATTR_PREFIXES: [(&str, AttrLocation); 5] = [
+pub const ATTR_PREFIXES: [(&str, AttrLocation); 8] = [
     ("attr.", AttrLocation::Attributes),
     ("attributes.", AttrLocation::Attributes),
     ("resource.", AttrLocation::Resource),
     ("events.", AttrLocation::Events),
     ("event.", AttrLocation::Events),
+    ("links.", AttrLocation::Links),
+    ("link.", AttrLocation::Links),
+    ("instrumentation.", AttrLocation::Instrumentation),
 ];
 
 const fn field(
@@ -194,7 +201,8 @@ pub fn builtin(name: &str) -> Option<&'static BuiltinField> {
 }
 
 /// What `name` addresses: a built-in field, or an attribute (`attr.x`, `resource.x`,
-/// `event.x` pick where; `event.name` is a span event's name). Refuses malformed names.
+/// `event.x`, `link.x`, `instrumentation.x` pick where; `event.name` is a span event's name).
+/// Refuses malformed names.
 pub fn resolve(name: &str) -> Result<Resolved, String> {
     if let Some(f) = builtin(name) {
         return Ok(Resolved::Builtin(f));
@@ -226,6 +234,8 @@ pub fn attr_roots(location: AttrLocation) -> &'static [&'static str] {
         AttrLocation::Attributes => &[names::ATTRIBUTES],
         AttrLocation::Resource => &[names::RESOURCE],
         AttrLocation::Events => &[names::EVENTS],
+        AttrLocation::Links => &[names::LINKS],
+        AttrLocation::Instrumentation => &[names::SCOPE],
     }
 }
 
@@ -277,6 +287,12 @@ pub fn query_name(index_path: &str) -> Option<String> {
     }
     if let Some(key) = index_path.strip_prefix("resource.") {
         return Some(format!("resource.{key}"));
+    }
+    if let Some(key) = index_path.strip_prefix("links.") {
+        return Some(format!("link.{key}"));
+    }
+    if let Some(key) = index_path.strip_prefix("scope.") {
+        return Some(format!("instrumentation.{key}"));
     }
     index_path
         .strip_prefix("events.")

@@ -695,12 +695,25 @@ fn collect_values(record: &Value, attribute: &str, out: &mut Vec<Value>) {
                 AttrLocation::Attributes => &["attributes"],
                 AttrLocation::Resource => &["resource"],
                 AttrLocation::Events => &[],
+                AttrLocation::Links | AttrLocation::Instrumentation => &[],
             };
             found.extend(
                 scopes
                     .iter()
                     .find_map(|scope| lookup(record.get(*scope)?, &path)),
             );
+            if location == AttrLocation::Links {
+                for link in record["links"].as_array().into_iter().flatten() {
+                    found.extend(link.get("attributes").and_then(|a| lookup(a, &path)));
+                }
+            }
+            if location == AttrLocation::Instrumentation {
+                found.extend(
+                    record
+                        .pointer("/scope/attributes")
+                        .and_then(|a| lookup(a, &path)),
+                );
+            }
             // Span events (exceptions): their attributes, and `event.name` their names.
             if matches!(location, AttrLocation::Any | AttrLocation::Events) {
                 for event in record["events"].as_array().into_iter().flatten() {

@@ -195,3 +195,77 @@ async fn span_kind_span_events_and_unknown_fields() {
         );
     }
 }
+
+/// `link.x` and `instrumentation.x` (TraceQL's names) address span-link and scope attributes in
+/// search, aggregate and related alike, and the Jaeger search, which looks for a tag in those
+/// places too, finds them through the same catalog.
+#[tokio::test]
+async fn link_and_instrumentation_attributes_answer_everywhere() {
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::trace::v1::span::Link;
+    let t = app();
+    let mut retried = span(TRACE_A, [0x31; 8], None, "POST /checkout", 100);
+    retried.links.push(Link {
+        trace_id: TRACE_B.to_vec(),
+        span_id: vec![0x21; 8],
+        attributes: vec![kv("link.reason", "retry")],
+        ..Default::default()
+    });
+    let mut request = traces_request("checkout", vec![retried]);
+    request.resource_spans[0].scope_spans[0].scope = Some(InstrumentationScope {
+        name: "io.opentelemetry.okhttp".into(),
+        version: "1.0".into(),
+        attributes: vec![kv("flavor", "java-agent")],
+        ..Default::default()
+    });
+    let other = traces_request(
+        "checkout",
+        vec![span(TRACE_B, [0x21; 8], None, "POST /checkout", 90)],
+    );
+    for request in [request, other] {
+        let reply = t
+            .post(
+                "/v1/traces",
+                "application/x-protobuf",
+                request.encode_to_vec(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let a = hex(&TRACE_A);
+    for (name, value) in [
+        ("link.link.reason", "retry"),
+        ("instrumentation.flavor", "java-agent"),
+    ] {
+        let q = format!("{name} = {value}");
+        let search = ok(&t, &search_uri(&q, "&from=now()-1h")).await;
+        assert_eq!(search["total"], 1, "{q}: {search}");
+        assert_eq!(search["hits"][0]["trace_id"], a.as_str(), "{q}");
+        // Not found by the scopes that do not hold it.
+        let bare = name.split_once('.').unwrap().1;
+        let elsewhere = ok(
+            &t,
+            &search_uri(&format!("{bare} = {value}"), "&from=now()-1h"),
+        )
+        .await;
+        assert_eq!(elsewhere["total"], 0, "{bare}: {elsewhere}");
+        let agg = ok(&t, &format!("/api/v1/aggregate?by={name}&from=now()-1h")).await;
+        assert_eq!(buckets(&agg, name), [(value.to_owned(), 1)], "{agg}");
+        let related = ok(
+            &t,
+            &format!("/api/v1/traces/{a}/related?attribute={name}&window=1h"),
+        )
+        .await;
+        assert_eq!(related["values"], serde_json::json!([value]), "{related}");
+        // Jaeger's tag search looks in links and the scope.
+        let tags = encode(&format!("{{\"{bare}\":\"{value}\"}}"));
+        let jaeger = ok(&t, &format!("/api/traces?service=checkout&tags={tags}")).await;
+        let ids: Vec<&str> = jaeger["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["traceID"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [a.as_str()], "{jaeger}");
+    }
+}

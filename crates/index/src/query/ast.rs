@@ -68,6 +68,10 @@ pub enum AttrScope {
     Resource,
     /// `event.x` / `events.x`.
     Events,
+    /// `link.x` / `links.x`: attributes of a span's links.
+    Links,
+    /// `instrumentation.x`: attributes of a span's instrumentation scope.
+    Instrumentation,
 }
 
 /// A comparison's value, interpreted for its field.
@@ -275,6 +279,8 @@ impl fmt::Display for FieldRef {
                     AttrScope::Attributes => "attr.",
                     AttrScope::Resource => "resource.",
                     AttrScope::Events => "events.",
+                    AttrScope::Links => "link.",
+                    AttrScope::Instrumentation => "instrumentation.",
                 };
                 return write!(f, "{prefix}{}", attr.path);
             }

@@ -239,6 +239,8 @@ impl Compiler<'_> {
             AttrScope::Attributes => vec![(f.attributes, names::ATTRIBUTES)],
             AttrScope::Resource => vec![(f.resource, names::RESOURCE)],
             AttrScope::Events => vec![(f.events, names::EVENTS)],
+            AttrScope::Links => vec![(f.links, names::LINKS)],
+            AttrScope::Instrumentation => vec![(f.scope, names::SCOPE)],
         }
     }
 

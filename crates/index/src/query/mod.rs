@@ -30,9 +30,10 @@
 //! - `duration` takes a duration; a bare number other than `0` is an error (is `500` ms or ns?).
 //! - Any other name is an attribute, looked up in the record attributes, the resource attributes
 //!   and the span-event attributes; `attr.x`/`attributes.x`, `resource.x` and `event.x`/`events.x`
-//!   pick one (`event.name` is the event's name). A bare value that reads as a number matches the
-//!   number or the same text (`card.bin = 411111`); a quoted value is always text; `true`/`false`
-//!   match booleans or text. `> >= < <=` on an attribute need a bare number.
+//!   pick one (`event.name` is the event's name); `link.x`/`links.x` and `instrumentation.x`
+//!   look in a span's link attributes and its instrumentation scope's (TraceQL's names). A bare
+//!   value that reads as a number matches the number or the same text (`card.bin = 411111`); a
+//!   quoted value is always text; `true`/`false` match booleans or text. `> >= < <=` on an attribute need a bare number.
 //! - `x != v` means "x has a value and it is not v" (as in Loki and Quickwit); `NOT x = v` also
 //!   matches records without x. `body != "..."` is plain negation.
 //! - `x IN (a, b, c)` means `x = a OR x = b OR x = c`; each value counts as a clause.
@@ -78,6 +79,21 @@ pub const MAX_QUERY_LEN: usize = 10_000;
 /// At most this many trace-level predicates (`trace(...)` and `>`) in one query: each reads the
 /// index once more before the query runs.
 pub const MAX_TRACE_PREDICATES: usize = 8;
+
+/// The value a bare (unquoted) word has on an attribute: a number matches the attribute stored
+/// as that number or as that text, `true`/`false` the boolean or the text, anything else the
+/// text.
+pub fn bare_attribute_value(text: &str) -> Value {
+    match (value::parse_number(text), text) {
+        (Some(value), _) => Value::Number(Number {
+            text: text.to_owned(),
+            value,
+        }),
+        (None, "true") => Value::Bool(true),
+        (None, "false") => Value::Bool(false),
+        (None, _) => Value::Str(text.to_owned()),
+    }
+}
 
 /// Parses a query under the default [`Limits`]. Blank input is [`Expr::All`].
 pub fn parse(input: &str) -> Result<Expr, QueryError> {

@@ -592,12 +592,7 @@ impl Parser<'_> {
                 }
             }
             FieldRef::Attribute(_) if quoted => Value::Str(text),
-            FieldRef::Attribute(_) => match (parse_number(&text), text.as_str()) {
-                (Some(value), _) => Value::Number(Number { text, value }),
-                (None, "true") => Value::Bool(true),
-                (None, "false") => Value::Bool(false),
-                (None, _) => Value::Str(text),
-            },
+            FieldRef::Attribute(_) => super::bare_attribute_value(&text),
         })
     }
 
@@ -628,6 +623,8 @@ fn resolve_field(name: &str) -> Result<FieldRef, String> {
                 AttrLocation::Attributes => AttrScope::Attributes,
                 AttrLocation::Resource => AttrScope::Resource,
                 AttrLocation::Events => AttrScope::Events,
+                AttrLocation::Links => AttrScope::Links,
+                AttrLocation::Instrumentation => AttrScope::Instrumentation,
             };
             attribute(scope, &path)
         }

@@ -9,14 +9,12 @@
 //! record, so numbers compare by their text as Jaeger does (`0123` is not `123`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::ops::Bound;
 
+use index::field_catalog::Builtin;
+use index::query::{AttrPath, AttrScope, Comparison, Expr, FieldRef, Op, RecordKind};
 use index::{Index, SearchRequest, Trace, TraceSearchRequest};
-use model::TraceId;
+use model::{StatusCode, TraceId};
 use serde_json::Value;
-use tantivy::Term;
-use tantivy::query::{AllQuery, BooleanQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption};
 
 use crate::ApiError;
 
@@ -65,29 +63,8 @@ pub(crate) fn parse_hex_trace_id(raw: &str) -> Result<TraceId, String> {
 }
 
 fn matching_trace_ids(index: &Index, query: &TraceQuery) -> Result<Vec<TraceId>, ApiError> {
-    let fields = index.fields();
-    let mut clauses: Vec<Box<dyn Query>> = vec![term(fields.kind, "span")];
-    if let Some(service) = query.service.as_deref().filter(|s| !s.is_empty()) {
-        clauses.push(term(fields.service, service));
-    }
-    if let Some(operation) = query.operation.as_deref().filter(|s| !s.is_empty()) {
-        clauses.push(term(fields.name, operation));
-    }
-    if query.duration_min_ns.is_some() || query.duration_max_ns.is_some() {
-        let bound = |ns: Option<i64>| {
-            ns.map_or(Bound::Unbounded, |ns| {
-                Bound::Included(Term::from_field_i64(fields.duration_ns, ns))
-            })
-        };
-        clauses.push(Box::new(RangeQuery::new(
-            bound(query.duration_min_ns),
-            bound(query.duration_max_ns),
-        )));
-    }
-    for (key, value) in &query.tags {
-        clauses.push(tag_prefilter(fields, key, value));
-    }
-    let compiled: Box<dyn Query> = Box::new(BooleanQuery::intersection(clauses));
+    let expr = prefilter(query);
+    let compile = || index::query::compile(&expr, index.fields(), 0);
     let from_ns = query.start_min_ns;
     let to_ns = query.start_max_ns.map(|ns| ns.saturating_add(1));
     let limit = query.limit.clamp(1, MAX_LIMIT);
@@ -95,7 +72,7 @@ fn matching_trace_ids(index: &Index, query: &TraceQuery) -> Result<Vec<TraceId>,
     if query.tags.is_empty() {
         // Nothing to check on the records: the index's trace search answers from fast fields.
         let found = index.search_traces_compiled(
-            compiled,
+            compile()?,
             &TraceSearchRequest {
                 query: "",
                 from_ns,
@@ -116,7 +93,7 @@ fn matching_trace_ids(index: &Index, query: &TraceQuery) -> Result<Vec<TraceId>,
     let mut cursor: Option<String> = None;
     loop {
         let page = index.search_compiled(
-            compiled.box_clone(),
+            compile()?,
             &SearchRequest {
                 query: "",
                 from_ns,
@@ -260,90 +237,85 @@ fn kind_name(text: &str) -> &'static str {
     }
 }
 
-/// A query every span holding the tag matches (a superset: the records are checked after).
-fn tag_prefilter(fields: &index::Fields, key: &str, value: &str) -> Box<dyn Query> {
+/// The spans a search can match, in the query language (so names resolve through the index's
+/// field catalog): the service, operation and duration conditions, and each tag as a superset
+/// of the spans holding it (the stored records are checked after).
+fn prefilter(query: &TraceQuery) -> Expr {
+    let mut all = vec![builtin(
+        Builtin::Kind,
+        Op::Eq,
+        index::query::Value::Kind(RecordKind::Span),
+    )];
+    if let Some(service) = query.service.as_deref().filter(|s| !s.is_empty()) {
+        all.push(builtin(Builtin::Service, Op::Eq, text(service)));
+    }
+    if let Some(operation) = query.operation.as_deref().filter(|s| !s.is_empty()) {
+        all.push(builtin(Builtin::Name, Op::Eq, text(operation)));
+    }
+    let duration = |op, ns| builtin(Builtin::Duration, op, index::query::Value::Duration(ns));
+    all.extend(query.duration_min_ns.map(|ns| duration(Op::Ge, ns)));
+    all.extend(query.duration_max_ns.map(|ns| duration(Op::Le, ns)));
+    for (key, value) in &query.tags {
+        all.push(tag_prefilter(key, value));
+    }
+    Expr::And(all)
+}
+
+/// What every span holding the tag `key=value` matches.
+fn tag_prefilter(key: &str, value: &str) -> Expr {
+    let status = |code| builtin(Builtin::Status, Op::Eq, index::query::Value::Status(code));
+    let nothing = || Expr::Not(Box::new(Expr::All));
     match key {
         "error" => match parse_go_bool(value) {
-            Some(true) => term(fields.status, "ERROR"),
-            Some(false) => term(fields.status, "OK"),
-            None => Box::new(EmptyQuery),
+            Some(true) => status(StatusCode::Error),
+            Some(false) => status(StatusCode::Ok),
+            None => nothing(),
         },
-        "span.status" => term(fields.status, status_name(value)),
-        "span.kind" => term(fields.span_kind, kind_name(value)),
+        "span.status" => status(match status_name(value) {
+            "OK" => StatusCode::Ok,
+            "ERROR" => StatusCode::Error,
+            _ => StatusCode::Unset,
+        }),
+        "span.kind" => builtin(Builtin::SpanKind, Op::Eq, text(kind_name(value))),
         // Scope names are not indexed; the record check decides.
-        "scope.name" | "scope.version" => Box::new(AllQuery),
+        "scope.name" | "scope.version" => Expr::All,
         _ => {
-            let places: Vec<(Field, &str)> = match key.strip_prefix("resource.") {
-                Some(resource_key) => vec![(fields.resource, resource_key)],
-                None => [
-                    fields.attributes,
-                    fields.resource,
-                    fields.events,
-                    fields.links,
-                    fields.scope,
-                ]
-                .into_iter()
-                .map(|field| (field, key))
-                .collect(),
+            let value = index::query::bare_attribute_value(value);
+            let scopes: &[AttrScope] = match key.strip_prefix("resource.") {
+                Some(_) => &[AttrScope::Resource],
+                // Attributes, resource and span events; links; the instrumentation scope.
+                None => &[AttrScope::Any, AttrScope::Links, AttrScope::Instrumentation],
             };
-            let mut terms: Vec<Box<dyn Query>> = Vec::new();
-            for (field, path) in places {
-                for t in json_terms(field, path, value) {
-                    terms.push(Box::new(TermQuery::new(t, IndexRecordOption::Basic)));
-                }
-            }
-            Box::new(BooleanQuery::new(
-                terms.into_iter().map(|q| (Occur::Should, q)).collect(),
-            ))
+            let path = key.strip_prefix("resource.").unwrap_or(key);
+            Expr::Or(
+                scopes
+                    .iter()
+                    .map(|&scope| {
+                        Expr::Compare(Comparison {
+                            field: FieldRef::Attribute(AttrPath {
+                                scope,
+                                path: path.to_owned(),
+                            }),
+                            op: Op::Eq,
+                            value: value.clone(),
+                        })
+                    })
+                    .collect(),
+            )
         }
     }
 }
 
-/// The terms `path = value` can be indexed as in a JSON field: the text, and the number or
-/// boolean the text reads as (numbers normalised as tantivy stores JSON numbers).
-fn json_terms(field: Field, path: &str, value: &str) -> Vec<Term> {
-    let base = Term::from_field_json_path(field, path, true);
-    let mut out = Vec::with_capacity(2);
-    let mut text = base.clone();
-    text.append_type_and_str(value);
-    out.push(text);
-    let looks_numeric = value
-        .trim_start_matches('-')
-        .starts_with(|c: char| c.is_ascii_digit());
-    if looks_numeric {
-        let mut t = base.clone();
-        if let Ok(i) = value.parse::<i64>() {
-            t.append_type_and_fast_value(i);
-            out.push(t);
-        } else if let Ok(u) = value.parse::<u64>() {
-            t.append_type_and_fast_value(u);
-            out.push(t);
-        } else if let Ok(f) = value.parse::<f64>()
-            && f.is_finite()
-        {
-            if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
-                t.append_type_and_fast_value(f as i64);
-            } else if f.fract() == 0.0 && f >= 0.0 && f < u64::MAX as f64 {
-                t.append_type_and_fast_value(f as u64);
-            } else {
-                t.append_type_and_fast_value(f);
-            }
-            out.push(t);
-        }
-    }
-    if let Some(b) = parse_go_bool(value).filter(|_| matches!(value, "true" | "false")) {
-        let mut t = base;
-        t.append_type_and_fast_value(b);
-        out.push(t);
-    }
-    out
+fn builtin(field: Builtin, op: Op, value: index::query::Value) -> Expr {
+    Expr::Compare(Comparison {
+        field: FieldRef::Builtin(field),
+        op,
+        value,
+    })
 }
 
-fn term(field: Field, text: &str) -> Box<dyn Query> {
-    Box::new(TermQuery::new(
-        Term::from_field_text(field, text),
-        IndexRecordOption::Basic,
-    ))
+fn text(s: &str) -> index::query::Value {
+    index::query::Value::Str(s.to_owned())
 }
 
 #[cfg(test)]
