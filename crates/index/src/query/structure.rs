@@ -127,7 +127,15 @@ impl TraceOf {
 impl Query for TraceOf {
     fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
         let searcher = scoring.searcher().ok_or_else(no_searcher)?;
-        let ids = searcher.search(&*self.inner, &TraceIdsOf)?;
+        let ids = searcher.search(
+            &*self.inner,
+            &Distinct {
+                columns: [names::TRACE_ID],
+                cap: MAX_TRACE_SET,
+                refusal: trace_set_too_large,
+            },
+        )?;
+        let ids = ids.into_iter().map(|[id]| id).collect();
         self.fields.members_of(&ids).weight(scoring)
     }
 }
@@ -176,12 +184,18 @@ impl Clone for ChildOf {
 impl Query for ChildOf {
     fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
         let searcher = scoring.searcher().ok_or_else(no_searcher)?;
-        let parents = searcher.search(
-            &self.fields.spans_of(&*self.parent),
-            &SpanPairs {
-                column: names::SPAN_ID,
-            },
-        )?;
+        let parents: HashSet<Pair> = searcher
+            .search(
+                &self.fields.spans_of(&*self.parent),
+                &Distinct {
+                    columns: [names::TRACE_ID, names::SPAN_ID],
+                    cap: MAX_PARENT_SPANS,
+                    refusal: parents_too_many,
+                },
+            )?
+            .into_iter()
+            .map(|[trace, span]| (trace, span as u64))
+            .collect();
         if parents.is_empty() {
             return Ok(Box::new(DocListWeight::default()));
         }
@@ -255,28 +269,39 @@ fn first_ord(column: Option<&StrColumn>, doc: DocId) -> Option<u64> {
     column.and_then(|c| c.term_ords(doc).next())
 }
 
-/// The distinct trace ids of the matching records.
-struct TraceIdsOf;
-
-struct TraceIdsSegment {
-    trace_id: Option<StrColumn>,
-    ords: HashSet<u64>,
-    overflow: bool,
+/// The distinct values of `N` hex string columns (trace id; trace id and span id) over the
+/// matching records that have all of them, at most `cap` (beyond it, `refusal` is the error).
+struct Distinct<const N: usize> {
+    columns: [&'static str; N],
+    cap: usize,
+    refusal: fn() -> TantivyError,
 }
 
-impl Collector for TraceIdsOf {
-    type Fruit = HashSet<u128>;
-    type Child = TraceIdsSegment;
+struct DistinctSegment<const N: usize> {
+    columns: [Option<StrColumn>; N],
+    ords: HashSet<[u64; N]>,
+    cap: usize,
+    refusal: fn() -> TantivyError,
+}
+
+impl<const N: usize> Collector for Distinct<N> {
+    type Fruit = HashSet<[u128; N]>;
+    type Child = DistinctSegment<N>;
 
     fn for_segment(
         &self,
         _: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
-        Ok(TraceIdsSegment {
-            trace_id: str_column(reader, names::TRACE_ID)?,
+        let mut columns = [const { None }; N];
+        for (slot, name) in columns.iter_mut().zip(self.columns) {
+            *slot = str_column(reader, name)?;
+        }
+        Ok(DistinctSegment {
+            columns,
             ords: HashSet::new(),
-            overflow: false,
+            cap: self.cap,
+            refusal: self.refusal,
         })
     }
 
@@ -286,16 +311,61 @@ impl Collector for TraceIdsOf {
 
     fn merge_fruits(
         &self,
-        fruits: Vec<tantivy::Result<HashSet<u128>>>,
-    ) -> tantivy::Result<HashSet<u128>> {
+        fruits: Vec<tantivy::Result<Self::Fruit>>,
+    ) -> tantivy::Result<Self::Fruit> {
         let mut all = HashSet::new();
         for fruit in fruits {
             all.extend(fruit?);
-            if all.len() > MAX_TRACE_SET {
-                return Err(trace_set_too_large());
+            if all.len() > self.cap {
+                return Err((self.refusal)());
             }
         }
         Ok(all)
+    }
+}
+
+impl<const N: usize> SegmentCollector for DistinctSegment<N> {
+    type Fruit = tantivy::Result<HashSet<[u128; N]>>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if self.ords.len() > self.cap {
+            return;
+        }
+        let mut key = [0; N];
+        for (slot, column) in key.iter_mut().zip(&self.columns) {
+            match first_ord(column.as_ref(), doc) {
+                Some(ord) => *slot = ord,
+                None => return,
+            }
+        }
+        self.ords.insert(key);
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        if self.ords.len() > self.cap {
+            return Err((self.refusal)());
+        }
+        let mut values = Vec::with_capacity(N);
+        for (i, column) in self.columns.iter().enumerate() {
+            let Some(column) = column else {
+                return Ok(HashSet::new());
+            };
+            values.push(hex_of_ords(
+                column,
+                &self.ords.iter().map(|k| k[i]).collect(),
+            ));
+        }
+        Ok(self
+            .ords
+            .iter()
+            .filter_map(|key| {
+                let mut out = [0; N];
+                for ((slot, ord), of) in out.iter_mut().zip(key).zip(&values) {
+                    *slot = *of.get(ord)?;
+                }
+                Some(out)
+            })
+            .collect())
     }
 }
 
@@ -305,121 +375,14 @@ fn trace_set_too_large() -> TantivyError {
     ))
 }
 
-impl SegmentCollector for TraceIdsSegment {
-    type Fruit = tantivy::Result<HashSet<u128>>;
-
-    fn collect(&mut self, doc: DocId, _: Score) {
-        if self.overflow {
-            return;
-        }
-        if let Some(ord) = first_ord(self.trace_id.as_ref(), doc) {
-            self.ords.insert(ord);
-            self.overflow = self.ords.len() > MAX_TRACE_SET;
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        if self.overflow {
-            return Err(trace_set_too_large());
-        }
-        let Some(column) = &self.trace_id else {
-            return Ok(HashSet::new());
-        };
-        Ok(hex_of_ords(column, &self.ords).into_values().collect())
-    }
-}
-
-/// A span's place: its trace id and the span id (or the parent span id).
-type Pair = (u128, u64);
-
-/// The (trace id, `column`) pairs of the matching spans.
-struct SpanPairs {
-    column: &'static str,
-}
-
-struct SpanPairsSegment {
-    trace_id: Option<StrColumn>,
-    span: Option<StrColumn>,
-    ords: HashSet<(u64, u64)>,
-    overflow: bool,
-}
-
 fn parents_too_many() -> TantivyError {
     too_many(format!(
         "the left side of '>' matched more than {MAX_PARENT_SPANS} spans: narrow it or the time range"
     ))
 }
 
-impl Collector for SpanPairs {
-    type Fruit = HashSet<Pair>;
-    type Child = SpanPairsSegment;
-
-    fn for_segment(
-        &self,
-        _: SegmentOrdinal,
-        reader: &SegmentReader,
-    ) -> tantivy::Result<Self::Child> {
-        Ok(SpanPairsSegment {
-            trace_id: str_column(reader, names::TRACE_ID)?,
-            span: str_column(reader, self.column)?,
-            ords: HashSet::new(),
-            overflow: false,
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(
-        &self,
-        fruits: Vec<tantivy::Result<HashSet<Pair>>>,
-    ) -> tantivy::Result<HashSet<Pair>> {
-        let mut all = HashSet::new();
-        for fruit in fruits {
-            all.extend(fruit?);
-            if all.len() > MAX_PARENT_SPANS {
-                return Err(parents_too_many());
-            }
-        }
-        Ok(all)
-    }
-}
-
-impl SegmentCollector for SpanPairsSegment {
-    type Fruit = tantivy::Result<HashSet<Pair>>;
-
-    fn collect(&mut self, doc: DocId, _: Score) {
-        if self.overflow {
-            return;
-        }
-        if let (Some(trace), Some(span)) = (
-            first_ord(self.trace_id.as_ref(), doc),
-            first_ord(self.span.as_ref(), doc),
-        ) {
-            self.ords.insert((trace, span));
-            self.overflow = self.ords.len() > MAX_PARENT_SPANS;
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        if self.overflow {
-            return Err(parents_too_many());
-        }
-        let (Some(traces), Some(spans)) = (&self.trace_id, &self.span) else {
-            return Ok(HashSet::new());
-        };
-        let trace_ords = self.ords.iter().map(|&(t, _)| t).collect();
-        let span_ords = self.ords.iter().map(|&(_, s)| s).collect();
-        let trace_of = hex_of_ords(traces, &trace_ords);
-        let span_of = hex_of_ords(spans, &span_ords);
-        Ok(self
-            .ords
-            .iter()
-            .filter_map(|(t, s)| Some((*trace_of.get(t)?, *span_of.get(s)? as u64)))
-            .collect())
-    }
-}
+/// A span's place: its trace id and the span id (or the parent span id).
+type Pair = (u128, u64);
 
 /// The matching spans whose (trace id, parent span id) is one of `parents`, by segment.
 struct ChildrenOf {

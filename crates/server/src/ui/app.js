@@ -27,6 +27,8 @@ const EXAMPLES = [
   'decline_code = "do_not_honor"',
   "http.response.status_code >= 500",
   "exists(exception.type)",
+  "trace(decline_code = do_not_honor) AND kind = log",
+  "(span_kind = CLIENT) > (status = ERROR)",
 ];
 
 let generation = 0; // bumped per navigation, so a slow answer never paints over a newer view
