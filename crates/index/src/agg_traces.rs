@@ -205,6 +205,25 @@ pub(crate) fn float_text(f: f64) -> String {
     }
 }
 
+/// Term ordinals of a string column → their text, in one sorted pass over the column's
+/// dictionary (looking ordinals up one by one decompresses a dictionary block each).
+pub(crate) fn strs_of_ords(
+    column: &StrColumn,
+    ords: impl IntoIterator<Item = u64>,
+) -> HashMap<u64, String> {
+    let mut ords: Vec<u64> = ords.into_iter().collect();
+    ords.sort_unstable();
+    ords.dedup();
+    let mut out = HashMap::with_capacity(ords.len());
+    let mut next = ords.iter();
+    let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+        if let Some(&ord) = next.next() {
+            out.insert(ord, String::from_utf8_lossy(bytes).into_owned());
+        }
+    });
+    out
+}
+
 /// The trace ids (as numbers) of a trace-id column's term ordinals, read in one sorted pass
 /// over the dictionary: looking ordinals up one by one decompresses a dictionary block each
 /// time, which dominated compare and trace lists on large indexes.

@@ -18,6 +18,7 @@ use tantivy::query::{Query, TermSetQuery};
 use tantivy::{DateTime, DocId, Score, SegmentOrdinal, SegmentReader, Term};
 
 use crate::Index;
+use crate::agg_traces::{strs_of_ords, trace_ids_of_ords};
 use crate::error::{Context as _, Error, Result};
 use crate::schema::names;
 use crate::search::{elapsed_ms, within};
@@ -351,8 +352,7 @@ struct RowSegment {
     timestamp: Column<DateTime>,
     duration_ns: Column<i64>,
     is_error: Column<u64>,
-    /// Trace id ordinal → the trace's low 64 bits, or `None` for a record of another trace.
-    trace_of_ord: HashMap<u64, Option<u64>>,
+    /// By trace id ordinal (resolved to ids, and checked against `ids`, at harvest).
     by_trace: HashMap<u64, SegmentRow>,
 }
 
@@ -400,7 +400,6 @@ impl Collector for RowCollector {
             timestamp: fast.date(names::TIMESTAMP)?,
             duration_ns: fast.i64(names::DURATION_NS)?,
             is_error: fast.u64(names::IS_ERROR)?,
-            trace_of_ord: HashMap::new(),
             by_trace: HashMap::new(),
         })
     }
@@ -423,18 +422,9 @@ impl SegmentCollector for RowSegment {
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         let Some(column) = &self.trace_id else { return };
-        let Some(ord) = column.term_ords(doc).next() else {
+        let Some(trace_ord) = column.term_ords(doc).next() else {
             return;
         };
-        let ids = &self.ids;
-        let low = *self.trace_of_ord.entry(ord).or_insert_with(|| {
-            let text = ord_str(column, ord)?;
-            let id = u128::from_str_radix(&text, 16).ok()?;
-            let wanted = *ids.get(&(id as u64))?;
-            // Same trace: the same id, or either side known only by its low 64 bits.
-            (id == wanted || id >> 64 == 0 || wanted >> 64 == 0).then_some(id as u64)
-        });
-        let Some(low) = low else { return };
         let ts = self
             .timestamp
             .first(doc)
@@ -444,7 +434,7 @@ impl SegmentCollector for RowSegment {
             _ => false,
         };
         let service = first_ord(&self.service, doc);
-        let acc = self.by_trace.entry(low).or_default();
+        let acc = self.by_trace.entry(trace_ord).or_default();
         acc.row.error_count += u64::from(self.is_error.first(doc).unwrap_or(0) != 0);
         if let Some(service) = service {
             acc.services.insert(service);
@@ -466,33 +456,67 @@ impl SegmentCollector for RowSegment {
     }
 
     fn harvest(self) -> HashMap<u64, RowAcc> {
-        let text = |column: &Option<StrColumn>, ord: Option<u64>| -> String {
-            match (column, ord) {
-                (Some(column), Some(ord)) => ord_str(column, ord).unwrap_or_default(),
-                _ => String::new(),
-            }
+        let Some(trace_ids) = &self.trace_id else {
+            return HashMap::new();
         };
-        self.by_trace
-            .into_iter()
-            .map(|(low, seg)| {
-                let mut row = seg.row;
-                row.services = seg
-                    .services
-                    .into_iter()
-                    .map(|ord| text(&self.service, Some(ord)))
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                row.root = seg.root.map(|(not_root, start, service, name)| {
-                    (
-                        not_root,
-                        start,
-                        text(&self.service, service),
-                        text(&self.name, name),
-                    )
-                });
-                (low, row)
-            })
-            .collect()
+        // Every ordinal resolved in one sorted pass per column.
+        let id_of = trace_ids_of_ords(trace_ids, self.by_trace.keys().copied().collect());
+        let resolve = |column: &Option<StrColumn>, ords: Vec<u64>| match column {
+            Some(column) => strs_of_ords(column, ords),
+            None => HashMap::new(),
+        };
+        let service_of = resolve(
+            &self.service,
+            self.by_trace
+                .values()
+                .flat_map(|seg| {
+                    seg.services
+                        .iter()
+                        .copied()
+                        .chain(seg.root.and_then(|r| r.2))
+                })
+                .collect(),
+        );
+        let name_of = resolve(
+            &self.name,
+            self.by_trace
+                .values()
+                .filter_map(|seg| seg.root?.3)
+                .collect(),
+        );
+        let text = |of: &HashMap<u64, String>, ord: Option<u64>| {
+            ord.and_then(|ord| of.get(&ord).cloned())
+                .unwrap_or_default()
+        };
+        let mut out: HashMap<u64, RowAcc> = HashMap::new();
+        for (ord, seg) in self.by_trace {
+            let Some(&id) = id_of.get(&ord) else { continue };
+            let Some(&wanted) = self.ids.get(&(id as u64)) else {
+                continue;
+            };
+            // Same trace: the same id, or either side known only by its low 64 bits.
+            if !(id == wanted || id >> 64 == 0 || wanted >> 64 == 0) {
+                continue;
+            }
+            let mut row = seg.row;
+            row.services = seg
+                .services
+                .into_iter()
+                .map(|ord| text(&service_of, Some(ord)))
+                .filter(|s| !s.is_empty())
+                .collect();
+            row.root = seg.root.map(|(not_root, start, service, name)| {
+                (
+                    not_root,
+                    start,
+                    text(&service_of, service),
+                    text(&name_of, name),
+                )
+            });
+            // A full id and the low-64 form of the same trace are two ordinals here.
+            out.entry(id as u64).or_default().merge(row);
+        }
+        out
     }
 }
 
@@ -538,9 +562,4 @@ impl RowAcc {
 
 fn first_ord(column: &Option<StrColumn>, doc: DocId) -> Option<u64> {
     column.as_ref()?.term_ords(doc).next()
-}
-
-fn ord_str(column: &StrColumn, ord: u64) -> Option<String> {
-    let mut out = String::new();
-    column.ord_to_str(ord, &mut out).ok()?.then_some(out)
 }

@@ -27,6 +27,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{BitSet, DocId, Score, SegmentOrdinal, SegmentReader, TantivyError, Term};
 
+use crate::agg_traces::trace_ids_of_ords;
 use crate::schema::{Fields, names};
 
 /// Most distinct traces one `trace(...)` may stand for.
@@ -240,27 +241,6 @@ impl Weight for DocListWeight {
     }
 }
 
-/// Term ordinals of a string column → the values they stand for, parsed as hex, in one sorted
-/// pass over the column's dictionary (a lookup per ordinal would decompress a block each).
-fn hex_of_ords(column: &StrColumn, ords: &HashSet<u64>) -> HashMap<u64, u128> {
-    let mut sorted: Vec<u64> = ords.iter().copied().collect();
-    sorted.sort_unstable();
-    let mut out = HashMap::with_capacity(sorted.len());
-    let mut next = sorted.iter();
-    let _ = column
-        .dictionary()
-        .sorted_ords_to_term_cb(&sorted, |bytes| {
-            if let Some(&ord) = next.next()
-                && let Some(value) = std::str::from_utf8(bytes)
-                    .ok()
-                    .and_then(|text| u128::from_str_radix(text, 16).ok())
-            {
-                out.insert(ord, value);
-            }
-        });
-    out
-}
-
 fn str_column(reader: &SegmentReader, name: &str) -> tantivy::Result<Option<StrColumn>> {
     reader.fast_fields().str(name)
 }
@@ -350,9 +330,9 @@ impl<const N: usize> SegmentCollector for DistinctSegment<N> {
             let Some(column) = column else {
                 return Ok(HashSet::new());
             };
-            values.push(hex_of_ords(
+            values.push(trace_ids_of_ords(
                 column,
-                &self.ords.iter().map(|k| k[i]).collect(),
+                self.ords.iter().map(|k| k[i]).collect(),
             ));
         }
         Ok(self
@@ -458,8 +438,8 @@ impl SegmentCollector for ChildrenSegment {
         };
         let trace_ords = self.candidates.iter().map(|&(_, t, _)| t).collect();
         let parent_ords = self.candidates.iter().map(|&(_, _, p)| p).collect();
-        let trace_of = hex_of_ords(traces, &trace_ords);
-        let parent_of = hex_of_ords(parents, &parent_ords);
+        let trace_of = trace_ids_of_ords(traces, trace_ords);
+        let parent_of = trace_ids_of_ords(parents, parent_ords);
         // Collected in document order, so the kept documents are sorted.
         let docs = self
             .candidates
