@@ -20,15 +20,18 @@
 //!   records, else a uniform sample of that many (by a hash of the trace id, or of the record);
 //!   the answer gives the sample rate.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use model::Level;
 use serde_json::{Value, json};
-use tantivy::columnar::DynamicColumn;
+use tantivy::columnar::{Column, ColumnType, ColumnarReader, DynamicColumn};
+use tantivy::index::{SegmentComponent, SegmentId};
+use tantivy::postings::BlockSegmentPostings;
 use tantivy::query::{AllQuery, BooleanQuery, EnableScoring, Occur, Query};
-use tantivy::schema::Type;
-use tantivy::{DocId, Searcher, SegmentReader};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocId, DocSet, Searcher, SegmentOrdinal, SegmentReader};
 
 use crate::agg::CountMode;
 use crate::agg_traces::float_text;
@@ -149,7 +152,10 @@ impl Index {
         let range = |q: Box<dyn Query>| within(fields, q, request.from_ns, request.to_ns);
         let selection_q = range(query::compile(selection, fields, now_ns)?);
         let searcher = self.searcher();
-        let selection_records = count(&searcher, &*selection_q)?;
+        let keep_docs = request.count == CompareUnit::Records;
+        let traces = self.trace_cache().get(&searcher, fields.trace_low64)?;
+        let selection_side = matched(&searcher, &traces, &*selection_q, keep_docs)?;
+        let selection_records = selection_side.records;
         if selection_records == 0 {
             // An attribute no record has: say so, with the names that exist.
             for name in attribute_names(selection) {
@@ -170,13 +176,14 @@ impl Index {
             (Occur::Must, baseline_base),
             (Occur::MustNot, query::compile(selection, fields, now_ns)?),
         ])));
-        let baseline_records = count(&searcher, &*baseline_q)?;
+        let baseline_side = matched(&searcher, &traces, &*baseline_q, keep_docs)?;
+        let baseline_records = baseline_side.records;
         let candidates = self.candidates(selection)?;
         let mut scan = Scan::new(&candidates);
         let (selection_totals, baseline_totals) = match request.count {
             CompareUnit::Traces => {
-                let sel = self.matched_traces(&*selection_q, MAX_SELECTION_TRACES)?;
-                if sel.truncated {
+                let sel_ids = selection_side.traces;
+                if sel_ids.len() > MAX_SELECTION_TRACES {
                     return Err(Error::InvalidRequest {
                         message: format!(
                             "the selection has more than {MAX_SELECTION_TRACES} traces: narrow \
@@ -184,12 +191,9 @@ impl Index {
                         ),
                     });
                 }
-                let base = self.matched_traces(&*baseline_q, usize::MAX)?;
-                let sel_ids: HashSet<u64> = sel.by_low64.keys().copied().collect();
-                let base_ids: HashSet<u64> = base
-                    .by_low64
-                    .keys()
-                    .copied()
+                let base_ids: HashSet<u64> = baseline_side
+                    .traces
+                    .into_iter()
                     .filter(|low| !sel_ids.contains(low))
                     .collect();
                 let rates = [
@@ -204,8 +208,10 @@ impl Index {
                         }
                     }
                 }
-                let everything = range(Box::new(AllQuery));
-                scan.traces(&searcher, &*everything, &side_of)?;
+                let in_range = range(Box::new(AllQuery));
+                let in_range =
+                    (request.from_ns.is_some() || request.to_ns.is_some()).then_some(&*in_range);
+                scan.traces(&searcher, &traces, &side_of, in_range)?;
                 (
                     SideTotals {
                         records: selection_records,
@@ -224,26 +230,25 @@ impl Index {
                     rate(selection_records, MAX_UNITS_READ),
                     rate(baseline_records, MAX_UNITS_READ),
                 ];
-                scan.records(&searcher, &*selection_q, SELECTION, rates[SELECTION])?;
-                scan.records(&searcher, &*baseline_q, BASELINE, rates[BASELINE])?;
-                let traces = |q: &dyn Query| -> Result<u64> {
-                    Ok(self.matched_traces(q, MAX_SELECTION_TRACES)?.by_low64.len() as u64)
-                };
+                scan.records(&searcher, &selection_side.docs, SELECTION, rates[SELECTION])?;
+                scan.records(&searcher, &baseline_side.docs, BASELINE, rates[BASELINE])?;
+                // As many as a trace list would consider.
+                let traces = |side: &Matched| side.traces.len().min(MAX_SELECTION_TRACES) as u64;
                 (
                     SideTotals {
                         records: selection_records,
-                        traces: traces(&*selection_q)?,
+                        traces: traces(&selection_side),
                         sample_rate: rates[SELECTION],
                     },
                     SideTotals {
                         records: baseline_records,
-                        traces: traces(&*baseline_q)?,
+                        traces: traces(&baseline_side),
                         sample_rate: rates[BASELINE],
                     },
                 )
             }
         };
-        let mut results = scan.results();
+        let mut results = scan.pairs().results();
         results.truncate(request.limit.min(MAX_COMPARE_LIMIT));
         Ok(CompareResponse {
             selection: selection_totals,
@@ -296,19 +301,38 @@ impl Index {
             is_level: path == names::LEVEL,
         })
         .collect();
-        let metadata = self
+        // The fast columns' names, sorted: tantivy's `fields_metadata` would also list the
+        // indexed JSON paths by streaming every term of every attribute (ids included), which
+        // took a third of a compare; every attribute path is a fast column too.
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        let segments = self
             .tantivy()
-            .fields_metadata()
-            .context("listing attribute keys")?;
-        let mut seen = HashSet::new();
-        for field in metadata {
-            if matches!(
-                field.typ,
-                Type::Bytes | Type::IpAddr | Type::Date | Type::Json
-            ) {
-                continue;
+            .searchable_segments()
+            .context("listing segments")?;
+        for segment in segments {
+            let file = segment
+                .open_read(SegmentComponent::FastFields)
+                .map_err(tantivy::TantivyError::from)
+                .context("opening the fast fields")?;
+            let columnar = ColumnarReader::open(file)
+                .map_err(tantivy::TantivyError::from)
+                .context("opening the fast fields")?;
+            let columns = columnar
+                .iter_columns()
+                .map_err(tantivy::TantivyError::from)
+                .context("listing attribute keys")?;
+            for (name, handle) in columns {
+                if matches!(
+                    handle.column_type(),
+                    ColumnType::Bytes | ColumnType::IpAddr | ColumnType::DateTime
+                ) {
+                    continue;
+                }
+                // Path segments are separated by \u{1} in a column's name.
+                names.insert(name.replace('\u{1}', "."));
             }
-            let name = &field.field_name;
+        }
+        for name in names {
             let label = if let Some(key) = name.strip_prefix("attributes.") {
                 key.to_owned()
             } else if let Some(key) = name.strip_prefix("resource.") {
@@ -318,13 +342,11 @@ impl Index {
             } else {
                 continue;
             };
-            if seen.insert(name.clone()) {
-                out.push(Candidate {
-                    label,
-                    path: name.clone(),
-                    is_level: false,
-                });
-            }
+            out.push(Candidate {
+                label,
+                path: name,
+                is_level: false,
+            });
         }
         out.retain(|c| !is_constrained(&c.label));
         Ok(out)
@@ -477,8 +499,60 @@ fn attribute_names(expr: &Expr) -> Vec<String> {
     out
 }
 
-/// The pass over the records: interns (field, value) pairs and counts them per side.
+/// The records a query matches: how many, their traces, and (when asked) the records.
+struct Matched {
+    records: u64,
+    /// The low 64 bits of their trace ids.
+    traces: HashSet<u64>,
+    /// Per segment ordinal, the matching records, ascending (only when asked for).
+    docs: Vec<(SegmentOrdinal, Vec<DocId>)>,
+}
+
+/// One segment's records by trace, from the inverted index of the trace ids' low 64 bits (its
+/// terms are plain numbers: no compressed dictionary block to open, unlike the `trace_id`
+/// column's).
+pub(crate) struct SegmentTraces {
+    /// Per record, the index of its trace's term in `lows` (`u32::MAX`: no trace).
+    term_of_doc: Vec<u32>,
+    /// Per term, the low 64 bits of a trace id.
+    lows: Vec<u64>,
+}
+
+/// The pass over the units' records, in two steps. First every candidate column's values of
+/// every unit are read as raw values (a string column's term ordinals) and each distinct raw
+/// value of a column gets a slot. Then the fields that are high-cardinality whatever their
+/// texts are dropped (see [`Scan::surely_high_cardinality`]), and only the others' slots are
+/// turned into text — a string column's in one sorted pass over its dictionary — and into
+/// (field, value) pairs, counted per side by [`Pairs`].
 struct Scan<'a> {
+    candidates: &'a [Candidate],
+    /// Every candidate column of every segment read.
+    columns: Vec<ReadColumn>,
+    /// Per slot: its column and its raw value.
+    slots: Vec<(u32, u64)>,
+    /// Every unit: its side, its key (for the sample and the fingerprints) and its slots.
+    units: Vec<(usize, u64, Vec<u32>)>,
+}
+
+/// One candidate's column in one segment, and the slots of the raw values read from it.
+struct ReadColumn {
+    candidate: usize,
+    column: DynamicColumn,
+    /// Raw value → slot, for a numeric column.
+    slot_of_value: HashMap<u64, u32>,
+    /// Term ordinal → slot (`u32::MAX`: not read), for a string column.
+    slot_of_ord: Vec<u32>,
+}
+
+/// Reused buffers of a column read.
+#[derive(Default)]
+struct ReadBuffers {
+    docs: Vec<DocId>,
+    rows: Vec<u32>,
+}
+
+/// (field, value) pairs and the units carrying them.
+struct Pairs<'a> {
     candidates: &'a [Candidate],
     /// (candidate, value text) → pair id.
     pair_ids: HashMap<(usize, String), u32>,
@@ -496,16 +570,452 @@ struct Scan<'a> {
     fingerprints: Vec<u64>,
 }
 
-/// One segment's columns of every candidate.
-struct SegmentColumns {
-    columns: Vec<Vec<DynamicColumn>>,
-    /// Per candidate, per column: a cache of value → pair id.
-    cache: Vec<Vec<HashMap<u64, u32>>>,
+/// Every segment's records by trace, kept from one compare to the next (a field of the
+/// [`Index`]): a segment never changes, and reading its trace index is the costliest part of a
+/// compare on a large index. Holds the segments searched last only.
+#[derive(Default)]
+pub(crate) struct TraceCache(Mutex<Vec<(SegmentId, Arc<SegmentTraces>)>>);
+
+impl TraceCache {
+    /// Every segment's records by trace, in the searcher's segment order.
+    fn get(&self, searcher: &Searcher, field: Field) -> Result<Vec<Arc<SegmentTraces>>> {
+        let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::with_capacity(searcher.segment_readers().len());
+        for reader in searcher.segment_readers() {
+            let id = reader.segment_id();
+            let found = cached.iter().find(|(c, _)| *c == id);
+            out.push(match found {
+                Some((_, traces)) => Arc::clone(traces),
+                None => Arc::new(segment_traces(reader, field)?),
+            });
+        }
+        *cached = searcher
+            .segment_readers()
+            .iter()
+            .map(SegmentReader::segment_id)
+            .zip(out.iter().cloned())
+            .collect();
+        Ok(out)
+    }
+}
+
+/// One segment's records by trace.
+fn segment_traces(reader: &SegmentReader, field: Field) -> Result<SegmentTraces> {
+    let index = reader
+        .inverted_index(field)
+        .context("opening the trace index")?;
+    let io = |e: std::io::Error| tantivy::TantivyError::from(e);
+    let mut term_of_doc = vec![u32::MAX; reader.max_doc() as usize];
+    let mut lows = Vec::new();
+    let mut terms = index
+        .terms()
+        .stream()
+        .map_err(io)
+        .context("reading the trace index")?;
+    // One postings reader, reset for each term: opening one per term cost more than reading.
+    let mut postings: Option<BlockSegmentPostings> = None;
+    while terms.advance() {
+        // A u64 term is its 8 big-endian bytes.
+        let Ok(bytes) = <[u8; 8]>::try_from(terms.key()) else {
+            continue;
+        };
+        let term = lows.len() as u32;
+        lows.push(u64::from_be_bytes(bytes));
+        let info = terms.value();
+        let block = match &mut postings {
+            Some(block) => {
+                index
+                    .reset_block_postings_from_terminfo(info, block)
+                    .map_err(io)
+                    .context("reading the trace index")?;
+                block
+            }
+            None => postings.insert(
+                index
+                    .read_block_postings_from_terminfo(info, IndexRecordOption::Basic)
+                    .map_err(io)
+                    .context("reading the trace index")?,
+            ),
+        };
+        let mut left = block.doc_freq() as usize;
+        while left > 0 && !block.docs().is_empty() {
+            for &doc in block.docs().iter().take(left) {
+                if let Some(slot) = term_of_doc.get_mut(doc as usize) {
+                    *slot = term;
+                }
+            }
+            left = left.saturating_sub(block.docs().len());
+            block.advance();
+        }
+    }
+    Ok(SegmentTraces { term_of_doc, lows })
+}
+
+/// The records of `query`, counted, with their traces (and the records when `keep_docs`).
+fn matched(
+    searcher: &Searcher,
+    traces: &[Arc<SegmentTraces>],
+    query: &dyn Query,
+    keep_docs: bool,
+) -> Result<Matched> {
+    let weight = query
+        .weight(EnableScoring::disabled_from_searcher(searcher))
+        .context("preparing the compare query")?;
+    let mut out = Matched {
+        records: 0,
+        traces: HashSet::new(),
+        docs: Vec::new(),
+    };
+    for ((seg_ord, reader), seg_traces) in searcher.segment_readers().iter().enumerate().zip(traces)
+    {
+        let alive = reader.alive_bitset();
+        let mut seen = vec![false; seg_traces.lows.len()];
+        let mut docs = Vec::new();
+        let mut records = 0;
+        weight
+            .for_each_no_score(reader, &mut |batch| {
+                for &doc in batch {
+                    if alive.is_some_and(|a| a.is_deleted(doc)) {
+                        continue;
+                    }
+                    records += 1;
+                    if keep_docs {
+                        docs.push(doc);
+                    }
+                    if let Some(term) = seg_traces.term_of_doc.get(doc as usize)
+                        && let Some(seen) = seen.get_mut(*term as usize)
+                    {
+                        *seen = true;
+                    }
+                }
+            })
+            .context("reading the matching records")?;
+        out.records += records;
+        out.traces.extend(
+            seen.iter()
+                .zip(&seg_traces.lows)
+                .filter(|(seen, _)| **seen)
+                .map(|(_, low)| *low),
+        );
+        if keep_docs {
+            out.docs.push((seg_ord as SegmentOrdinal, docs));
+        }
+    }
+    Ok(out)
 }
 
 impl<'a> Scan<'a> {
     fn new(candidates: &'a [Candidate]) -> Scan<'a> {
         Scan {
+            candidates,
+            columns: Vec::new(),
+            slots: Vec::new(),
+            units: Vec::new(),
+        }
+    }
+
+    /// Reads the records of a side: each of `docs` (per segment, ascending) in a uniform
+    /// sample of `rate` is a unit.
+    fn records(
+        &mut self,
+        searcher: &Searcher,
+        docs: &[(SegmentOrdinal, Vec<DocId>)],
+        side: usize,
+        rate: f64,
+    ) -> Result<()> {
+        let mut buffers = ReadBuffers::default();
+        for (seg_ord, seg_docs) in docs {
+            let key = |doc: DocId| (u64::from(*seg_ord) << 32) | u64::from(doc);
+            let read: Vec<DocId> = seg_docs
+                .iter()
+                .copied()
+                .filter(|&doc| sampled(key(doc), rate))
+                .collect();
+            let first_unit = self.units.len() as u32;
+            self.units
+                .extend(read.iter().map(|&doc| (side, key(doc), Vec::new())));
+            let unit_of: Vec<u32> = (first_unit..self.units.len() as u32).collect();
+            let reader = searcher.segment_reader(*seg_ord);
+            self.read(reader, &read, &unit_of, &mut buffers)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the traces of `side_of` (by the low 64 bits of their ids; each is a unit): every
+    /// record of them (in `in_range`, when given).
+    fn traces(
+        &mut self,
+        searcher: &Searcher,
+        traces: &[Arc<SegmentTraces>],
+        side_of: &HashMap<u64, usize>,
+        in_range: Option<&dyn Query>,
+    ) -> Result<()> {
+        let mut unit_of_low: HashMap<u64, u32> = HashMap::with_capacity(side_of.len());
+        for (&low, &side) in side_of {
+            unit_of_low.insert(low, self.units.len() as u32);
+            self.units.push((side, low, Vec::new()));
+        }
+        let in_range = in_range
+            .map(|q| q.weight(EnableScoring::disabled_from_searcher(searcher)))
+            .transpose()
+            .context("preparing the time range")?;
+        let mut buffers = ReadBuffers::default();
+        for (reader, seg_traces) in searcher.segment_readers().iter().zip(traces) {
+            let unit_of_term: Vec<u32> = seg_traces
+                .lows
+                .iter()
+                .map(|low| unit_of_low.get(low).copied().unwrap_or(u32::MAX))
+                .collect();
+            let alive = reader.alive_bitset();
+            let mut scorer = in_range
+                .as_ref()
+                .map(|w| w.scorer(reader, 1.0))
+                .transpose()
+                .context("reading the time range")?;
+            let (mut read, mut unit_of) = (Vec::new(), Vec::new());
+            for (doc, &term) in seg_traces.term_of_doc.iter().enumerate() {
+                let Some(&unit) = unit_of_term.get(term as usize) else {
+                    continue;
+                };
+                let doc = doc as DocId;
+                if unit == u32::MAX || alive.is_some_and(|a| a.is_deleted(doc)) {
+                    continue;
+                }
+                if let Some(scorer) = &mut scorer {
+                    if scorer.doc() < doc {
+                        scorer.seek(doc);
+                    }
+                    if scorer.doc() != doc {
+                        continue;
+                    }
+                }
+                read.push(doc);
+                unit_of.push(unit);
+            }
+            self.read(reader, &read, &unit_of, &mut buffers)?;
+        }
+        Ok(())
+    }
+
+    /// Reads every candidate column of one segment for `docs` (ascending, distinct), adding
+    /// the slots of `docs[i]`'s values to unit `unit_of[i]`.
+    fn read(
+        &mut self,
+        reader: &SegmentReader,
+        docs: &[DocId],
+        unit_of: &[u32],
+        buffers: &mut ReadBuffers,
+    ) -> Result<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let fast = reader.fast_fields();
+        for (ci, c) in self.candidates.iter().enumerate() {
+            let handles = fast
+                .dynamic_column_handles(&c.path)
+                .context("opening columns")?;
+            for handle in handles {
+                let column = handle
+                    .open()
+                    .map_err(tantivy::TantivyError::from)
+                    .context("opening a column")?;
+                let slot_of_ord = match &column {
+                    DynamicColumn::Str(c) => vec![u32::MAX; c.num_terms()],
+                    DynamicColumn::I64(_)
+                    | DynamicColumn::U64(_)
+                    | DynamicColumn::F64(_)
+                    | DynamicColumn::Bool(_) => Vec::new(),
+                    _ => continue,
+                };
+                let column_id = self.columns.len() as u32;
+                let mut read = ReadColumn {
+                    candidate: ci,
+                    column,
+                    slot_of_value: HashMap::new(),
+                    slot_of_ord,
+                };
+                let slots = &mut self.slots;
+                let units = &mut self.units;
+                let mut add = |i: usize, raw: u64, slot: &mut u32| {
+                    if *slot == u32::MAX {
+                        *slot = slots.len() as u32;
+                        slots.push((column_id, raw));
+                    }
+                    units[unit_of[i] as usize].2.push(*slot);
+                };
+                let ReadColumn {
+                    column,
+                    slot_of_value,
+                    slot_of_ord,
+                    ..
+                } = &mut read;
+                let mut by_value = |i: usize, raw: u64| {
+                    add(i, raw, slot_of_value.entry(raw).or_insert(u32::MAX));
+                };
+                match column {
+                    DynamicColumn::Str(c) => each_value(c.ords(), docs, buffers, |i, ord| {
+                        add(i, ord, &mut slot_of_ord[ord as usize]);
+                    }),
+                    DynamicColumn::I64(c) => {
+                        each_value(c, docs, buffers, |i, v| by_value(i, v as u64));
+                    }
+                    DynamicColumn::U64(c) => each_value(c, docs, buffers, &mut by_value),
+                    DynamicColumn::F64(c) => each_value(c, docs, buffers, |i, v| {
+                        // One raw value per text: 0 and -0 are both "0".
+                        let v = if v == 0.0 { 0.0 } else { v };
+                        by_value(i, v.to_bits());
+                    }),
+                    DynamicColumn::Bool(c) => {
+                        each_value(c, docs, buffers, |i, v| by_value(i, u64::from(v)));
+                    }
+                    _ => {}
+                }
+                self.columns.push(read);
+            }
+        }
+        Ok(())
+    }
+
+    /// Per candidate, whether the rule of [`Pairs::results`] surely finds it high-cardinality,
+    /// from the slots alone (each unit's slots deduplicated): it has more distinct values than any one column of it has slots
+    /// (a column's distinct raw values are distinct texts), and no value is carried by more
+    /// units than the most-carried slot of each column together.
+    fn surely_high_cardinality(&self) -> Vec<bool> {
+        let n = self.candidates.len();
+        let mut slot_units = vec![0u64; self.slots.len()];
+        let mut field_units = vec![0u64; n];
+        let mut last_unit = vec![usize::MAX; n];
+        for (u, (_, _, slots)) in self.units.iter().enumerate() {
+            for &slot in slots {
+                slot_units[slot as usize] += 1;
+                let ci = self.columns[self.slots[slot as usize].0 as usize].candidate;
+                if last_unit[ci] != u {
+                    last_unit[ci] = u;
+                    field_units[ci] += 1;
+                }
+            }
+        }
+        let mut column_slots = vec![0u64; self.columns.len()];
+        let mut column_top = vec![0u64; self.columns.len()];
+        for (slot, &(column, _)) in self.slots.iter().enumerate() {
+            column_slots[column as usize] += 1;
+            column_top[column as usize] = column_top[column as usize].max(slot_units[slot]);
+        }
+        let mut distinct_at_least = vec![0u64; n];
+        let mut top_at_most = vec![0u64; n];
+        for (k, column) in self.columns.iter().enumerate() {
+            let ci = column.candidate;
+            distinct_at_least[ci] = distinct_at_least[ci].max(column_slots[k]);
+            top_at_most[ci] += column_top[k];
+        }
+        (0..n)
+            .map(|ci| {
+                let (distinct, units) = (distinct_at_least[ci], field_units[ci]);
+                distinct > HIGH_CARDINALITY as u64
+                    && (distinct * 2 > units || top_at_most[ci] * 20 < units)
+            })
+            .collect()
+    }
+
+    /// The pairs of every unit: the slots of the fields that may be ranked, as text.
+    fn pairs(mut self) -> Pairs<'a> {
+        for (_, _, slots) in &mut self.units {
+            slots.sort_unstable();
+            slots.dedup();
+        }
+        let dropped = self.surely_high_cardinality();
+        let mut pairs = Pairs::new(self.candidates);
+        let mut pair_of_slot = vec![u32::MAX; self.slots.len()];
+        let mut texts: Vec<(u32, String)> = Vec::new();
+        for column in &self.columns {
+            if dropped[column.candidate] {
+                continue;
+            }
+            texts.clear();
+            let is_level = self.candidates[column.candidate].is_level;
+            match &column.column {
+                DynamicColumn::Str(c) => {
+                    let (ords, slots): (Vec<u64>, Vec<u32>) = column
+                        .slot_of_ord
+                        .iter()
+                        .enumerate()
+                        .filter(|&(_, &slot)| slot != u32::MAX)
+                        .map(|(ord, &slot)| (ord as u64, slot))
+                        .unzip();
+                    let mut slots = slots.into_iter();
+                    let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+                        if let Some(slot) = slots.next()
+                            && let Ok(text) = std::str::from_utf8(bytes)
+                        {
+                            texts.push((slot, text.to_owned()));
+                        }
+                    });
+                }
+                typed => {
+                    for (&raw, &slot) in &column.slot_of_value {
+                        texts.push((slot, value_text(typed, raw, is_level)));
+                    }
+                }
+            }
+            for (slot, text) in texts.drain(..) {
+                pair_of_slot[slot as usize] = pairs.intern(column.candidate, text);
+            }
+        }
+        for (side, key, slots) in std::mem::take(&mut self.units) {
+            let mut unit: Vec<u32> = slots
+                .into_iter()
+                .map(|slot| pair_of_slot[slot as usize])
+                .filter(|&p| p != u32::MAX)
+                .collect();
+            unit.sort_unstable();
+            unit.dedup();
+            pairs.add_unit(side, key, unit);
+        }
+        pairs
+    }
+}
+
+/// Every value of `column` of `docs` (ascending): `each(i, value)` for a value of `docs[i]`.
+fn each_value<T>(
+    column: &Column<T>,
+    docs: &[DocId],
+    buffers: &mut ReadBuffers,
+    mut each: impl FnMut(usize, T),
+) where
+    T: PartialOrd + Copy + std::fmt::Debug + Send + Sync + Default + 'static,
+{
+    buffers.docs.clear();
+    buffers.rows.clear();
+    column.row_ids_for_docs(docs, &mut buffers.docs, &mut buffers.rows);
+    let mut values = vec![T::default(); buffers.rows.len()];
+    column.values.get_vals(&buffers.rows, &mut values);
+    let mut i = 0;
+    for (&doc, value) in buffers.docs.iter().zip(values) {
+        while docs[i] < doc {
+            i += 1;
+        }
+        each(i, value);
+    }
+}
+
+/// The text of a numeric column's raw value, as the query language writes it.
+fn value_text(column: &DynamicColumn, raw: u64, is_level: bool) -> String {
+    match column {
+        DynamicColumn::I64(_) => (raw as i64).to_string(),
+        DynamicColumn::F64(_) => float_text(f64::from_bits(raw)),
+        DynamicColumn::Bool(_) => (raw != 0).to_string(),
+        _ => {
+            let level = is_level
+                .then(|| u8::try_from(raw).ok().and_then(Level::from_ordinal))
+                .flatten();
+            level.map_or_else(|| raw.to_string(), |l| l.as_str().into())
+        }
+    }
+}
+
+impl<'a> Pairs<'a> {
+    fn new(candidates: &'a [Candidate]) -> Pairs<'a> {
+        Pairs {
             candidates,
             pair_ids: HashMap::new(),
             pairs: Vec::new(),
@@ -517,196 +1027,18 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn open(&self, reader: &SegmentReader) -> Result<SegmentColumns> {
-        let fast = reader.fast_fields();
-        let mut columns = Vec::with_capacity(self.candidates.len());
-        for c in self.candidates {
-            let handles = fast
-                .dynamic_column_handles(&c.path)
-                .context("opening columns")?;
-            let opened = handles
-                .into_iter()
-                .map(|h| h.open())
-                .collect::<std::io::Result<Vec<_>>>()
-                .map_err(|e| Error::Tantivy {
-                    context: "opening a column",
-                    source: e.into(),
-                })?;
-            columns.push(opened);
-        }
-        let cache = columns
-            .iter()
-            .map(|cols| cols.iter().map(|_| HashMap::new()).collect())
-            .collect();
-        Ok(SegmentColumns { columns, cache })
-    }
-
-    /// The distinct pairs of one record, appended to `out`.
-    fn pairs_of(&mut self, seg: &mut SegmentColumns, doc: DocId, out: &mut Vec<u32>) {
-        for (ci, cols) in seg.columns.iter().enumerate() {
-            for (k, column) in cols.iter().enumerate() {
-                let cache = &mut seg.cache[ci][k];
-                let mut push = |raw: u64, text: &dyn Fn() -> Option<String>| {
-                    let id = match cache.get(&raw) {
-                        Some(&id) => id,
-                        None => {
-                            let Some(text) = text() else { return };
-                            let next = self.pairs.len() as u32;
-                            let id =
-                                *self.pair_ids.entry((ci, text.clone())).or_insert_with(|| {
-                                    self.pairs.push((ci, text));
-                                    self.counts.push([0; 2]);
-                                    self.fingerprints.push(0);
-                                    next
-                                });
-                            cache.insert(raw, id);
-                            id
-                        }
-                    };
-                    if !out.contains(&id) {
-                        out.push(id);
-                    }
-                };
-                let is_level = self.candidates[ci].is_level;
-                match column {
-                    DynamicColumn::Str(c) => {
-                        for ord in c.term_ords(doc) {
-                            push(ord, &|| {
-                                let mut s = String::new();
-                                c.ord_to_str(ord, &mut s).ok()?.then_some(s)
-                            });
-                        }
-                    }
-                    DynamicColumn::I64(c) => {
-                        for v in c.values_for_doc(doc) {
-                            push(v as u64, &|| Some(v.to_string()));
-                        }
-                    }
-                    DynamicColumn::U64(c) => {
-                        for v in c.values_for_doc(doc) {
-                            push(v, &|| {
-                                let level = is_level
-                                    .then(|| u8::try_from(v).ok().and_then(Level::from_ordinal))
-                                    .flatten();
-                                Some(level.map_or_else(|| v.to_string(), |l| l.as_str().into()))
-                            });
-                        }
-                    }
-                    DynamicColumn::F64(c) => {
-                        for v in c.values_for_doc(doc) {
-                            push(v.to_bits(), &|| Some(float_text(v)));
-                        }
-                    }
-                    DynamicColumn::Bool(c) => {
-                        for v in c.values_for_doc(doc) {
-                            push(u64::from(v), &|| Some(v.to_string()));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// Counts records matching `query` for `side`, a uniform sample of `rate` of them.
-    fn records(
-        &mut self,
-        searcher: &Searcher,
-        query: &dyn Query,
-        side: usize,
-        rate: f64,
-    ) -> Result<()> {
-        let weight = query
-            .weight(EnableScoring::disabled_from_searcher(searcher))
-            .context("preparing the compare query")?;
-        let mut pairs = Vec::new();
-        for (seg_ord, reader) in searcher.segment_readers().iter().enumerate() {
-            let mut seg = self.open(reader)?;
-            let alive = reader.alive_bitset();
-            let mut docs = Vec::new();
-            weight
-                .for_each_no_score(reader, &mut |batch| docs.extend_from_slice(batch))
-                .context("reading the compare query's records")?;
-            for doc in docs {
-                if alive.is_some_and(|a| a.is_deleted(doc)) {
-                    continue;
-                }
-                if !sampled(((seg_ord as u64) << 32) | u64::from(doc), rate) {
-                    continue;
-                }
-                pairs.clear();
-                self.pairs_of(&mut seg, doc, &mut pairs);
-                self.add_unit(
-                    side,
-                    ((seg_ord as u64) << 32) | u64::from(doc),
-                    pairs.clone(),
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts traces: every record of `query` whose trace is in `side_of` adds its pairs to its
-    /// trace; then each trace counts once per pair.
-    fn traces(
-        &mut self,
-        searcher: &Searcher,
-        query: &dyn Query,
-        side_of: &HashMap<u64, usize>,
-    ) -> Result<()> {
-        let weight = query
-            .weight(EnableScoring::disabled_from_searcher(searcher))
-            .context("preparing the compare query")?;
-        let mut per_trace: HashMap<u64, Vec<u32>> = HashMap::with_capacity(side_of.len());
-        let mut pairs = Vec::new();
-        for reader in searcher.segment_readers() {
-            let mut seg = self.open(reader)?;
-            let alive = reader.alive_bitset();
-            let trace_col = reader
-                .fast_fields()
-                .str(names::TRACE_ID)
-                .context("opening trace ids")?;
-            let Some(trace_col) = trace_col else { continue };
-            let mut docs: Vec<(DocId, u64)> = Vec::new();
-            weight
-                .for_each_no_score(reader, &mut |batch| {
-                    docs.extend(
-                        batch
-                            .iter()
-                            .filter_map(|&doc| Some((doc, trace_col.term_ords(doc).next()?))),
-                    );
-                })
-                .context("reading the traces' records")?;
-            // Ordinal → the trace's low 64 bits, for the traces compared only.
-            let trace_of_ord: HashMap<u64, u64> = crate::agg_traces::trace_ids_of_ords(
-                &trace_col,
-                docs.iter().map(|&(_, ord)| ord).collect(),
-            )
-            .into_iter()
-            .map(|(ord, id)| (ord, id as u64))
-            .filter(|(_, low)| side_of.contains_key(low))
-            .collect();
-            for (doc, ord) in docs {
-                if alive.is_some_and(|a| a.is_deleted(doc)) {
-                    continue;
-                }
-                let Some(&low) = trace_of_ord.get(&ord) else {
-                    continue;
-                };
-                pairs.clear();
-                self.pairs_of(&mut seg, doc, &mut pairs);
-                // Deduplicated once per trace below: a linear check per pair here made a trace
-                // of many records quadratic.
-                per_trace.entry(low).or_default().extend_from_slice(&pairs);
-            }
-        }
-        for (low, side) in side_of {
-            let mut pairs = per_trace.remove(low).unwrap_or_default();
-            pairs.sort_unstable();
-            pairs.dedup();
-            self.add_unit(*side, *low, pairs);
-        }
-        Ok(())
+    /// The id of the pair (candidate, text).
+    fn intern(&mut self, candidate: usize, text: String) -> u32 {
+        let next = self.pairs.len() as u32;
+        *self
+            .pair_ids
+            .entry((candidate, text.clone()))
+            .or_insert_with(|| {
+                self.pairs.push((candidate, text));
+                self.counts.push([0; 2]);
+                self.fingerprints.push(0);
+                next
+            })
     }
 
     fn add_unit(&mut self, side: usize, key: u64, pairs: Vec<u32>) {
