@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use model::Level;
+use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
 use tantivy::columnar::{Column, ColumnType, ColumnarReader, DynamicColumn};
 use tantivy::index::{SegmentComponent, SegmentId};
@@ -532,6 +533,8 @@ struct Scan<'a> {
     slots: Vec<(u32, u64)>,
     /// Every unit: its side, its key (for the sample and the fingerprints) and its slots.
     units: Vec<(usize, u64, Vec<u32>)>,
+    /// Per slot, the unit it was last added to.
+    last_unit: Vec<u32>,
 }
 
 /// One candidate's column in one segment, and the slots of the raw values read from it.
@@ -539,7 +542,7 @@ struct ReadColumn {
     candidate: usize,
     column: DynamicColumn,
     /// Raw value → slot, for a numeric column.
-    slot_of_value: HashMap<u64, u32>,
+    slot_of_value: FxHashMap<u64, u32>,
     /// Term ordinal → slot (`u32::MAX`: not read), for a string column.
     slot_of_ord: Vec<u32>,
 }
@@ -711,6 +714,7 @@ impl<'a> Scan<'a> {
             columns: Vec::new(),
             slots: Vec::new(),
             units: Vec::new(),
+            last_unit: Vec::new(),
         }
     }
 
@@ -831,17 +835,25 @@ impl<'a> Scan<'a> {
                 let mut read = ReadColumn {
                     candidate: ci,
                     column,
-                    slot_of_value: HashMap::new(),
+                    slot_of_value: FxHashMap::default(),
                     slot_of_ord,
                 };
                 let slots = &mut self.slots;
                 let units = &mut self.units;
+                let last_unit = &mut self.last_unit;
                 let mut add = |i: usize, raw: u64, slot: &mut u32| {
                     if *slot == u32::MAX {
                         *slot = slots.len() as u32;
                         slots.push((column_id, raw));
+                        last_unit.push(u32::MAX);
                     }
-                    units[unit_of[i] as usize].2.push(*slot);
+                    // A trace's records are mostly neighbours: most repeats of a slot in a
+                    // unit are skipped here, the rest when the unit's slots are deduplicated.
+                    let unit = unit_of[i];
+                    if last_unit[*slot as usize] != unit {
+                        last_unit[*slot as usize] = unit;
+                        units[unit as usize].2.push(*slot);
+                    }
                 };
                 let ReadColumn {
                     column,
