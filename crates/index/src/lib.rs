@@ -95,7 +95,7 @@ struct Inner {
     path: Option<PathBuf>,
     /// Operations' p50 durations, as the analysis asked for them lately (`lookup.rs`).
     p50s: lookup::P50Cache,
-    /// Segments' records by trace, for compare (`compare.rs`).
+    /// Segments' records by trace, for compare (`compare/traces.rs`).
     traces_by_segment: compare::TraceCache,
 }
 
