@@ -1,6 +1,7 @@
 //! The compare benchmark (issue 11): simulated checkout traffic of about a million records,
 //! indexed by the real `threadline ingest`, then `compare` in-process — per trace against
-//! everything, per trace against the other decline codes, per record — p50 and p99 of each.
+//! everything, per trace against the other decline codes, per record — p50 and p99 of each,
+//! and the time of the first compare on a freshly opened index (nothing cached).
 //! Prints a Markdown table for `docs/BENCHMARKS.md`.
 //!
 //! ```text
@@ -8,6 +9,9 @@
 //! ```
 //!
 //! `cargo run --example` does not build the `threadline` binary, hence the `cargo build` first.
+//! `--index DIR` keeps the index in DIR and reuses it on the next run (to time two builds on the
+//! same data); `--dump FILE` writes every case's whole answer (less `took_ms`) as JSON, so two
+//! builds' answers can be diffed; `--runs N` times each case N times.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,44 +28,35 @@ const RUNS: usize = 15;
 /// Records the simulator writes per request, on average (measured: 19.8).
 const RECORDS_PER_REQUEST: u64 = 20;
 
+/// What the command line asks for.
+struct Args {
+    records: u64,
+    /// Where the index is kept and reused; a temporary directory when `None`.
+    index: Option<PathBuf>,
+    /// Where every case's answer is written.
+    dump: Option<PathBuf>,
+    runs: usize,
+}
+
 fn main() -> anyhow::Result<()> {
-    let records: u64 = match std::env::args().nth(1) {
-        Some(n) => n.parse().context("the argument is the number of records")?,
-        None => 1_000_000,
-    };
-    let dir = tempfile::tempdir()?;
-    let traffic = dir.path().join("traffic");
-    let index_dir = dir.path().join("index");
-    let config = SimConfig {
-        seed: 11,
-        traces: (records / RECORDS_PER_REQUEST) as usize,
-        ..SimConfig::default()
-    };
-    eprintln!("generating {} requests ...", config.traces);
-    checkout_sim::generate(&config, &traffic)?;
-    let bin = threadline_binary()?;
-    eprintln!("indexing with {} ...", bin.display());
-    let out = Command::new(&bin)
-        .arg("--index")
-        .arg(&index_dir)
-        .args(["ingest", "--json"])
-        .arg(traffic.join("spans"))
-        .arg(traffic.join("logs"))
-        .output()
-        .context("running threadline ingest")?;
-    ensure!(
-        out.status.success(),
-        "ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let args = parse_args()?;
+    let temp = tempfile::tempdir()?;
+    let index_dir = args
+        .index
+        .clone()
+        .unwrap_or_else(|| temp.path().join("index"));
+    let requests = (args.records / RECORDS_PER_REQUEST) as usize;
+    if index_dir.join("meta.json").exists() {
+        eprintln!("reusing the index in {}", index_dir.display());
+    } else {
+        ingest(requests, temp.path(), &index_dir)?;
+    }
     let index = Index::open(&index_dir)?;
+    println!("{} records, {requests} requests\n", index.num_docs());
     println!(
-        "{} records ({} spans, {} logs), {} requests\n",
-        summary["records"], summary["spans"], summary["logs"], config.traces
+        "| compare | selection | baseline | first ms (fresh index) | p50 ms | p99 ms | first result |"
     );
-    println!("| compare | selection | baseline | p50 ms | p99 ms | first result |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     let cases: [(&str, Option<&str>, CompareUnit); 3] = [
         ("decline_code = do_not_honor", None, CompareUnit::Traces),
         (
@@ -72,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         ("decline_code = do_not_honor", None, CompareUnit::Records),
     ];
     let mut worst_p50: f64 = 0.0;
+    let mut answers = Vec::new();
     for (query, baseline, count) in cases {
         let request = CompareRequest {
             query,
@@ -80,9 +76,22 @@ fn main() -> anyhow::Result<()> {
             count,
             ..Default::default()
         };
+        // The first compare of a freshly opened index: nothing cached yet.
+        let fresh = Index::open(&index_dir)?;
+        let started = Instant::now();
+        fresh.compare(&request)?;
+        let first_ms = started.elapsed().as_secs_f64() * 1e3;
+        drop(fresh);
         let warm = index.compare(&request)?;
-        let mut times = Vec::with_capacity(RUNS);
-        for _ in 0..RUNS {
+        let mut answer = warm.to_json();
+        if let Some(fields) = answer.as_object_mut() {
+            fields.remove("took_ms");
+        }
+        answers.push(serde_json::json!({
+            "query": query, "baseline": baseline, "count": format!("{count:?}"), "answer": answer,
+        }));
+        let mut times = Vec::with_capacity(args.runs);
+        for _ in 0..args.runs {
             let started = Instant::now();
             let response = index.compare(&request)?;
             times.push(started.elapsed());
@@ -113,16 +122,70 @@ fn main() -> anyhow::Result<()> {
             .first()
             .map_or_else(String::new, |r| format!("{} = {}", r.field, r.value));
         println!(
-            "| `{query}`{} | {} | {} | {p50:.1} | {p99:.1} | `{first}` |",
+            "| `{query}`{} | {} | {} | {first_ms:.1} | {p50:.1} | {p99:.1} | `{first}` |",
             baseline.map_or_else(String::new, |b| format!(" vs `{b}`")),
             side(&warm.selection),
             side(&warm.baseline),
         );
     }
+    if let Some(path) = &args.dump {
+        std::fs::write(path, serde_json::to_string_pretty(&answers)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     println!("\ntarget: p50 <= {TARGET_P50_MS} ms; worst p50 {worst_p50:.1} ms");
     if worst_p50 > TARGET_P50_MS {
         bail!("compare is slower than its target");
     }
+    Ok(())
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        records: 1_000_000,
+        index: None,
+        dump: None,
+        runs: RUNS,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} takes a value"));
+        match arg.as_str() {
+            "--index" => args.index = Some(value()?.into()),
+            "--dump" => args.dump = Some(value()?.into()),
+            "--runs" => args.runs = value()?.parse().context("--runs takes a number")?,
+            n => args.records = n.parse().context("the argument is the number of records")?,
+        }
+    }
+    ensure!(args.runs > 0, "--runs must be at least 1");
+    Ok(args)
+}
+
+/// Simulates `requests` checkout requests into `scratch` and indexes them with the real
+/// `threadline ingest` into `index_dir`.
+fn ingest(requests: usize, scratch: &Path, index_dir: &Path) -> anyhow::Result<()> {
+    let traffic = scratch.join("traffic");
+    let config = SimConfig {
+        seed: 11,
+        traces: requests,
+        ..SimConfig::default()
+    };
+    eprintln!("generating {requests} requests ...");
+    checkout_sim::generate(&config, &traffic)?;
+    let bin = threadline_binary()?;
+    eprintln!("indexing with {} ...", bin.display());
+    let out = Command::new(&bin)
+        .arg("--index")
+        .arg(index_dir)
+        .args(["ingest", "--json"])
+        .arg(traffic.join("spans"))
+        .arg(traffic.join("logs"))
+        .output()
+        .context("running threadline ingest")?;
+    ensure!(
+        out.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 

@@ -95,6 +95,8 @@ struct Inner {
     path: Option<PathBuf>,
     /// Operations' p50 durations, as the analysis asked for them lately (`lookup.rs`).
     p50s: lookup::P50Cache,
+    /// Segments' records by trace, for compare (`compare/traces.rs`).
+    traces_by_segment: compare::TraceCache,
 }
 
 impl Index {
@@ -183,6 +185,7 @@ impl Index {
                 reader,
                 path,
                 p50s: lookup::P50Cache::default(),
+                traces_by_segment: compare::TraceCache::default(),
             }),
         })
     }
@@ -243,6 +246,10 @@ impl Index {
             .reader
             .reload()
             .context("reloading the index reader")
+    }
+
+    pub(crate) fn trace_cache(&self) -> &compare::TraceCache {
+        &self.inner.traces_by_segment
     }
 
     pub(crate) fn searcher(&self) -> tantivy::Searcher {

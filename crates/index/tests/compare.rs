@@ -5,12 +5,17 @@ mod common;
 
 use common::*;
 use index::{CompareRequest, CompareUnit, Index};
-use model::{AttrValue, Level};
+use model::{AttrValue, Level, Record};
 
 /// 10 declines with code `dnh` (BIN 400022 on 7), 10 with `funds` (400022 on 1), 30 paid
 /// checkouts: each a payment span and a log line, both with the BIN, the user (one per trace)
 /// and, for a decline, the code; the log is known by the low 64 bits of its trace.
 fn checkouts() -> Index {
+    index_of(checkout_records())
+}
+
+/// The records of [`checkouts`], spans and logs alternating.
+fn checkout_records() -> Vec<Record> {
     let mut records = Vec::new();
     for i in 0..50u64 {
         let trace = trace_id(&format!("{:016x}{:016x}", 0xabc0 + i, 0x1000 + i));
@@ -43,7 +48,7 @@ fn checkouts() -> Index {
         records.push(span.build());
         records.push(log.build());
     }
-    index_of(records)
+    records
 }
 
 fn compare(
@@ -171,4 +176,28 @@ fn score_grows_with_the_selection_share_and_shrinks_with_the_baseline_share() {
     assert_eq!(score(0, 10, 0, 10), 0.0);
     // One unit against none does not beat a strong pattern.
     assert!(score(1, 100, 0, 100) < score(70, 100, 5, 100));
+}
+
+/// Compare keeps each segment's record → trace map between calls: a segment committed after a
+/// compare is read too, and a trace whose span and log are in different segments still counts
+/// once with both records' values.
+#[test]
+fn traces_split_over_segments_committed_between_compares_count_as_one_index() {
+    let (spans, logs): (Vec<Record>, Vec<Record>) = checkout_records()
+        .into_iter()
+        .partition(|r| matches!(r, Record::Span(_)));
+    let split = Index::create_in_ram().unwrap();
+    index_batches(&split, vec![spans]);
+    let spans_only = compare(&split, "decline_code = dnh", None, CompareUnit::Traces);
+    assert_eq!(spans_only.selection.records, 10);
+    index_batches(&split, vec![logs]);
+    let whole = checkouts();
+    for baseline in [None, Some("exists(decline_code)")] {
+        let expected = compare(&whole, "decline_code = dnh", baseline, CompareUnit::Traces);
+        let got = compare(&split, "decline_code = dnh", baseline, CompareUnit::Traces);
+        assert_eq!(got.selection, expected.selection, "{baseline:?}");
+        assert_eq!(got.baseline, expected.baseline, "{baseline:?}");
+        assert_eq!(got.results, expected.results, "{baseline:?}");
+        assert!(!got.results.is_empty());
+    }
 }
