@@ -104,7 +104,7 @@ impl RecordDoc {
     fn stored(&self) -> &[u8] {
         self.stored.get_or_init(|| {
             let mut stored = Vec::with_capacity(1024);
-            serde_json::to_writer(&mut stored, &RecordJson(&self.record))
+            serde_json::to_writer(&mut stored, &StoredJson(&self.record))
                 .expect("a record always serialises");
             stored
         })
@@ -385,8 +385,20 @@ fn binary_keys(attributes: &Attributes) -> impl Iterator<Item = &str> {
 /// dropping that tree was a fifth of all ingest CPU (docs/BENCHMARKS.md).
 pub(crate) struct RecordJson<'a>(pub &'a Record);
 
-struct SpanJson<'a>(&'a Span);
-struct LogJson<'a>(&'a LogRecord);
+/// The stored form of a record: [`RecordJson`] without the values the reader takes from the
+/// record's numeric fast fields ([`STORED_ELSEWHERE`]). Nanosecond times and durations are
+/// nearly random digits: stored twice they made a fifth of the compressed doc store
+/// (docs/BENCHMARKS.md). Ids stay stored: reading them back from the fast fields' dictionaries
+/// costs a zstd context per lookup, ten times a search hit's whole cost.
+pub(crate) struct StoredJson<'a>(pub &'a Record);
+
+/// Keys of [`RecordJson`] left out of [`StoredJson`]: the reader restores them from the fast
+/// fields `timestamp` and `duration_ns` (see `trace::RecordLoader`).
+pub(crate) const STORED_ELSEWHERE: [&str; 3] = ["start", "time", "duration_ns"];
+
+/// `bool`: whether to leave out the [`STORED_ELSEWHERE`] keys.
+struct SpanJson<'a>(&'a Span, bool);
+struct LogJson<'a>(&'a LogRecord, bool);
 struct EventJson<'a>(&'a SpanEvent);
 struct LinkJson<'a>(&'a model::SpanLink);
 /// Logs store only the scope's name and version; spans also its attributes, when it has any.
@@ -407,15 +419,24 @@ struct Seq<'a, T, W>(&'a [T], fn(&'a T) -> W);
 impl Serialize for RecordJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Record::Span(span) => SpanJson(span).serialize(s),
-            Record::Log(log) => LogJson(log).serialize(s),
+            Record::Span(span) => SpanJson(span, false).serialize(s),
+            Record::Log(log) => LogJson(log, false).serialize(s),
+        }
+    }
+}
+
+impl Serialize for StoredJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Record::Span(span) => SpanJson(span, true).serialize(s),
+            Record::Log(log) => LogJson(log, true).serialize(s),
         }
     }
 }
 
 impl Serialize for SpanJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let span = self.0;
+        let SpanJson(span, stored) = *self;
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("trace_id", &IdJson(span.trace_id))?;
         map.serialize_entry("span_id", &IdJson(span.span_id))?;
@@ -423,8 +444,10 @@ impl Serialize for SpanJson<'_> {
         map.serialize_entry("service", &span.service)?;
         map.serialize_entry("name", &span.name)?;
         map.serialize_entry("kind", span.kind.as_str())?;
-        map.serialize_entry("start", &TimeJson(span.start_ns))?;
-        map.serialize_entry("duration_ns", &span.duration_ns())?;
+        if !stored {
+            map.serialize_entry("start", &TimeJson(span.start_ns))?;
+            map.serialize_entry("duration_ns", &span.duration_ns())?;
+        }
         map.serialize_entry("status", &StatusJson(&span.status))?;
         map.serialize_entry("attributes", &AttrsJson(&span.attributes))?;
         map.serialize_entry("resource", &AttrsJson(&span.resource))?;
@@ -457,10 +480,12 @@ impl Serialize for SpanJson<'_> {
 
 impl Serialize for LogJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let log = self.0;
+        let LogJson(log, stored) = *self;
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("trace_id", &IdJson(log.trace_id))?;
-        map.serialize_entry("time", &TimeJson(log.time_ns))?;
+        if !stored {
+            map.serialize_entry("time", &TimeJson(log.time_ns))?;
+        }
         map.serialize_entry("service", &log.service)?;
         map.serialize_entry("level", &log.level.map(|level| level.as_str()))?;
         map.serialize_entry("severity_text", &log.severity_text)?;
@@ -679,10 +704,19 @@ mod tests {
         attributes.push("x", AttrValue::Array(vec![AttrValue::Float(f64::NAN)]));
         assert!(needs_owned(&attributes));
         let record = span_with(attributes);
-        let stored = serde_json::to_vec(&RecordJson(&record)).unwrap();
+        let stored = serde_json::to_vec(&StoredJson(&record)).unwrap();
         let fields = Arc::new(Fields::new());
         let doc = RecordDoc::new(record.clone(), fields, 1);
         assert_eq!(doc.stored(), &stored[..]);
+        // The stored form leaves out what the fast fields hold; the full form has it all.
+        let stored: Value = serde_json::from_slice(&stored).unwrap();
+        let whole = record_json(&record);
+        for key in STORED_ELSEWHERE {
+            assert!(stored.get(key).is_none(), "{key} is stored");
+        }
+        for key in ["trace_id", "start", "duration_ns"] {
+            assert!(whole.get(key).is_some(), "{key} is missing");
+        }
         let doc = indexed(record);
         for object in [&doc["attributes"][0], &doc["events"][0]] {
             assert_eq!(object["payload"], "AQID");
