@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, fields) in &components {
         let total: u64 = fields.values().sum();
         let mut top: Vec<(&String, &u64)> = fields.iter().filter(|(_, b)| **b > 0).collect();
-        top.sort_by(|a, b| b.1.cmp(a.1));
+        top.sort_by_key(|t| std::cmp::Reverse(*t.1));
         let top: Vec<String> = top
             .iter()
             .take(12)
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let mut paths: Vec<_> = per_path.into_iter().collect();
-    paths.sort_by(|a, b| b.1.cmp(&a.1));
+    paths.sort_by_key(|p| std::cmp::Reverse(p.1));
     println!("JSON paths with the most terms:");
     for (path, n) in paths.iter().take(25) {
         println!("  {path} {n}");

@@ -628,7 +628,6 @@ fn has_binary(attributes: &Attributes) -> bool {
 #[cfg(test)]
 mod tests {
     use tantivy::Document as _;
-    use tantivy::schema::Document as _;
 
     use super::*;
 
