@@ -1,8 +1,9 @@
 //! The tantivy schema: one index, two kinds of documents (spans and logs), linked by trace id.
 //!
-//! Only `record` is stored (the record as compact JSON, in the zstd doc store); everything a
+//! Only `record` is stored (the record as compact JSON, in the zstd doc store, less the start or
+//! time and duration that `timestamp` and `duration_ns` hold: `doc::StoredJson`); everything a
 //! search filters, sorts or counts on is indexed and/or a fast field. Trace assembly reads the
-//! stored JSON; trace summaries read fast fields only.
+//! stored JSON (`trace::RecordLoader`); trace summaries read fast fields only.
 
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
