@@ -16,7 +16,7 @@ use crate::collect::{Match, SortColumns};
 use crate::error::{Context as _, Result};
 use crate::schema::names;
 use crate::search::hit_json;
-use crate::trace::load_record;
+use crate::trace::RecordLoader;
 
 /// Records that arrived after a point, oldest arrival first.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,8 +70,9 @@ impl Index {
             .search(&*query, &EarliestArrivals { limit })
             .context("searching for new arrivals")?;
         let mut hits = Vec::with_capacity(fruit.hits.len());
+        let mut loader = RecordLoader::new(&searcher, fields);
         for (seq, m) in &fruit.hits {
-            let record = load_record(&searcher, fields, m)?;
+            let record = loader.load(m)?;
             hits.push((*seq, hit_json(record, m.is_span)));
         }
         crate::search::resolve_partial_ids(&searcher, fields, hits.iter_mut().map(|(_, hit)| hit))?;

@@ -3,12 +3,14 @@
 //! The stored `record` is the record in the Trace-JSON shape of DESIGN.md (plus its `trace_id`),
 //! so trace assembly and search hits only parse it; they never rebuild it from fields.
 
+use std::sync::{Arc, OnceLock};
+
 use model::{AttrValue, Attributes, LogRecord, Record, Span, SpanEvent, TraceRef};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
-use tantivy::schema::OwnedValue;
+use tantivy::DateTime;
+use tantivy::schema::Field;
 use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
-use tantivy::{DateTime, TantivyDocument};
 
 use crate::schema::Fields;
 
@@ -16,28 +18,240 @@ use crate::schema::Fields;
 pub(crate) const KIND_SPAN: &str = "span";
 pub(crate) const KIND_LOG: &str = "log";
 
-/// The document for `record`, with the writer-assigned sequence number, and an estimate of its
-/// size in bytes (for the writer's commit-by-size trigger).
-pub(crate) fn to_document(record: &Record, fields: &Fields, seq: u64) -> (TantivyDocument, usize) {
-    let mut stored = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut stored, &RecordJson(record)).expect("a record always serialises");
-    // The document holds the stored bytes and about as many again of indexed values: sized
-    // once, its buffer is not regrown (and copied) while fields are added.
-    let mut doc = TantivyDocument::with_capacity(2 * stored.len() + 256);
-    doc.add_u64(fields.seq, seq);
-    if let Some(trace) = record.trace_ref() {
-        add_trace_ref(&mut doc, fields, trace);
+/// A record as tantivy indexes it. tantivy reads every value straight from the record (no copy
+/// into a `TantivyDocument` first), and the stored JSON is made by whichever indexing thread
+/// reads the document first, so that work is shared by tantivy's threads instead of queueing on
+/// the writer thread. The record is dropped on the indexing thread too.
+pub(crate) struct RecordDoc {
+    fields: Arc<Fields>,
+    record: Record,
+    seq: u64,
+    /// The trace id as indexed (32 hex; W3C-padded for a 64-bit id), its low 64 bits, and
+    /// whether only those are known.
+    trace: Option<(String, u64, bool)>,
+    span_id: Option<String>,
+    parent_span_id: Option<String>,
+    /// Attribute sets with values whose indexed form is made on the fly (bytes as base64 text,
+    /// NaN and infinities as text); `None` for nearly every record.
+    indexed: Option<Box<IndexedAttributes>>,
+    /// The stored record JSON, made on first use.
+    stored: OnceLock<Vec<u8>>,
+}
+
+/// The attribute sets of a record as indexed, when some value must be converted first.
+struct IndexedAttributes {
+    attributes: Attributes,
+    resource: Attributes,
+    /// Per span event, its attributes.
+    events: Vec<Attributes>,
+    /// Per span link, its attributes.
+    links: Vec<Attributes>,
+    scope: Attributes,
+}
+
+impl RecordDoc {
+    /// The document for `record`, with the writer-assigned sequence number.
+    pub(crate) fn new(record: Record, fields: Arc<Fields>, seq: u64) -> RecordDoc {
+        // A full id whose high half is zero is a 64-bit id (old Zipkin/Jaeger): its real high
+        // half is unknown, exactly like a Datadog decimal id.
+        let trace = record.trace_ref().map(|trace| {
+            let (low64, partial) = match trace {
+                TraceRef::Full(id) => (id.low64(), id.high64() == 0),
+                TraceRef::Low64(low) => (low.get(), true),
+            };
+            (trace.to_string(), low64, partial)
+        });
+        let (span_id, parent_span_id) = match &record {
+            Record::Span(span) => (span.span_id, span.parent_span_id),
+            Record::Log(log) => (log.span_id, None),
+        };
+        let indexed = IndexedAttributes::of(&record).map(Box::new);
+        RecordDoc {
+            fields,
+            seq,
+            trace,
+            span_id: span_id.map(|id| id.to_string()),
+            parent_span_id: parent_span_id.map(|id| id.to_string()),
+            indexed,
+            record,
+            stored: OnceLock::new(),
+        }
     }
-    if let Some(origin) = record.origin() {
-        doc.add_text(fields.source, &origin.source);
+
+    /// About how many bytes the record costs the index writer (for its commit-by-size
+    /// trigger): its text and attributes, without serialising anything.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        let text = match &self.record {
+            Record::Span(span) => {
+                span.name.len()
+                    + span.status.message.len()
+                    + span
+                        .events
+                        .iter()
+                        .map(|e| e.name.len() + attributes_bytes(&e.attributes))
+                        .sum::<usize>()
+                    + attributes_bytes(&span.attributes)
+                    + attributes_bytes(&span.resource)
+            }
+            Record::Log(log) => {
+                log.body.len() + attributes_bytes(&log.attributes) + attributes_bytes(&log.resource)
+            }
+        };
+        // Ids, times, kind and keys twice over: as stored JSON and as indexed values.
+        2 * (text + 256)
     }
-    match record {
-        Record::Span(span) => add_span(&mut doc, fields, span),
-        Record::Log(log) => add_log(&mut doc, fields, log),
+
+    fn stored(&self) -> &[u8] {
+        self.stored.get_or_init(|| {
+            let mut stored = Vec::with_capacity(1024);
+            serde_json::to_writer(&mut stored, &StoredJson(&self.record))
+                .expect("a record always serialises");
+            stored
+        })
     }
-    let n_bytes = stored.len() * 2;
-    doc.add_bytes(fields.record, &stored);
-    (doc, n_bytes)
+}
+
+impl IndexedAttributes {
+    fn of(record: &Record) -> Option<IndexedAttributes> {
+        match record {
+            Record::Span(span) => {
+                let any = needs_owned(&span.attributes)
+                    || needs_owned(&span.resource)
+                    || needs_owned(&span.scope.attributes)
+                    || span.events.iter().any(|e| needs_owned(&e.attributes))
+                    || span.links.iter().any(|l| needs_owned(&l.attributes));
+                any.then(|| IndexedAttributes {
+                    attributes: indexable(&span.attributes),
+                    resource: indexable(&span.resource),
+                    events: span
+                        .events
+                        .iter()
+                        .map(|e| indexable(&e.attributes))
+                        .collect(),
+                    links: span
+                        .links
+                        .iter()
+                        .map(|l| indexable(&l.attributes))
+                        .collect(),
+                    scope: indexable(&span.scope.attributes),
+                })
+            }
+            Record::Log(log) => {
+                (needs_owned(&log.attributes) || needs_owned(&log.resource)).then(|| {
+                    IndexedAttributes {
+                        attributes: indexable(&log.attributes),
+                        resource: indexable(&log.resource),
+                        events: Vec::new(),
+                        links: Vec::new(),
+                        scope: Attributes::new(),
+                    }
+                })
+            }
+        }
+    }
+}
+
+impl tantivy::Document for RecordDoc {
+    type Value<'a> = DocValue<'a>;
+    type FieldsValuesIter<'a> = std::vec::IntoIter<(Field, DocValue<'a>)>;
+
+    fn iter_fields_and_values(&self) -> Self::FieldsValuesIter<'_> {
+        let f = &*self.fields;
+        let mut out = Vec::with_capacity(24);
+        out.push((f.seq, DocValue::U64(self.seq)));
+        if let Some((text, low64, partial)) = &self.trace {
+            out.push((f.trace_id, DocValue::Str(text)));
+            out.push((f.trace_low64, DocValue::U64(*low64)));
+            if *partial {
+                out.push((f.trace_partial, DocValue::U64(1)));
+            }
+        }
+        if let Some(origin) = self.record.origin() {
+            out.push((f.source, DocValue::Str(&origin.source)));
+        }
+        if let Some(id) = &self.span_id {
+            out.push((f.span_id, DocValue::Str(id)));
+        }
+        if let Some(id) = &self.parent_span_id {
+            out.push((f.parent_span_id, DocValue::Str(id)));
+        }
+        let indexed = self.indexed.as_deref();
+        fn object<'a>(
+            out: &mut Vec<(Field, DocValue<'a>)>,
+            field: Field,
+            attributes: &'a Attributes,
+        ) {
+            if !attributes.is_empty() {
+                out.push((field, DocValue::Object(attributes, None)));
+            }
+        }
+        match &self.record {
+            Record::Span(span) => {
+                out.push((f.kind, DocValue::Str(KIND_SPAN)));
+                out.push((f.service, DocValue::Str(&span.service)));
+                out.push((f.name, DocValue::Str(&span.name)));
+                out.push((f.span_kind, DocValue::Str(span.kind.as_str())));
+                out.push((f.status, DocValue::Str(span.status.code.as_str())));
+                let start = DateTime::from_timestamp_nanos(span.start_ns);
+                out.push((f.timestamp, DocValue::Date(start)));
+                out.push((f.duration_ns, DocValue::I64(span.duration_ns())));
+                out.push((f.is_error, DocValue::U64(u64::from(span.is_error()))));
+                out.push((f.body, DocValue::Str(&span.name)));
+                if !span.status.message.is_empty() {
+                    out.push((f.body, DocValue::Str(&span.status.message)));
+                }
+                object(
+                    &mut out,
+                    f.attributes,
+                    indexed.map_or(&span.attributes, |i| &i.attributes),
+                );
+                object(
+                    &mut out,
+                    f.resource,
+                    indexed.map_or(&span.resource, |i| &i.resource),
+                );
+                for (n, event) in span.events.iter().enumerate() {
+                    let attributes = indexed.map_or(&event.attributes, |i| &i.events[n]);
+                    out.push((f.events, DocValue::Object(attributes, Some(&event.name))));
+                }
+                for (n, link) in span.links.iter().enumerate() {
+                    let attributes = indexed.map_or(&link.attributes, |i| &i.links[n]);
+                    object(&mut out, f.links, attributes);
+                }
+                object(
+                    &mut out,
+                    f.scope,
+                    indexed.map_or(&span.scope.attributes, |i| &i.scope),
+                );
+                out.push((f.problems, DocValue::U64(0)));
+            }
+            Record::Log(log) => {
+                out.push((f.kind, DocValue::Str(KIND_LOG)));
+                out.push((f.service, DocValue::Str(&log.service)));
+                if let Some(level) = log.level {
+                    out.push((f.level, DocValue::U64(u64::from(level.ordinal()))));
+                }
+                let time = DateTime::from_timestamp_nanos(log.time_ns);
+                out.push((f.timestamp, DocValue::Date(time)));
+                let is_error = log.level.is_some_and(|level| level >= model::Level::Error);
+                out.push((f.is_error, DocValue::U64(u64::from(is_error))));
+                out.push((f.body, DocValue::Str(&log.body)));
+                object(
+                    &mut out,
+                    f.attributes,
+                    indexed.map_or(&log.attributes, |i| &i.attributes),
+                );
+                object(
+                    &mut out,
+                    f.resource,
+                    indexed.map_or(&log.resource, |i| &i.resource),
+                );
+                out.push((f.problems, DocValue::U64(u64::from(log.problems.bits()))));
+            }
+        }
+        out.push((f.record, DocValue::Bytes(self.stored())));
+        out.into_iter()
+    }
 }
 
 /// The record in the Trace-JSON shape (see DESIGN.md), with its `trace_id` (null when unlinked).
@@ -50,106 +264,22 @@ pub fn attributes_json(attributes: &Attributes) -> Value {
     serde_json::to_value(AttrsJson(attributes)).expect("attributes always serialise")
 }
 
-fn add_trace_ref(doc: &mut TantivyDocument, fields: &Fields, trace: TraceRef) {
-    // A full id whose high half is zero is a 64-bit id (old Zipkin/Jaeger): its real high half
-    // is unknown, exactly like a Datadog decimal id.
-    let (low64, partial) = match trace {
-        TraceRef::Full(id) => (id.low64(), id.high64() == 0),
-        TraceRef::Low64(low) => (low.get(), true),
-    };
-    doc.add_text(fields.trace_id, trace.to_string());
-    doc.add_u64(fields.trace_low64, low64);
-    if partial {
-        doc.add_u64(fields.trace_partial, 1);
-    }
-}
-
-fn add_span(doc: &mut TantivyDocument, fields: &Fields, span: &Span) {
-    doc.add_text(fields.kind, KIND_SPAN);
-    if let Some(id) = span.span_id {
-        doc.add_text(fields.span_id, id.to_string());
-    }
-    if let Some(id) = span.parent_span_id {
-        doc.add_text(fields.parent_span_id, id.to_string());
-    }
-    doc.add_text(fields.service, &span.service);
-    doc.add_text(fields.name, &span.name);
-    doc.add_text(fields.span_kind, span.kind.as_str());
-    doc.add_text(fields.status, span.status.code.as_str());
-    doc.add_date(
-        fields.timestamp,
-        DateTime::from_timestamp_nanos(span.start_ns),
-    );
-    doc.add_i64(fields.duration_ns, span.duration_ns());
-    doc.add_u64(fields.is_error, u64::from(span.is_error()));
-    doc.add_text(fields.body, &span.name);
-    if !span.status.message.is_empty() {
-        doc.add_text(fields.body, &span.status.message);
-    }
-    add_json(doc, fields.attributes, &span.attributes);
-    add_json(doc, fields.resource, &span.resource);
-    for event in &span.events {
-        if needs_owned(&event.attributes) {
-            let mut object = json_object(&event.attributes);
-            object.push(("event.name".to_owned(), OwnedValue::Str(event.name.clone())));
-            doc.add_field_value(fields.events, &OwnedValue::Object(object));
-        } else {
-            let object = JsonAttr::Object(&event.attributes, Some(&event.name));
-            doc.add_field_value(fields.events, object);
-        }
-    }
-    for link in &span.links {
-        add_json(doc, fields.links, &link.attributes);
-    }
-    add_json(doc, fields.scope, &span.scope.attributes);
-    doc.add_u64(fields.problems, 0);
-}
-
-fn add_log(doc: &mut TantivyDocument, fields: &Fields, log: &LogRecord) {
-    doc.add_text(fields.kind, KIND_LOG);
-    if let Some(id) = log.span_id {
-        doc.add_text(fields.span_id, id.to_string());
-    }
-    doc.add_text(fields.service, &log.service);
-    if let Some(level) = log.level {
-        doc.add_u64(fields.level, u64::from(level.ordinal()));
-    }
-    doc.add_date(
-        fields.timestamp,
-        DateTime::from_timestamp_nanos(log.time_ns),
-    );
-    let is_error = log.level.is_some_and(|level| level >= model::Level::Error);
-    doc.add_u64(fields.is_error, u64::from(is_error));
-    doc.add_text(fields.body, &log.body);
-    add_json(doc, fields.attributes, &log.attributes);
-    add_json(doc, fields.resource, &log.resource);
-    doc.add_u64(fields.problems, u64::from(log.problems.bits()));
-}
-
-fn add_json(doc: &mut TantivyDocument, field: tantivy::schema::Field, attributes: &Attributes) {
-    if attributes.is_empty() {
-        return;
-    }
-    if needs_owned(attributes) {
-        doc.add_field_value(field, &OwnedValue::Object(json_object(attributes)));
-    } else {
-        doc.add_field_value(field, JsonAttr::Object(attributes, None));
-    }
-}
-
-/// Attributes as a tantivy JSON value borrowed from the record: tantivy copies each leaf once
-/// into the document, where an `OwnedValue` tree would first clone every key and value.
-/// `Object` carries an optional extra `event.name` entry (span events).
+/// A value of a [`RecordDoc`] as tantivy reads it, borrowed from the record. `Object` carries an
+/// optional extra `event.name` entry (span events).
 #[derive(Debug, Clone, Copy)]
-enum JsonAttr<'a> {
+pub(crate) enum DocValue<'a> {
     Object(&'a Attributes, Option<&'a str>),
     Value(&'a AttrValue),
     Str(&'a str),
+    U64(u64),
+    I64(i64),
+    Date(DateTime),
+    Bytes(&'a [u8]),
 }
 
-type JsonEntry<'a> = (&'a str, JsonAttr<'a>);
+type JsonEntry<'a> = (&'a str, DocValue<'a>);
 
-impl<'a> tantivy::schema::document::Value<'a> for JsonAttr<'a> {
+impl<'a> tantivy::schema::document::Value<'a> for DocValue<'a> {
     type ArrayIter = std::iter::Map<std::slice::Iter<'a, AttrValue>, fn(&'a AttrValue) -> Self>;
     type ObjectIter = std::iter::Chain<
         std::iter::Map<
@@ -162,32 +292,37 @@ impl<'a> tantivy::schema::document::Value<'a> for JsonAttr<'a> {
     fn as_value(&self) -> ReferenceValue<'a, Self> {
         let object = |attributes: &'a Attributes, event_name: Option<&'a str>| {
             let entry: fn(&'a model::KeyValue) -> JsonEntry<'a> =
-                |kv| (kv.key.as_str(), JsonAttr::Value(&kv.value));
-            let extra = event_name.map(|name| ("event.name", JsonAttr::Str(name)));
+                |kv| (kv.key.as_str(), DocValue::Value(&kv.value));
+            let extra = event_name.map(|name| ("event.name", DocValue::Str(name)));
             ReferenceValue::Object(attributes.iter().map(entry).chain(extra))
         };
+        let leaf = ReferenceValue::Leaf;
         match *self {
-            JsonAttr::Object(attributes, event_name) => object(attributes, event_name),
-            JsonAttr::Str(s) => ReferenceValue::Leaf(ReferenceValueLeaf::Str(s)),
-            JsonAttr::Value(value) => match value {
-                AttrValue::Str(s) => ReferenceValue::Leaf(ReferenceValueLeaf::Str(s)),
-                AttrValue::Bool(b) => ReferenceValue::Leaf(ReferenceValueLeaf::Bool(*b)),
-                AttrValue::Int(i) => ReferenceValue::Leaf(ReferenceValueLeaf::I64(*i)),
-                AttrValue::Float(f) => ReferenceValue::Leaf(ReferenceValueLeaf::F64(*f)),
+            DocValue::Object(attributes, event_name) => object(attributes, event_name),
+            DocValue::Str(s) => leaf(ReferenceValueLeaf::Str(s)),
+            DocValue::U64(v) => leaf(ReferenceValueLeaf::U64(v)),
+            DocValue::I64(v) => leaf(ReferenceValueLeaf::I64(v)),
+            DocValue::Date(v) => leaf(ReferenceValueLeaf::Date(v)),
+            DocValue::Bytes(v) => leaf(ReferenceValueLeaf::Bytes(v)),
+            DocValue::Value(value) => match value {
+                AttrValue::Str(s) => leaf(ReferenceValueLeaf::Str(s)),
+                AttrValue::Bool(b) => leaf(ReferenceValueLeaf::Bool(*b)),
+                AttrValue::Int(i) => leaf(ReferenceValueLeaf::I64(*i)),
+                AttrValue::Float(f) => leaf(ReferenceValueLeaf::F64(*f)),
                 AttrValue::Array(values) => {
-                    let element: fn(&'a AttrValue) -> Self = JsonAttr::Value;
+                    let element: fn(&'a AttrValue) -> Self = DocValue::Value;
                     ReferenceValue::Array(values.iter().map(element))
                 }
                 AttrValue::Map(map) => object(map, None),
-                // `needs_owned` sends these through `OwnedValue`.
-                AttrValue::Bytes(_) => ReferenceValue::Leaf(ReferenceValueLeaf::Null),
+                // `IndexedAttributes` holds these converted to text.
+                AttrValue::Bytes(_) => leaf(ReferenceValueLeaf::Null),
             },
         }
     }
 }
 
 /// Values whose indexed form is text made on the fly (bytes as base64, NaN and infinities),
-/// which a borrowed [`JsonAttr`] cannot hand out.
+/// which a borrowed [`DocValue`] cannot hand out.
 fn needs_owned(attributes: &Attributes) -> bool {
     fn value(v: &AttrValue) -> bool {
         match v {
@@ -201,26 +336,40 @@ fn needs_owned(attributes: &Attributes) -> bool {
     attributes.iter().any(|kv| value(&kv.value))
 }
 
-/// Attributes as a tantivy JSON object. Values are built directly (not through serde_json) so a
-/// string that happens to look like a date stays a string, and integers stay integers.
-fn json_object(attributes: &Attributes) -> Vec<(String, OwnedValue)> {
+/// Attributes as indexed: bytes as their base64 text, NaN and infinities as text. Values are
+/// converted directly (not through serde_json) so a string that happens to look like a date
+/// stays a string, and integers stay integers.
+fn indexable(attributes: &Attributes) -> Attributes {
+    fn value(v: &AttrValue) -> AttrValue {
+        match v {
+            AttrValue::Float(f) if !f.is_finite() => AttrValue::Str(f.to_string()),
+            AttrValue::Bytes(_) => AttrValue::Str(v.to_text().trim_matches('"').to_owned()),
+            AttrValue::Array(values) => AttrValue::Array(values.iter().map(value).collect()),
+            AttrValue::Map(map) => AttrValue::Map(indexable(map)),
+            other => other.clone(),
+        }
+    }
     attributes
         .iter()
-        .map(|kv| (kv.key.clone(), owned_value(&kv.value)))
+        .map(|kv| (kv.key.clone(), value(&kv.value)))
         .collect()
 }
 
-fn owned_value(value: &AttrValue) -> OwnedValue {
-    match value {
-        AttrValue::Str(s) => OwnedValue::Str(s.clone()),
-        AttrValue::Bool(b) => OwnedValue::Bool(*b),
-        AttrValue::Int(i) => OwnedValue::I64(*i),
-        AttrValue::Float(f) if f.is_finite() => OwnedValue::F64(*f),
-        AttrValue::Float(f) => OwnedValue::Str(f.to_string()),
-        AttrValue::Bytes(_) => OwnedValue::Str(value.to_text().trim_matches('"').to_owned()),
-        AttrValue::Array(values) => OwnedValue::Array(values.iter().map(owned_value).collect()),
-        AttrValue::Map(map) => OwnedValue::Object(json_object(map)),
+/// Bytes of the keys and text values of `attributes` (numbers count 8).
+fn attributes_bytes(attributes: &Attributes) -> usize {
+    fn value(v: &AttrValue) -> usize {
+        match v {
+            AttrValue::Str(s) => s.len(),
+            AttrValue::Bytes(b) => b.len() * 4 / 3,
+            AttrValue::Array(values) => values.iter().map(value).sum(),
+            AttrValue::Map(map) => attributes_bytes(map),
+            AttrValue::Bool(_) | AttrValue::Int(_) | AttrValue::Float(_) => 8,
+        }
     }
+    attributes
+        .iter()
+        .map(|kv| kv.key.len() + value(&kv.value))
+        .sum()
 }
 
 /// Keys whose values are bytes (stored as base64 text, so their type is kept beside them).
@@ -236,8 +385,20 @@ fn binary_keys(attributes: &Attributes) -> impl Iterator<Item = &str> {
 /// dropping that tree was a fifth of all ingest CPU (docs/BENCHMARKS.md).
 pub(crate) struct RecordJson<'a>(pub &'a Record);
 
-struct SpanJson<'a>(&'a Span);
-struct LogJson<'a>(&'a LogRecord);
+/// The stored form of a record: [`RecordJson`] without the values the reader takes from the
+/// record's numeric fast fields ([`STORED_ELSEWHERE`]). Nanosecond times and durations are
+/// nearly random digits: stored twice they made a fifth of the compressed doc store
+/// (docs/BENCHMARKS.md). Ids stay stored: reading them back from the fast fields' dictionaries
+/// costs a zstd context per lookup, ten times a search hit's whole cost.
+pub(crate) struct StoredJson<'a>(pub &'a Record);
+
+/// Keys of [`RecordJson`] left out of [`StoredJson`]: the reader restores them from the fast
+/// fields `timestamp` and `duration_ns` (see `trace::RecordLoader`).
+pub(crate) const STORED_ELSEWHERE: [&str; 3] = ["start", "time", "duration_ns"];
+
+/// `bool`: whether to leave out the [`STORED_ELSEWHERE`] keys.
+struct SpanJson<'a>(&'a Span, bool);
+struct LogJson<'a>(&'a LogRecord, bool);
 struct EventJson<'a>(&'a SpanEvent);
 struct LinkJson<'a>(&'a model::SpanLink);
 /// Logs store only the scope's name and version; spans also its attributes, when it has any.
@@ -258,15 +419,24 @@ struct Seq<'a, T, W>(&'a [T], fn(&'a T) -> W);
 impl Serialize for RecordJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Record::Span(span) => SpanJson(span).serialize(s),
-            Record::Log(log) => LogJson(log).serialize(s),
+            Record::Span(span) => SpanJson(span, false).serialize(s),
+            Record::Log(log) => LogJson(log, false).serialize(s),
+        }
+    }
+}
+
+impl Serialize for StoredJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Record::Span(span) => SpanJson(span, true).serialize(s),
+            Record::Log(log) => LogJson(log, true).serialize(s),
         }
     }
 }
 
 impl Serialize for SpanJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let span = self.0;
+        let SpanJson(span, stored) = *self;
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("trace_id", &IdJson(span.trace_id))?;
         map.serialize_entry("span_id", &IdJson(span.span_id))?;
@@ -274,8 +444,10 @@ impl Serialize for SpanJson<'_> {
         map.serialize_entry("service", &span.service)?;
         map.serialize_entry("name", &span.name)?;
         map.serialize_entry("kind", span.kind.as_str())?;
-        map.serialize_entry("start", &TimeJson(span.start_ns))?;
-        map.serialize_entry("duration_ns", &span.duration_ns())?;
+        if !stored {
+            map.serialize_entry("start", &TimeJson(span.start_ns))?;
+            map.serialize_entry("duration_ns", &span.duration_ns())?;
+        }
         map.serialize_entry("status", &StatusJson(&span.status))?;
         map.serialize_entry("attributes", &AttrsJson(&span.attributes))?;
         map.serialize_entry("resource", &AttrsJson(&span.resource))?;
@@ -308,10 +480,12 @@ impl Serialize for SpanJson<'_> {
 
 impl Serialize for LogJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let log = self.0;
+        let LogJson(log, stored) = *self;
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("trace_id", &IdJson(log.trace_id))?;
-        map.serialize_entry("time", &TimeJson(log.time_ns))?;
+        if !stored {
+            map.serialize_entry("time", &TimeJson(log.time_ns))?;
+        }
         map.serialize_entry("service", &log.service)?;
         map.serialize_entry("level", &log.level.map(|level| level.as_str()))?;
         map.serialize_entry("severity_text", &log.severity_text)?;
@@ -453,7 +627,7 @@ fn has_binary(attributes: &Attributes) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use tantivy::schema::Document as _;
+    use tantivy::Document as _;
 
     use super::*;
 
@@ -473,40 +647,80 @@ mod tests {
         attributes
     }
 
-    /// The borrowed fast path must index exactly what the `OwnedValue` path indexes.
-    #[test]
-    fn borrowed_attributes_make_the_same_document_as_owned_ones() {
-        let fields = Fields::new();
-        let attributes = nested();
-        let mut borrowed = TantivyDocument::new();
-        borrowed.add_field_value(fields.attributes, JsonAttr::Object(&attributes, None));
-        borrowed.add_field_value(
-            fields.events,
-            JsonAttr::Object(&attributes, Some("exception")),
-        );
-        let mut owned = TantivyDocument::new();
-        owned.add_field_value(
-            fields.attributes,
-            &OwnedValue::Object(json_object(&attributes)),
-        );
-        let mut event = json_object(&attributes);
-        event.push(("event.name".into(), OwnedValue::Str("exception".into())));
-        owned.add_field_value(fields.events, &OwnedValue::Object(event));
-        assert!(!needs_owned(&attributes));
-        assert_eq!(
-            borrowed.to_json(&fields.schema),
-            owned.to_json(&fields.schema)
-        );
+    fn span_with(attributes: Attributes) -> Record {
+        Record::Span(Span {
+            trace_id: Some(model::TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()),
+            span_id: Some(model::SpanId::from_hex("00f067aa0ba902b7").unwrap()),
+            name: "charge".into(),
+            service: "payment".into(),
+            start_ns: 1_000,
+            end_ns: 2_000,
+            events: vec![SpanEvent {
+                time_ns: 1_500,
+                name: "exception".into(),
+                attributes: attributes.clone(),
+            }],
+            attributes,
+            ..Span::default()
+        })
     }
 
+    /// The document as tantivy sees it, as JSON (field name → values).
+    fn indexed(record: Record) -> serde_json::Value {
+        let fields = Arc::new(Fields::new());
+        let doc = RecordDoc::new(record, fields.clone(), 7);
+        let json = doc.into_tantivy_document().to_json(&fields.schema);
+        serde_json::from_str(&json).unwrap()
+    }
+
+    /// Every value is read straight from the record, typed as it was decoded; span events carry
+    /// their name under `event.name`.
     #[test]
-    fn bytes_and_nan_take_the_owned_path() {
+    fn the_document_holds_the_record_values_with_their_types() {
+        let doc = indexed(span_with(nested()));
+        let attributes = &doc["attributes"][0];
+        assert_eq!(attributes["http.status_code"], 502);
+        assert_eq!(attributes["ratio"], 0.25);
+        assert_eq!(attributes["retried"], true);
+        assert_eq!(attributes["card"]["bin"], "411111");
+        assert_eq!(attributes["tags"], serde_json::json!(["a", 1]));
+        assert_eq!(doc["events"][0]["event.name"], "exception");
+        assert_eq!(doc["events"][0]["card"]["last4"], 4242);
+        assert_eq!(doc["trace_id"][0], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(doc["span_id"][0], "00f067aa0ba902b7");
+        assert_eq!(doc["seq"][0], 7);
+        assert_eq!(doc["kind"][0], "span");
+        assert!(doc.get("parent_span_id").is_none());
+    }
+
+    /// Bytes are indexed as their base64 text and NaN as text, in events too; the stored record
+    /// is the record's JSON either way.
+    #[test]
+    fn bytes_and_nan_are_indexed_as_text() {
         let mut attributes = nested();
         assert!(!needs_owned(&attributes));
         attributes.push("payload", AttrValue::Bytes(vec![1, 2, 3]));
+        attributes.push("x", AttrValue::Array(vec![AttrValue::Float(f64::NAN)]));
         assert!(needs_owned(&attributes));
-        let mut nan = Attributes::new();
-        nan.push("x", AttrValue::Array(vec![AttrValue::Float(f64::NAN)]));
-        assert!(needs_owned(&nan));
+        let record = span_with(attributes);
+        let stored = serde_json::to_vec(&StoredJson(&record)).unwrap();
+        let fields = Arc::new(Fields::new());
+        let doc = RecordDoc::new(record.clone(), fields, 1);
+        assert_eq!(doc.stored(), &stored[..]);
+        // The stored form leaves out what the fast fields hold; the full form has it all.
+        let stored: Value = serde_json::from_slice(&stored).unwrap();
+        let whole = record_json(&record);
+        for key in STORED_ELSEWHERE {
+            assert!(stored.get(key).is_none(), "{key} is stored");
+        }
+        for key in ["trace_id", "start", "duration_ns"] {
+            assert!(whole.get(key).is_some(), "{key} is missing");
+        }
+        let doc = indexed(record);
+        for object in [&doc["attributes"][0], &doc["events"][0]] {
+            assert_eq!(object["payload"], "AQID");
+            assert_eq!(object["x"], serde_json::json!(["NaN"]));
+            assert_eq!(object["http.status_code"], 502);
+        }
     }
 }

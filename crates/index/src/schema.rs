@@ -1,8 +1,9 @@
 //! The tantivy schema: one index, two kinds of documents (spans and logs), linked by trace id.
 //!
-//! Only `record` is stored (the record as compact JSON, in the zstd doc store); everything a
+//! Only `record` is stored (the record as compact JSON, in the zstd doc store, less the start or
+//! time and duration that `timestamp` and `duration_ns` hold: `doc::StoredJson`); everything a
 //! search filters, sorts or counts on is indexed and/or a fast field. Trace assembly reads the
-//! stored JSON; trace summaries read fast fields only.
+//! stored JSON (`trace::RecordLoader`); trace summaries read fast fields only.
 
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
@@ -198,7 +199,10 @@ impl Fields {
             let found = schema.get_field(entry.name())?;
             if found != field || schema.get_field_entry(found) != entry {
                 return Err(tantivy::TantivyError::SchemaError(format!(
-                    "field {:?} differs from this version's schema; re-create the index",
+                    "field {:?} differs from this version's schema: the index was written by \
+                     another version of threadline; move the index directory aside and rebuild \
+                     it with `threadline ingest PATH...` (or `threadline serve`, which re-reads \
+                     its sources into an empty index)",
                     entry.name()
                 )));
             }
@@ -210,5 +214,20 @@ impl Fields {
 impl Default for Fields {
     fn default() -> Self {
         Fields::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index of another schema is refused with a message that says how to rebuild it.
+    #[test]
+    fn another_schema_is_refused_with_the_rebuild_command() {
+        let mut b = Schema::builder();
+        b.add_text_field(names::KIND, STORED);
+        let err = Fields::from_schema(&b.build()).unwrap_err().to_string();
+        assert!(err.contains("\"kind\" differs"), "{err}");
+        assert!(err.contains("threadline ingest PATH..."), "{err}");
     }
 }

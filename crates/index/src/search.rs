@@ -16,7 +16,7 @@ use crate::collect::{Match, NewestFirst};
 use crate::doc::KIND_SPAN;
 use crate::error::{Context as _, Error, Result};
 use crate::schema::{Fields, names};
-use crate::trace::load_record;
+use crate::trace::{RecordLoader, load_record};
 use crate::{Index, query};
 
 /// Largest page of search hits.
@@ -106,8 +106,9 @@ impl Index {
             .search(&*query, &NewestFirst { limit, before })
             .context("searching")?;
         let mut hits = Vec::with_capacity(fruit.hits.len());
+        let mut loader = RecordLoader::new(&searcher, fields);
         for m in &fruit.hits {
-            hits.push(hit_json(load_record(&searcher, fields, m)?, m.is_span));
+            hits.push(hit_json(loader.load(m)?, m.is_span));
         }
         resolve_partial_ids(&searcher, fields, hits.iter_mut())?;
         let cursor = match fruit.hits.last() {

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use model::{Level, SpanId, SpanKind, TraceId};
 use serde_json::{Value, json};
+use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{TantivyDocument, Term};
@@ -13,7 +14,7 @@ use tantivy::{TantivyDocument, Term};
 use crate::Index;
 use crate::collect::{AllMatches, Match};
 use crate::error::{Context as _, Error, Result};
-use crate::schema::Fields;
+use crate::schema::{Fields, names};
 
 /// Everything recorded for one trace.
 #[derive(Debug, Clone)]
@@ -75,8 +76,9 @@ impl Index {
         }
         let mut spans = Vec::new();
         let mut logs = Vec::new();
+        let mut loader = RecordLoader::new(&searcher, fields);
         for m in matches {
-            let record = load_record(&searcher, fields, &m)?;
+            let record = loader.load(&m)?;
             if m.is_span {
                 spans.push(span_from_record(&m, record));
             } else {
@@ -120,7 +122,8 @@ pub(crate) fn trace_query(fields: &Fields, trace_id: TraceId) -> Box<dyn Query> 
     ]))
 }
 
-/// The stored record JSON of a match.
+/// The stored record JSON of a match as stored, without what [`RecordLoader`] adds back from
+/// the fast fields (its start or time and duration may be missing): for readers of its ids.
 pub(crate) fn load_record(
     searcher: &tantivy::Searcher,
     fields: &Fields,
@@ -132,6 +135,60 @@ pub(crate) fn load_record(
         .and_then(|v| v.as_bytes())
         .unwrap_or(b"{}");
     serde_json::from_slice(bytes).map_err(|source| Error::StoredRecord { source })
+}
+
+/// Reads stored records in the Trace-JSON shape: the stored bytes plus what the writer keeps
+/// only in fast fields (`doc::STORED_ELSEWHERE`): the start or time (the match's timestamp) and
+/// a span's duration. Records stored whole (indexes written before that change) already carry
+/// them and are returned as stored.
+pub(crate) struct RecordLoader<'a> {
+    searcher: &'a tantivy::Searcher,
+    fields: &'a Fields,
+    /// Per segment ordinal, its duration column once opened.
+    durations: HashMap<u32, Column<i64>>,
+}
+
+impl<'a> RecordLoader<'a> {
+    pub(crate) fn new(searcher: &'a tantivy::Searcher, fields: &'a Fields) -> RecordLoader<'a> {
+        RecordLoader {
+            searcher,
+            fields,
+            durations: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn load(&mut self, m: &Match) -> Result<Value> {
+        let mut record = load_record(self.searcher, self.fields, m)?;
+        let Value::Object(map) = &mut record else {
+            return Ok(record);
+        };
+        let [start_key, time_key, duration_key] = crate::doc::STORED_ELSEWHERE;
+        let time_key = if m.is_span { start_key } else { time_key };
+        if !map.contains_key(time_key) {
+            map.insert(
+                time_key.to_owned(),
+                Value::String(decode::time::format_rfc3339_ns(m.ts)),
+            );
+        }
+        if m.is_span && !map.contains_key(duration_key) {
+            let column = match self.durations.entry(m.addr.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    self.searcher
+                        .segment_reader(m.addr.segment_ord)
+                        .fast_fields()
+                        .i64(names::DURATION_NS)
+                        .context("reading the durations")?,
+                ),
+            };
+            let duration = column.first(m.addr.doc_id);
+            map.insert(
+                duration_key.to_owned(),
+                duration.map_or(Value::Null, Value::from),
+            );
+        }
+        Ok(record)
+    }
 }
 
 fn str_field<'a>(record: &'a Value, key: &str) -> &'a str {

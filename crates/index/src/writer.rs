@@ -21,10 +21,12 @@ use tantivy::merge_policy::LogMergePolicy;
 use tantivy::{IndexWriter, Opstamp, TantivyError};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::doc::RecordDoc;
 use crate::error::{Context as _, Error, Result};
 use crate::retention::{self, RetentionPolicy, RetentionReport};
+use crate::schema::Fields;
 use crate::schema::names;
-use crate::{Checkpoints, Index, doc};
+use crate::{Checkpoints, Index};
 
 /// A segment with more than this share of deleted records is merged (its bytes come back);
 /// tantivy's default, 1.0, never merges for deletes alone.
@@ -159,7 +161,9 @@ struct Counters {
 /// The writer thread's state.
 struct State {
     index: Index,
-    writer: IndexWriter,
+    writer: IndexWriter<RecordDoc>,
+    /// Shared by every document.
+    fields: Arc<Fields>,
     config: WriterConfig,
     counters: Arc<Counters>,
     next_seq: u64,
@@ -252,7 +256,7 @@ impl Writer {
             .memory_budget_per_thread(per_thread)
             .num_worker_threads(num_threads)
             .build();
-        let writer: IndexWriter = index
+        let writer: IndexWriter<RecordDoc> = index
             .tantivy()
             .writer_with_options(options.clone())
             .context("opening the index writer")?;
@@ -270,6 +274,7 @@ impl Writer {
         let state = State {
             index: index.clone(),
             last_opstamp: writer.commit_opstamp(),
+            fields: Arc::new(index.fields().clone()),
             writer,
             config,
             counters: counters.clone(),
@@ -521,10 +526,14 @@ impl State {
             }
             return Ok(());
         }
-        let fields = self.index.fields().clone();
-        for record in &batch.records {
-            let (document, n_bytes) = doc::to_document(record, &fields, self.next_seq);
+        let n_records = batch.records.len();
+        for record in batch.records {
+            let document = RecordDoc::new(record, self.fields.clone(), self.next_seq);
             self.next_seq += 1;
+            self.pending_bytes += document.approx_bytes();
+            // One document per message: tantivy's queue holds a bounded number of messages,
+            // so this bounds the records waiting for an indexing thread (a whole batch per
+            // message let the decoder run hundreds of MB ahead).
             if let Err(e) = self.writer.add_document(document) {
                 self.pending_acks.extend(batch.ack);
                 // An indexing thread died ("an index writer was killed"): the commit reports
@@ -539,9 +548,8 @@ impl State {
                 self.pause("indexing a record", cause);
                 return Ok(());
             }
-            self.pending_bytes += n_bytes;
         }
-        self.pending_records += batch.records.len();
+        self.pending_records += n_records;
         self.pending_checkpoints.extend(batch.checkpoints);
         self.pending_acks.extend(batch.ack);
         self.pending_since.get_or_insert_with(Instant::now);
