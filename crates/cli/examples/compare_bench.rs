@@ -14,12 +14,15 @@
 //! builds' answers can be diffed; `--runs N` times each case N times.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+
+use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use checkout_sim::SimConfig;
 use index::{CompareRequest, CompareUnit, Index};
+use sim_bench::percentile_ms;
+
+mod sim_bench;
 
 /// Issue 11's target for compare on 1M records.
 const TARGET_P50_MS: f64 = 200.0;
@@ -163,51 +166,11 @@ fn parse_args() -> anyhow::Result<Args> {
 /// Simulates `requests` checkout requests into `scratch` and indexes them with the real
 /// `threadline ingest` into `index_dir`.
 fn ingest(requests: usize, scratch: &Path, index_dir: &Path) -> anyhow::Result<()> {
-    let traffic = scratch.join("traffic");
     let config = SimConfig {
         seed: 11,
         traces: requests,
         ..SimConfig::default()
     };
-    eprintln!("generating {requests} requests ...");
-    checkout_sim::generate(&config, &traffic)?;
-    let bin = threadline_binary()?;
-    eprintln!("indexing with {} ...", bin.display());
-    let out = Command::new(&bin)
-        .arg("--index")
-        .arg(index_dir)
-        .args(["ingest", "--json"])
-        .arg(traffic.join("spans"))
-        .arg(traffic.join("logs"))
-        .output()
-        .context("running threadline ingest")?;
-    ensure!(
-        out.status.success(),
-        "ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sim_bench::simulate_and_ingest(&config, scratch, index_dir)?;
     Ok(())
-}
-
-/// The release `threadline` beside this example (`target/release/threadline`).
-fn threadline_binary() -> anyhow::Result<PathBuf> {
-    let me = std::env::current_exe().context("cannot locate the bench executable")?;
-    let path = me
-        .parent()
-        .and_then(Path::parent)
-        .context("the bench is not in target/<profile>/examples")?
-        .join("threadline");
-    ensure!(
-        path.exists(),
-        "{} not found: run `cargo build --release -p cli` first",
-        path.display()
-    );
-    Ok(path)
-}
-
-fn percentile_ms(times: &[Duration], q: f64) -> f64 {
-    let mut sorted = times.to_vec();
-    sorted.sort_unstable();
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
 }

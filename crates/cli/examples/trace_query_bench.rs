@@ -11,13 +11,15 @@
 //! `cargo run --example` does not build the `threadline` binary, hence the `cargo build` first.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, bail};
 use checkout_sim::SimConfig;
 use index::{Index, TraceListRequest};
+use sim_bench::percentile_ms;
+
+mod sim_bench;
 
 /// Runs of each question (after one warm-up).
 const RUNS: usize = 15;
@@ -37,7 +39,6 @@ fn main() -> anyhow::Result<()> {
     let root = args
         .next()
         .map_or_else(|| temp.path().to_owned(), PathBuf::from);
-    let traffic = root.join("traffic");
     let index_dir = root.join("index");
     let truth_path = root.join("ground_truth.json");
     if !truth_path.exists() || !index_dir.exists() {
@@ -46,24 +47,8 @@ fn main() -> anyhow::Result<()> {
             traces: (records / RECORDS_PER_REQUEST) as usize,
             ..SimConfig::default()
         };
-        eprintln!("generating {} requests ...", config.traces);
-        let truth = checkout_sim::generate(&config, &traffic)?;
+        let truth = sim_bench::simulate_and_ingest(&config, &root, &index_dir)?;
         checkout_sim::write_ground_truth(&truth, &truth_path)?;
-        let bin = threadline_binary()?;
-        eprintln!("indexing with {} ...", bin.display());
-        let out = Command::new(&bin)
-            .arg("--index")
-            .arg(&index_dir)
-            .args(["ingest", "--json"])
-            .arg(traffic.join("spans"))
-            .arg(traffic.join("logs"))
-            .output()
-            .context("running threadline ingest")?;
-        ensure!(
-            out.status.success(),
-            "ingest failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
     let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(&truth_path)?)?;
     let index = Index::open(&index_dir)?;
@@ -141,26 +126,4 @@ fn time_runs(index: &Index, query: &str) -> anyhow::Result<Vec<Duration>> {
         }
     }
     Ok(times)
-}
-
-fn threadline_binary() -> anyhow::Result<PathBuf> {
-    let me = std::env::current_exe().context("cannot locate the bench executable")?;
-    let path = me
-        .parent()
-        .and_then(Path::parent)
-        .context("the bench is not in target/<profile>/examples")?
-        .join("threadline");
-    ensure!(
-        path.exists(),
-        "{} not found: run `cargo build --release -p cli` first",
-        path.display()
-    );
-    Ok(path)
-}
-
-fn percentile_ms(times: &[Duration], q: f64) -> f64 {
-    let mut sorted = times.to_vec();
-    sorted.sort_unstable();
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
 }
