@@ -21,6 +21,7 @@ pub mod query;
 mod retention;
 pub mod schema;
 mod search;
+mod span_times;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod trace;
@@ -95,6 +96,8 @@ struct Inner {
     path: Option<PathBuf>,
     /// Operations' p50 durations, as the analysis asked for them lately (`lookup.rs`).
     p50s: lookup::P50Cache,
+    /// Each segment's spans in time order, for the analysis's time-window lookups.
+    span_times: Arc<span_times::SpanTimes>,
 }
 
 impl Index {
@@ -183,6 +186,7 @@ impl Index {
                 reader,
                 path,
                 p50s: lookup::P50Cache::default(),
+                span_times: Arc::default(),
             }),
         })
     }

@@ -9,10 +9,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tantivy::Term;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::StrColumn;
 use tantivy::query::{BooleanQuery, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader, Term};
 
+use crate::schema::names;
+use crate::span_times::SpansInWindow;
 use crate::trace::analysis_span;
 use crate::{AggRequest, Index, SearchRequest, Trace};
 
@@ -152,12 +156,23 @@ impl Lookup for IndexLookup<'_> {
                 Box::new(BooleanQuery::union(kinds)),
             ]));
         }
+        // The window picks the candidates (from each segment's spans in time order) rather
+        // than a range over the time column, which tantivy checks for every span.
+        let searcher = self.index.searcher();
+        self.index.inner.span_times.retain(&searcher);
+        let window = SpansInWindow {
+            fields: self.index.fields().clone(),
+            times: self.index.inner.span_times.clone(),
+            from_ns: q.start_from_ns,
+            to_ns: q.start_to_ns.saturating_add(1),
+        };
+        compiled = Box::new(BooleanQuery::intersection(vec![Box::new(window), compiled]));
         let Ok(response) = self.index.search_compiled(
             compiled,
             &SearchRequest {
                 query: &query,
-                from_ns: Some(q.start_from_ns),
-                to_ns: Some(q.start_to_ns.saturating_add(1)),
+                from_ns: None,
+                to_ns: None,
                 limit: q.limit.clamp(1, crate::MAX_SEARCH_LIMIT),
                 cursor: None,
                 now_ns: None,
@@ -192,17 +207,70 @@ impl Lookup for IndexLookup<'_> {
     }
 
     fn has_children(&self, trace_id: TraceId, span_id: SpanId) -> bool {
-        let query = format!("kind = span AND trace_id = {trace_id} AND parent_span_id = {span_id}");
+        // The trace's spans are found by term; their parent is read from the column. A term
+        // query on `parent_span_id` (a fast field only) would scan the column of every segment.
+        let query = format!("kind = span AND trace_id = {trace_id}");
+        let Ok(compiled) = self.index.compile(&query, None) else {
+            return true;
+        };
         self.index
-            .search(&SearchRequest {
-                query: &query,
-                from_ns: None,
-                to_ns: None,
-                limit: 1,
-                cursor: None,
-                now_ns: None,
-            })
+            .searcher()
+            .search(&*compiled, &ParentIs(span_id.to_string()))
             // When the index cannot say, do not claim a lost context.
-            .map_or(true, |r| r.total > 0)
+            .unwrap_or(true)
+    }
+}
+
+/// Whether a matching document names this span id as its parent.
+struct ParentIs(String);
+
+struct ParentIsSegment {
+    column: Option<StrColumn>,
+    /// The span id's ordinal in this segment's column (`None`: no document names it).
+    ord: Option<u64>,
+    found: bool,
+}
+
+impl Collector for ParentIs {
+    type Fruit = bool;
+    type Child = ParentIsSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<ParentIsSegment> {
+        let column = reader.fast_fields().str(names::PARENT_SPAN_ID)?;
+        let ord = match &column {
+            Some(column) => column.dictionary().term_ord(&self.0)?,
+            None => None,
+        };
+        Ok(ParentIsSegment {
+            column,
+            ord,
+            found: false,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<bool>) -> tantivy::Result<bool> {
+        Ok(fruits.into_iter().any(|found| found))
+    }
+}
+
+impl SegmentCollector for ParentIsSegment {
+    type Fruit = bool;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let (false, Some(column), Some(ord)) = (self.found, &self.column, self.ord) {
+            self.found = column.term_ords(doc).any(|o| o == ord);
+        }
+    }
+
+    fn harvest(self) -> bool {
+        self.found
     }
 }

@@ -1,0 +1,270 @@
+//! Spans of a time window without scanning the time column: each segment's spans in timestamp
+//! order, kept in memory per segment (segments never change), so that a window is two binary
+//! searches and costs what it holds, not what the index holds.
+//!
+//! `timestamp` is a fast field only (no inverted index; `schema.rs`), so tantivy's
+//! `RangeQuery` on it checks the column document by document: fine for a search whose other
+//! terms are selective, but the analysis's "spans of other traces that started in this window"
+//! has no selective term besides `kind = span`, and its cost grew with the index
+//! (docs/BENCHMARKS.md, issue 13).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tantivy::columnar::Column;
+use tantivy::index::SegmentId;
+use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, TermQuery, Weight};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DateTime, DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
+
+use crate::doc::KIND_SPAN;
+use crate::schema::{Fields, names};
+
+/// Per segment, the ids of its spans that have a timestamp, ordered by (timestamp, doc id).
+/// Four bytes per span: 24 MB for an index of 10M records (6M spans).
+#[derive(Default)]
+pub(crate) struct SpanTimes {
+    segments: Mutex<HashMap<SegmentId, Arc<[DocId]>>>,
+}
+
+impl SpanTimes {
+    /// Forgets the segments that are not in `searcher` (merged away or deleted).
+    pub(crate) fn retain(&self, searcher: &tantivy::Searcher) {
+        let live: Vec<SegmentId> = searcher
+            .segment_readers()
+            .iter()
+            .map(SegmentReader::segment_id)
+            .collect();
+        let mut segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        segments.retain(|id, _| live.contains(id));
+    }
+
+    /// The segment's spans in time order, computed on first use.
+    fn of(&self, fields: &Fields, reader: &SegmentReader) -> tantivy::Result<Arc<[DocId]>> {
+        let id = reader.segment_id();
+        if let Some(docs) = self
+            .segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(docs.clone());
+        }
+        // Built outside the lock: a concurrent lookup of another segment need not wait. Two
+        // lookups of a new segment may both build it; both get the same answer.
+        let docs = time_ordered_spans(fields, reader)?;
+        self.segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, docs.clone());
+        Ok(docs)
+    }
+}
+
+/// Spans whose `timestamp` is in `[from_ns, to_ns)`: the same documents as
+/// `kind = span` intersected with a `RangeQuery` on `timestamp`, found from [`SpanTimes`].
+#[derive(Clone)]
+pub(crate) struct SpansInWindow {
+    pub fields: Fields,
+    pub times: Arc<SpanTimes>,
+    pub from_ns: i64,
+    pub to_ns: i64,
+}
+
+impl std::fmt::Debug for SpansInWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpansInWindow")
+            .field("from_ns", &self.from_ns)
+            .field("to_ns", &self.to_ns)
+            .finish()
+    }
+}
+
+impl Query for SpansInWindow {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Weight for SpansInWindow {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let docs = self.times.of(&self.fields, reader)?;
+        let timestamps = timestamp_column(reader)?;
+        let at = |doc: DocId| timestamp_ns(&timestamps, doc);
+        let start = docs.partition_point(|&doc| at(doc) < self.from_ns);
+        let end = start + docs[start..].partition_point(|&doc| at(doc) < self.to_ns);
+        let mut window = docs[start..end].to_vec();
+        window.sort_unstable();
+        Ok(Box::new(ConstScorer::new(SortedDocs::new(window), boost)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let mut scorer = self.scorer(reader, 1.0)?;
+        if scorer.seek(doc) != doc || doc == TERMINATED {
+            return Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document #{doc} is not a span of the window"
+            )));
+        }
+        Ok(Explanation::new("SpansInWindow", 1.0))
+    }
+}
+
+/// Ascending, distinct doc ids as a [`DocSet`].
+struct SortedDocs {
+    docs: Vec<DocId>,
+    at: usize,
+}
+
+impl SortedDocs {
+    fn new(docs: Vec<DocId>) -> SortedDocs {
+        debug_assert!(docs.windows(2).all(|w| w[0] < w[1]));
+        SortedDocs { docs, at: 0 }
+    }
+}
+
+impl DocSet for SortedDocs {
+    fn advance(&mut self) -> DocId {
+        self.at = (self.at + 1).min(self.docs.len());
+        self.doc()
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        self.at += self.docs[self.at..].partition_point(|&doc| doc < target);
+        self.doc()
+    }
+
+    fn doc(&self) -> DocId {
+        self.docs.get(self.at).copied().unwrap_or(TERMINATED)
+    }
+
+    fn size_hint(&self) -> u32 {
+        (self.docs.len() - self.at) as u32
+    }
+}
+
+fn timestamp_column(reader: &SegmentReader) -> tantivy::Result<Column<DateTime>> {
+    reader.fast_fields().date(names::TIMESTAMP)
+}
+
+fn timestamp_ns(column: &Column<DateTime>, doc: DocId) -> i64 {
+    column
+        .first(doc)
+        .map_or(i64::MIN, DateTime::into_timestamp_nanos)
+}
+
+/// The segment's spans that have a timestamp, by (timestamp, doc id). Deleted documents are
+/// kept: a search skips them by the segment's alive bitset, which deletes change.
+fn time_ordered_spans(fields: &Fields, reader: &SegmentReader) -> tantivy::Result<Arc<[DocId]>> {
+    let timestamps = timestamp_column(reader)?;
+    let spans = TermQuery::new(
+        Term::from_field_text(fields.kind, KIND_SPAN),
+        IndexRecordOption::Basic,
+    );
+    let mut scorer = spans
+        .weight(EnableScoring::disabled_from_schema(&fields.schema))?
+        .scorer(reader, 1.0)?;
+    let mut keyed: Vec<(i64, DocId)> = Vec::new();
+    let mut doc = scorer.doc();
+    while doc != TERMINATED {
+        if let Some(ts) = timestamps.first(doc) {
+            keyed.push((ts.into_timestamp_nanos(), doc));
+        }
+        doc = scorer.advance();
+    }
+    keyed.sort_unstable();
+    Ok(keyed.into_iter().map(|(_, doc)| doc).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound;
+
+    use model::{LogRecord, Record, Span, SpanId, TraceId};
+    use tantivy::collector::DocSetCollector;
+    use tantivy::query::{BooleanQuery, RangeQuery};
+
+    use super::*;
+    use crate::{Batch, Index, Writer, WriterConfig};
+
+    const T0: i64 = 1_795_183_200_000_000_000;
+
+    /// Three commits (three segments or more) of spans and logs at times that repeat and interleave across segments.
+    fn index() -> Index {
+        let index = Index::create_in_ram().unwrap();
+        let writer = Writer::start(&index, WriterConfig::default()).unwrap();
+        let mut n = 0u64;
+        for segment in 0..3i64 {
+            let mut records = Vec::new();
+            for i in 0..60i64 {
+                n += 1;
+                let at = T0 + ((i * 37 + segment * 11) % 50) * 1_000;
+                records.push(if i % 3 == 0 {
+                    Record::Log(LogRecord {
+                        time_ns: at,
+                        service: "api".into(),
+                        body: format!("log {n}"),
+                        ..LogRecord::default()
+                    })
+                } else {
+                    Record::Span(Span {
+                        trace_id: TraceId::from_u128(u128::from(n)),
+                        span_id: SpanId::from_u64(n),
+                        name: "op".into(),
+                        service: "api".into(),
+                        start_ns: at,
+                        end_ns: at + 5,
+                        ..Span::default()
+                    })
+                });
+            }
+            writer
+                .blocking_send(Batch::new(records, Vec::new()))
+                .unwrap();
+            writer.blocking_flush().unwrap();
+        }
+        writer.shutdown().unwrap();
+        index
+    }
+
+    #[test]
+    fn a_window_holds_the_spans_a_range_over_the_time_column_holds() {
+        let index = index();
+        let fields = index.fields();
+        let searcher = index.searcher();
+        let n_segments = searcher.segment_readers().len();
+        assert!(n_segments >= 3, "{n_segments} segments");
+        let times = Arc::new(SpanTimes::default());
+        let term = |ns| Term::from_field_date(fields.timestamp, DateTime::from_timestamp_nanos(ns));
+        let mut windows = vec![(i64::MIN, i64::MAX), (T0, T0), (T0 + 1, T0 + 1_000)];
+        for from in (-2..52).map(|i| T0 + i * 1_000) {
+            for len in [0, 1, 999, 1_000, 1_001, 7_000, 60_000] {
+                windows.push((from, from + len));
+            }
+        }
+        let mut non_empty = 0;
+        for (from_ns, to_ns) in windows {
+            let range = BooleanQuery::intersection(vec![
+                crate::search::kind_query(fields, KIND_SPAN),
+                Box::new(RangeQuery::new(
+                    Bound::Included(term(from_ns)),
+                    Bound::Excluded(term(to_ns)),
+                )),
+            ]);
+            let window = SpansInWindow {
+                fields: fields.clone(),
+                times: times.clone(),
+                from_ns,
+                to_ns,
+            };
+            let expected = searcher.search(&range, &DocSetCollector).unwrap();
+            let found = searcher.search(&window, &DocSetCollector).unwrap();
+            assert_eq!(found, expected, "[{from_ns}, {to_ns})");
+            non_empty += usize::from(!found.is_empty());
+        }
+        assert!(non_empty > 100, "only {non_empty} windows held a span");
+        // One entry per segment, kept across lookups.
+        assert_eq!(times.segments.lock().unwrap().len(), n_segments);
+        times.retain(&searcher);
+        assert_eq!(times.segments.lock().unwrap().len(), n_segments);
+    }
+}
