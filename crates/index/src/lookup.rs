@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
-use tantivy::query::{BooleanQuery, Query, TermQuery};
-use tantivy::schema::IndexRecordOption;
-use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader, Term};
+use tantivy::query::BooleanQuery;
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::schema::names;
 use crate::span_times::SpansInWindow;
@@ -124,10 +123,6 @@ impl Lookup for IndexLookup<'_> {
 
     fn spans(&self, q: &SpanQuery) -> Vec<ForeignSpan> {
         let mut clauses = vec!["kind = span".to_owned()];
-        if q.roots_only {
-            clauses.push("NOT exists(parent_span_id)".into());
-        }
-
         if let Some(id) = &q.message_id {
             clauses.push(format!("messaging.message.id = {}", quoted(id)));
         }
@@ -135,29 +130,12 @@ impl Lookup for IndexLookup<'_> {
             clauses.push(format!("NOT trace_id = {trace_id}"));
         }
         let query = clauses.join(" AND ");
-        let Ok(mut compiled) = self.index.compile(&query, None) else {
+        let Ok(compiled) = self.index.compile(&query, None) else {
             return Vec::new();
         };
-        // The span kind is a keyword field the query language does not name.
-        if !q.kinds.is_empty() {
-            let field = self.index.fields().span_kind;
-            let kinds: Vec<Box<dyn Query>> = q
-                .kinds
-                .iter()
-                .map(|&k| -> Box<dyn Query> {
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(field, kind_name(k)),
-                        IndexRecordOption::Basic,
-                    ))
-                })
-                .collect();
-            compiled = Box::new(BooleanQuery::intersection(vec![
-                compiled,
-                Box::new(BooleanQuery::union(kinds)),
-            ]));
-        }
-        // The window picks the candidates (from each segment's spans in time order) rather
-        // than a range over the time column, which tantivy checks for every span.
+        // The window picks the candidates (from each segment's spans in time order) and checks
+        // root and kind from their columns, rather than a range over the time column and
+        // `NOT exists(parent_span_id)`, which tantivy checks for every span.
         let searcher = self.index.searcher();
         self.index.inner.span_times.retain(&searcher);
         let window = SpansInWindow {
@@ -165,8 +143,10 @@ impl Lookup for IndexLookup<'_> {
             times: self.index.inner.span_times.clone(),
             from_ns: q.start_from_ns,
             to_ns: q.start_to_ns.saturating_add(1),
+            roots_only: q.roots_only,
+            span_kinds: q.kinds.iter().map(|&k| kind_name(k)).collect(),
         };
-        compiled = Box::new(BooleanQuery::intersection(vec![Box::new(window), compiled]));
+        let compiled = Box::new(BooleanQuery::intersection(vec![Box::new(window), compiled]));
         let Ok(response) = self.index.search_compiled(
             compiled,
             &SearchRequest {

@@ -62,13 +62,18 @@ impl SpanTimes {
 }
 
 /// Spans whose `timestamp` is in `[from_ns, to_ns)`: the same documents as
-/// `kind = span` intersected with a `RangeQuery` on `timestamp`, found from [`SpanTimes`].
+/// `kind = span` intersected with a `RangeQuery` on `timestamp`, found from [`SpanTimes`];
+/// optionally only those without `parent_span_id` (`NOT exists(parent_span_id)`) and of one of
+/// `span_kinds` (a `span_kind` term each), checked on the window's spans from their columns.
 #[derive(Clone)]
 pub(crate) struct SpansInWindow {
     pub fields: Fields,
     pub times: Arc<SpanTimes>,
     pub from_ns: i64,
     pub to_ns: i64,
+    pub roots_only: bool,
+    /// Empty: any kind.
+    pub span_kinds: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for SpansInWindow {
@@ -94,6 +99,25 @@ impl Weight for SpansInWindow {
         let start = docs.partition_point(|&doc| at(doc) < self.from_ns);
         let end = start + docs[start..].partition_point(|&doc| at(doc) < self.to_ns);
         let mut window = docs[start..end].to_vec();
+        let fast = reader.fast_fields();
+        if self.roots_only
+            && let Some(parents) = fast.str(names::PARENT_SPAN_ID)?
+        {
+            window.retain(|&doc| parents.term_ords(doc).next().is_none());
+        }
+        if !self.span_kinds.is_empty() {
+            let Some(kinds) = fast.str(names::SPAN_KIND)? else {
+                return Ok(Box::new(ConstScorer::new(
+                    SortedDocs::new(Vec::new()),
+                    boost,
+                )));
+            };
+            let mut ords = Vec::new();
+            for kind in &self.span_kinds {
+                ords.extend(kinds.dictionary().term_ord(kind)?);
+            }
+            window.retain(|&doc| kinds.term_ords(doc).any(|ord| ords.contains(&ord)));
+        }
         window.sort_unstable();
         Ok(Box::new(ConstScorer::new(SortedDocs::new(window), boost)))
     }
@@ -179,9 +203,9 @@ fn time_ordered_spans(fields: &Fields, reader: &SegmentReader) -> tantivy::Resul
 mod tests {
     use std::ops::Bound;
 
-    use model::{LogRecord, Record, Span, SpanId, TraceId};
+    use model::{LogRecord, Record, Span, SpanId, SpanKind, TraceId};
     use tantivy::collector::DocSetCollector;
-    use tantivy::query::{BooleanQuery, RangeQuery};
+    use tantivy::query::{BooleanQuery, ExistsQuery, Occur, RangeQuery};
 
     use super::*;
     use crate::{Batch, Index, Writer, WriterConfig};
@@ -209,6 +233,9 @@ mod tests {
                     Record::Span(Span {
                         trace_id: TraceId::from_u128(u128::from(n)),
                         span_id: SpanId::from_u64(n),
+                        parent_span_id: SpanId::from_u64(n * 1_000).filter(|_| i % 4 != 1),
+                        kind: [SpanKind::Server, SpanKind::Client, SpanKind::Producer]
+                            [(i % 3) as usize],
                         name: "op".into(),
                         service: "api".into(),
                         start_ns: at,
@@ -242,26 +269,60 @@ mod tests {
             }
         }
         let mut non_empty = 0;
+        let span_kind = |kind| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(fields.span_kind, kind),
+                IndexRecordOption::Basic,
+            ))
+        };
         for (from_ns, to_ns) in windows {
-            let range = BooleanQuery::intersection(vec![
-                crate::search::kind_query(fields, KIND_SPAN),
-                Box::new(RangeQuery::new(
-                    Bound::Included(term(from_ns)),
-                    Bound::Excluded(term(to_ns)),
-                )),
-            ]);
-            let window = SpansInWindow {
-                fields: fields.clone(),
-                times: times.clone(),
-                from_ns,
-                to_ns,
+            let range = || -> Box<dyn Query> {
+                Box::new(BooleanQuery::intersection(vec![
+                    crate::search::kind_query(fields, KIND_SPAN),
+                    Box::new(RangeQuery::new(
+                        Bound::Included(term(from_ns)),
+                        Bound::Excluded(term(to_ns)),
+                    )),
+                ]))
             };
-            let expected = searcher.search(&range, &DocSetCollector).unwrap();
-            let found = searcher.search(&window, &DocSetCollector).unwrap();
-            assert_eq!(found, expected, "[{from_ns}, {to_ns})");
-            non_empty += usize::from(!found.is_empty());
+            let roots = BooleanQuery::new(vec![
+                (Occur::Must, range()),
+                (
+                    Occur::MustNot,
+                    Box::new(ExistsQuery::new(names::PARENT_SPAN_ID.into(), false)),
+                ),
+            ]);
+            let callers = BooleanQuery::intersection(vec![
+                range(),
+                Box::new(BooleanQuery::union(vec![
+                    span_kind("CLIENT"),
+                    span_kind("PRODUCER"),
+                ])),
+            ]);
+            let cases: [(&dyn Query, bool, Vec<&'static str>); 3] = [
+                (&*range(), false, vec![]),
+                (&roots, true, vec![]),
+                (&callers, false, vec!["CLIENT", "PRODUCER"]),
+            ];
+            for (expected, roots_only, span_kinds) in cases {
+                let window = SpansInWindow {
+                    fields: fields.clone(),
+                    times: times.clone(),
+                    from_ns,
+                    to_ns,
+                    roots_only,
+                    span_kinds,
+                };
+                let expected = searcher.search(expected, &DocSetCollector).unwrap();
+                let found = searcher.search(&window, &DocSetCollector).unwrap();
+                assert_eq!(
+                    found, expected,
+                    "[{from_ns}, {to_ns}) roots_only {roots_only}"
+                );
+                non_empty += usize::from(!found.is_empty());
+            }
         }
-        assert!(non_empty > 100, "only {non_empty} windows held a span");
+        assert!(non_empty > 300, "only {non_empty} windows held a span");
         // One entry per segment, kept across lookups.
         assert_eq!(times.segments.lock().unwrap().len(), n_segments);
         times.retain(&searcher);
