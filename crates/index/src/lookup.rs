@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
-use tantivy::query::BooleanQuery;
+use tantivy::query::{BooleanQuery, Query};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::error::Context as _;
 use crate::schema::names;
-use crate::span_times::SpansInWindow;
-use crate::trace::analysis_span;
-use crate::{AggRequest, Index, SearchRequest, Trace};
+use crate::search::{hit_json, resolve_partial_ids};
+use crate::span_times::{NewestSpans, SpansInWindow};
+use crate::trace::{analysis_span, load_record};
+use crate::{AggRequest, Index, Trace};
 
 /// Fewer spans of an operation than this and its p50 says nothing.
 const MIN_P50_SAMPLES: u64 = 5;
@@ -85,6 +87,25 @@ fn kind_name(kind: SpanKind) -> &'static str {
 }
 
 impl IndexLookup<'_> {
+    /// The newest matches of `query` as search hits (`Index::search`'s shape), newest first.
+    fn load_hits(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        newest: &NewestSpans,
+    ) -> crate::Result<Vec<Value>> {
+        let fields = self.index.fields();
+        let matches = searcher
+            .search(query, newest)
+            .context("looking up spans of other traces")?;
+        let mut hits = Vec::with_capacity(matches.len());
+        for m in &matches {
+            hits.push(hit_json(load_record(searcher, fields, m)?, m.is_span));
+        }
+        resolve_partial_ids(searcher, fields, hits.iter_mut())?;
+        Ok(hits)
+    }
+
     /// The p50 duration of the operation's spans in the index (`None` with too few).
     fn compute_p50(&self, service: &str, name: &str) -> Option<i64> {
         let query = format!(
@@ -145,24 +166,18 @@ impl Lookup for IndexLookup<'_> {
             to_ns: q.start_to_ns.saturating_add(1),
             roots_only: q.roots_only,
             span_kinds: q.kinds.iter().map(|&k| kind_name(k)).collect(),
+            running_at_ns: q.running_at_ns,
         };
-        let compiled = Box::new(BooleanQuery::intersection(vec![Box::new(window), compiled]));
-        let Ok(response) = self.index.search_compiled(
-            compiled,
-            &SearchRequest {
-                query: &query,
-                from_ns: None,
-                to_ns: None,
-                limit: q.limit.clamp(1, crate::MAX_SEARCH_LIMIT),
-                cursor: None,
-                now_ns: None,
-            },
-        ) else {
+        let query = BooleanQuery::intersection(vec![Box::new(window), compiled]);
+        let newest = NewestSpans {
+            fields: self.index.fields().clone(),
+            times: self.index.inner.span_times.clone(),
+            limit: q.limit.clamp(1, crate::MAX_SEARCH_LIMIT),
+        };
+        let Ok(hits) = self.load_hits(&searcher, &query, &newest) else {
             return Vec::new();
         };
-        response
-            .hits
-            .into_iter()
+        hits.into_iter()
             .filter_map(|mut hit| {
                 // A hit's `kind` is the document kind; the span's own is under `span_kind`.
                 if let Some(map) = hit.as_object_mut()

@@ -8,23 +8,41 @@
 //! has no selective term besides `kind = span`, and its cost grew with the index
 //! (docs/BENCHMARKS.md, issue 13).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use tantivy::columnar::Column;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, TermQuery, Weight};
 use tantivy::schema::IndexRecordOption;
-use tantivy::{DateTime, DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
+use tantivy::{
+    DateTime, DocAddress, DocId, DocSet, Score, SegmentOrdinal, SegmentReader, TERMINATED, Term,
+};
 
+use crate::collect::Match;
 use crate::doc::KIND_SPAN;
 use crate::schema::{Fields, names};
 
-/// Per segment, the ids of its spans that have a timestamp, ordered by (timestamp, doc id).
-/// Four bytes per span: 24 MB for an index of 10M records (6M spans).
+/// Per segment, its spans in time order and the columns a lookup reads. Opening a column
+/// reads its block index (a few bytes per 512 documents), so opening one per lookup would cost
+/// more as the index grows; the opened columns are kept with the segment.
 #[derive(Default)]
 pub(crate) struct SpanTimes {
-    segments: Mutex<HashMap<SegmentId, Arc<[DocId]>>>,
+    segments: Mutex<HashMap<SegmentId, Arc<SegmentSpans>>>,
+}
+
+/// One segment's spans and columns.
+pub(crate) struct SegmentSpans {
+    /// The ids of the spans that have a timestamp, ordered by (timestamp, doc id). Four bytes
+    /// per span: 24 MB for an index of 10M records (6M spans).
+    docs: Vec<DocId>,
+    timestamp: Column<DateTime>,
+    duration: Column<i64>,
+    seq: Column<u64>,
+    parents: Option<StrColumn>,
+    span_kinds: Option<StrColumn>,
 }
 
 impl SpanTimes {
@@ -39,32 +57,104 @@ impl SpanTimes {
         segments.retain(|id, _| live.contains(id));
     }
 
-    /// The segment's spans in time order, computed on first use.
-    fn of(&self, fields: &Fields, reader: &SegmentReader) -> tantivy::Result<Arc<[DocId]>> {
+    /// The segment's spans and columns, read on first use.
+    fn of(&self, fields: &Fields, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentSpans>> {
         let id = reader.segment_id();
-        if let Some(docs) = self
+        if let Some(segment) = self
             .segments
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
         {
-            return Ok(docs.clone());
+            return Ok(segment.clone());
         }
         // Built outside the lock: a concurrent lookup of another segment need not wait. Two
         // lookups of a new segment may both build it; both get the same answer.
-        let docs = time_ordered_spans(fields, reader)?;
+        let segment = Arc::new(SegmentSpans::read(fields, reader)?);
         self.segments
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, docs.clone());
-        Ok(docs)
+            .insert(id, segment.clone());
+        Ok(segment)
+    }
+}
+
+/// The newest `limit` matches, newest first, like the search's `NewestFirst` (by timestamp,
+/// then `seq`) but reading the columns kept in [`SpanTimes`]. Only for queries that match
+/// spans alone (every match is taken for a span).
+pub(crate) struct NewestSpans {
+    pub fields: Fields,
+    pub times: Arc<SpanTimes>,
+    pub limit: usize,
+}
+
+pub(crate) struct NewestSpansSegment {
+    segment: SegmentOrdinal,
+    spans: Arc<SegmentSpans>,
+    limit: usize,
+    /// A min-heap of the newest matches seen so far.
+    heap: BinaryHeap<Reverse<Match>>,
+}
+
+impl Collector for NewestSpans {
+    type Fruit = Vec<Match>;
+    type Child = NewestSpansSegment;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<NewestSpansSegment> {
+        Ok(NewestSpansSegment {
+            segment,
+            spans: self.times.of(&self.fields, reader)?,
+            limit: self.limit,
+            heap: BinaryHeap::with_capacity(self.limit.min(10_000) + 1),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<Match>>) -> tantivy::Result<Vec<Match>> {
+        let mut all: Vec<Match> = fruits.into_iter().flatten().collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        all.truncate(self.limit);
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for NewestSpansSegment {
+    type Fruit = Vec<Match>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let m = Match {
+            ts: timestamp_ns(&self.spans.timestamp, doc),
+            seq: self.spans.seq.first(doc).unwrap_or(0),
+            addr: DocAddress::new(self.segment, doc),
+            is_span: true,
+        };
+        if self.heap.len() < self.limit {
+            self.heap.push(Reverse(m));
+        } else if let Some(Reverse(oldest)) = self.heap.peek()
+            && m > *oldest
+        {
+            self.heap.pop();
+            self.heap.push(Reverse(m));
+        }
+    }
+
+    fn harvest(self) -> Vec<Match> {
+        self.heap.into_iter().map(|Reverse(m)| m).collect()
     }
 }
 
 /// Spans whose `timestamp` is in `[from_ns, to_ns)`: the same documents as
 /// `kind = span` intersected with a `RangeQuery` on `timestamp`, found from [`SpanTimes`];
 /// optionally only those without `parent_span_id` (`NOT exists(parent_span_id)`) and of one of
-/// `span_kinds` (a `span_kind` term each), checked on the window's spans from their columns.
+/// `span_kinds` (a `span_kind` term each) or still running at `running_at_ns`, checked on the
+/// window's spans from their columns.
 #[derive(Clone)]
 pub(crate) struct SpansInWindow {
     pub fields: Fields,
@@ -74,6 +164,8 @@ pub(crate) struct SpansInWindow {
     pub roots_only: bool,
     /// Empty: any kind.
     pub span_kinds: Vec<&'static str>,
+    /// Only spans ending at or after this (`timestamp` + `duration_ns`), and PRODUCER spans.
+    pub running_at_ns: Option<i64>,
 }
 
 impl std::fmt::Debug for SpansInWindow {
@@ -93,30 +185,43 @@ impl Query for SpansInWindow {
 
 impl Weight for SpansInWindow {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let docs = self.times.of(&self.fields, reader)?;
-        let timestamps = timestamp_column(reader)?;
-        let at = |doc: DocId| timestamp_ns(&timestamps, doc);
-        let start = docs.partition_point(|&doc| at(doc) < self.from_ns);
-        let end = start + docs[start..].partition_point(|&doc| at(doc) < self.to_ns);
-        let mut window = docs[start..end].to_vec();
-        let fast = reader.fast_fields();
+        let spans = self.times.of(&self.fields, reader)?;
+        let at = |doc: DocId| timestamp_ns(&spans.timestamp, doc);
+        let start = spans.docs.partition_point(|&doc| at(doc) < self.from_ns);
+        let end = start + spans.docs[start..].partition_point(|&doc| at(doc) < self.to_ns);
+        let mut window = spans.docs[start..end].to_vec();
         if self.roots_only
-            && let Some(parents) = fast.str(names::PARENT_SPAN_ID)?
+            && let Some(parents) = &spans.parents
         {
             window.retain(|&doc| parents.term_ords(doc).next().is_none());
         }
         if !self.span_kinds.is_empty() {
-            let Some(kinds) = fast.str(names::SPAN_KIND)? else {
-                return Ok(Box::new(ConstScorer::new(
-                    SortedDocs::new(Vec::new()),
-                    boost,
-                )));
-            };
             let mut ords = Vec::new();
-            for kind in &self.span_kinds {
-                ords.extend(kinds.dictionary().term_ord(kind)?);
+            if let Some(kinds) = &spans.span_kinds {
+                for kind in &self.span_kinds {
+                    ords.extend(kinds.dictionary().term_ord(kind)?);
+                }
             }
-            window.retain(|&doc| kinds.term_ords(doc).any(|ord| ords.contains(&ord)));
+            match &spans.span_kinds {
+                Some(kinds) if !ords.is_empty() => {
+                    window.retain(|&doc| kinds.term_ords(doc).any(|ord| ords.contains(&ord)));
+                }
+                _ => window.clear(),
+            }
+        }
+        if let Some(running_at) = self.running_at_ns {
+            let producer = match &spans.span_kinds {
+                Some(kinds) => kinds.dictionary().term_ord("PRODUCER")?,
+                None => None,
+            };
+            let is_producer = |doc: DocId| match (&spans.span_kinds, producer) {
+                (Some(kinds), Some(ord)) => kinds.term_ords(doc).any(|o| o == ord),
+                _ => false,
+            };
+            window.retain(|&doc| {
+                let duration = spans.duration.first(doc).unwrap_or(0).max(0);
+                is_producer(doc) || at(doc).saturating_add(duration) >= running_at
+            });
         }
         window.sort_unstable();
         Ok(Box::new(ConstScorer::new(SortedDocs::new(window), boost)))
@@ -166,37 +271,44 @@ impl DocSet for SortedDocs {
     }
 }
 
-fn timestamp_column(reader: &SegmentReader) -> tantivy::Result<Column<DateTime>> {
-    reader.fast_fields().date(names::TIMESTAMP)
-}
-
 fn timestamp_ns(column: &Column<DateTime>, doc: DocId) -> i64 {
     column
         .first(doc)
         .map_or(i64::MIN, DateTime::into_timestamp_nanos)
 }
 
-/// The segment's spans that have a timestamp, by (timestamp, doc id). Deleted documents are
-/// kept: a search skips them by the segment's alive bitset, which deletes change.
-fn time_ordered_spans(fields: &Fields, reader: &SegmentReader) -> tantivy::Result<Arc<[DocId]>> {
-    let timestamps = timestamp_column(reader)?;
-    let spans = TermQuery::new(
-        Term::from_field_text(fields.kind, KIND_SPAN),
-        IndexRecordOption::Basic,
-    );
-    let mut scorer = spans
-        .weight(EnableScoring::disabled_from_schema(&fields.schema))?
-        .scorer(reader, 1.0)?;
-    let mut keyed: Vec<(i64, DocId)> = Vec::new();
-    let mut doc = scorer.doc();
-    while doc != TERMINATED {
-        if let Some(ts) = timestamps.first(doc) {
-            keyed.push((ts.into_timestamp_nanos(), doc));
+impl SegmentSpans {
+    /// The segment's spans that have a timestamp, by (timestamp, doc id), and its columns.
+    /// Deleted documents are kept: a search skips them by the segment's alive bitset, which
+    /// deletes change.
+    fn read(fields: &Fields, reader: &SegmentReader) -> tantivy::Result<SegmentSpans> {
+        let fast = reader.fast_fields();
+        let timestamp = fast.date(names::TIMESTAMP)?;
+        let spans = TermQuery::new(
+            Term::from_field_text(fields.kind, KIND_SPAN),
+            IndexRecordOption::Basic,
+        );
+        let mut scorer = spans
+            .weight(EnableScoring::disabled_from_schema(&fields.schema))?
+            .scorer(reader, 1.0)?;
+        let mut keyed: Vec<(i64, DocId)> = Vec::new();
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            if let Some(ts) = timestamp.first(doc) {
+                keyed.push((ts.into_timestamp_nanos(), doc));
+            }
+            doc = scorer.advance();
         }
-        doc = scorer.advance();
+        keyed.sort_unstable();
+        Ok(SegmentSpans {
+            docs: keyed.into_iter().map(|(_, doc)| doc).collect(),
+            timestamp,
+            duration: fast.i64(names::DURATION_NS)?,
+            seq: fast.u64(names::SEQ)?,
+            parents: fast.str(names::PARENT_SPAN_ID)?,
+            span_kinds: fast.str(names::SPAN_KIND)?,
+        })
     }
-    keyed.sort_unstable();
-    Ok(keyed.into_iter().map(|(_, doc)| doc).collect())
 }
 
 #[cfg(test)]
@@ -208,6 +320,7 @@ mod tests {
     use tantivy::query::{BooleanQuery, ExistsQuery, Occur, RangeQuery};
 
     use super::*;
+    use crate::collect::NewestFirst;
     use crate::{Batch, Index, Writer, WriterConfig};
 
     const T0: i64 = 1_795_183_200_000_000_000;
@@ -312,7 +425,22 @@ mod tests {
                     to_ns,
                     roots_only,
                     span_kinds,
+                    running_at_ns: None,
                 };
+                let newest = NewestSpans {
+                    fields: fields.clone(),
+                    times: times.clone(),
+                    limit: 5,
+                };
+                let newest_first = NewestFirst {
+                    limit: 5,
+                    before: None,
+                };
+                assert_eq!(
+                    searcher.search(&window, &newest).unwrap(),
+                    searcher.search(expected, &newest_first).unwrap().hits,
+                    "the newest of [{from_ns}, {to_ns}) roots_only {roots_only}"
+                );
                 let expected = searcher.search(expected, &DocSetCollector).unwrap();
                 let found = searcher.search(&window, &DocSetCollector).unwrap();
                 assert_eq!(
