@@ -623,6 +623,7 @@ fn propagation(cx: &Context<'_>) -> (Vec<Finding>, Vec<Finding>) {
                 caller.end_ns()
             },
             message_id: caller.messaging_message_id.clone().filter(|_| producer),
+            running_at_ns: None,
             limit: 200,
         };
         let best = cx
@@ -667,6 +668,8 @@ fn propagation(cx: &Context<'_>) -> (Vec<Finding>, Vec<Finding>) {
             }),
             start_to_ns: root.start_ns,
             message_id: root.messaging_message_id.clone().filter(|_| consumer),
+            // A caller that had finished before this root started did not call it.
+            running_at_ns: Some(root.start_ns),
             limit: 200,
         };
         let mut found: Vec<(&'static str, ForeignSpan)> = cx

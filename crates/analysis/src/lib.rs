@@ -174,6 +174,10 @@ pub struct SpanQuery {
     pub start_to_ns: i64,
     /// Only spans with this `messaging.message.id`.
     pub message_id: Option<String>,
+    /// Only spans still running at this time (ending at or after it), PRODUCER spans whatever
+    /// their end (they do not wait for their consumer). Applied before `limit`, so finished
+    /// calls never crowd out a call in flight.
+    pub running_at_ns: Option<i64>,
     pub limit: usize,
 }
 

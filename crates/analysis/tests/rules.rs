@@ -387,6 +387,9 @@ impl Lookup for OtherTrace {
             .filter(|s| !q.roots_only || s.parent_span_id.is_none())
             .filter(|s| q.kinds.is_empty() || q.kinds.contains(&s.kind))
             .filter(|s| (q.start_from_ns..=q.start_to_ns).contains(&s.start_ns))
+            .filter(|s| {
+                s.kind == SpanKind::Producer || q.running_at_ns.is_none_or(|t| s.end_ns() >= t)
+            })
             .map(|s| ForeignSpan {
                 trace_id: Some(self.trace_id),
                 span: s.clone(),

@@ -21,6 +21,7 @@ pub mod query;
 mod retention;
 pub mod schema;
 mod search;
+mod span_times;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod trace;
@@ -97,6 +98,8 @@ struct Inner {
     p50s: lookup::P50Cache,
     /// Segments' records by trace, for compare (`compare/traces.rs`).
     traces_by_segment: compare::TraceCache,
+    /// Each segment's spans in time order, for the analysis's time-window lookups.
+    span_times: Arc<span_times::SpanTimes>,
 }
 
 impl Index {
@@ -186,6 +189,7 @@ impl Index {
                 path,
                 p50s: lookup::P50Cache::default(),
                 traces_by_segment: compare::TraceCache::default(),
+                span_times: Arc::default(),
             }),
         })
     }

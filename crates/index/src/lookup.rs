@@ -9,12 +9,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tantivy::Term;
-use tantivy::query::{BooleanQuery, Query, TermQuery};
-use tantivy::schema::IndexRecordOption;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::StrColumn;
+use tantivy::query::{BooleanQuery, Query};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use crate::trace::analysis_span;
-use crate::{AggRequest, Index, SearchRequest, Trace};
+use crate::error::Context as _;
+use crate::schema::names;
+use crate::search::{hit_json, resolve_partial_ids};
+use crate::span_times::{NewestSpans, SpansInWindow};
+use crate::trace::{analysis_span, load_record};
+use crate::{AggRequest, Index, Trace};
 
 /// Fewer spans of an operation than this and its p50 says nothing.
 const MIN_P50_SAMPLES: u64 = 5;
@@ -82,6 +87,25 @@ fn kind_name(kind: SpanKind) -> &'static str {
 }
 
 impl IndexLookup<'_> {
+    /// The newest matches of `query` as search hits (`Index::search`'s shape), newest first.
+    fn load_hits(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        newest: &NewestSpans,
+    ) -> crate::Result<Vec<Value>> {
+        let fields = self.index.fields();
+        let matches = searcher
+            .search(query, newest)
+            .context("looking up spans of other traces")?;
+        let mut hits = Vec::with_capacity(matches.len());
+        for m in &matches {
+            hits.push(hit_json(load_record(searcher, fields, m)?, m.is_span));
+        }
+        resolve_partial_ids(searcher, fields, hits.iter_mut())?;
+        Ok(hits)
+    }
+
     /// The p50 duration of the operation's spans in the index (`None` with too few).
     fn compute_p50(&self, service: &str, name: &str) -> Option<i64> {
         let query = format!(
@@ -120,10 +144,6 @@ impl Lookup for IndexLookup<'_> {
 
     fn spans(&self, q: &SpanQuery) -> Vec<ForeignSpan> {
         let mut clauses = vec!["kind = span".to_owned()];
-        if q.roots_only {
-            clauses.push("NOT exists(parent_span_id)".into());
-        }
-
         if let Some(id) = &q.message_id {
             clauses.push(format!("messaging.message.id = {}", quoted(id)));
         }
@@ -131,43 +151,33 @@ impl Lookup for IndexLookup<'_> {
             clauses.push(format!("NOT trace_id = {trace_id}"));
         }
         let query = clauses.join(" AND ");
-        let Ok(mut compiled) = self.index.compile(&query, None) else {
+        let Ok(compiled) = self.index.compile(&query, None) else {
             return Vec::new();
         };
-        // The span kind is a keyword field the query language does not name.
-        if !q.kinds.is_empty() {
-            let field = self.index.fields().span_kind;
-            let kinds: Vec<Box<dyn Query>> = q
-                .kinds
-                .iter()
-                .map(|&k| -> Box<dyn Query> {
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(field, kind_name(k)),
-                        IndexRecordOption::Basic,
-                    ))
-                })
-                .collect();
-            compiled = Box::new(BooleanQuery::intersection(vec![
-                compiled,
-                Box::new(BooleanQuery::union(kinds)),
-            ]));
-        }
-        let Ok(response) = self.index.search_compiled(
-            compiled,
-            &SearchRequest {
-                query: &query,
-                from_ns: Some(q.start_from_ns),
-                to_ns: Some(q.start_to_ns.saturating_add(1)),
-                limit: q.limit.clamp(1, crate::MAX_SEARCH_LIMIT),
-                cursor: None,
-                now_ns: None,
-            },
-        ) else {
+        // The window picks the candidates (from each segment's spans in time order) and checks
+        // root and kind from their columns, rather than a range over the time column and
+        // `NOT exists(parent_span_id)`, which tantivy checks for every span.
+        let searcher = self.index.searcher();
+        self.index.inner.span_times.retain(&searcher);
+        let window = SpansInWindow {
+            fields: self.index.fields().clone(),
+            times: self.index.inner.span_times.clone(),
+            from_ns: q.start_from_ns,
+            to_ns: q.start_to_ns.saturating_add(1),
+            roots_only: q.roots_only,
+            span_kinds: q.kinds.iter().map(|&k| kind_name(k)).collect(),
+            running_at_ns: q.running_at_ns,
+        };
+        let query = BooleanQuery::intersection(vec![Box::new(window), compiled]);
+        let newest = NewestSpans {
+            fields: self.index.fields().clone(),
+            times: self.index.inner.span_times.clone(),
+            limit: q.limit.clamp(1, crate::MAX_SEARCH_LIMIT),
+        };
+        let Ok(hits) = self.load_hits(&searcher, &query, &newest) else {
             return Vec::new();
         };
-        response
-            .hits
-            .into_iter()
+        hits.into_iter()
             .filter_map(|mut hit| {
                 // A hit's `kind` is the document kind; the span's own is under `span_kind`.
                 if let Some(map) = hit.as_object_mut()
@@ -192,17 +202,70 @@ impl Lookup for IndexLookup<'_> {
     }
 
     fn has_children(&self, trace_id: TraceId, span_id: SpanId) -> bool {
-        let query = format!("kind = span AND trace_id = {trace_id} AND parent_span_id = {span_id}");
+        // The trace's spans are found by term; their parent is read from the column. A term
+        // query on `parent_span_id` (a fast field only) would scan the column of every segment.
+        let query = format!("kind = span AND trace_id = {trace_id}");
+        let Ok(compiled) = self.index.compile(&query, None) else {
+            return true;
+        };
         self.index
-            .search(&SearchRequest {
-                query: &query,
-                from_ns: None,
-                to_ns: None,
-                limit: 1,
-                cursor: None,
-                now_ns: None,
-            })
+            .searcher()
+            .search(&*compiled, &ParentIs(span_id.to_string()))
             // When the index cannot say, do not claim a lost context.
-            .map_or(true, |r| r.total > 0)
+            .unwrap_or(true)
+    }
+}
+
+/// Whether a matching document names this span id as its parent.
+struct ParentIs(String);
+
+struct ParentIsSegment {
+    column: Option<StrColumn>,
+    /// The span id's ordinal in this segment's column (`None`: no document names it).
+    ord: Option<u64>,
+    found: bool,
+}
+
+impl Collector for ParentIs {
+    type Fruit = bool;
+    type Child = ParentIsSegment;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<ParentIsSegment> {
+        let column = reader.fast_fields().str(names::PARENT_SPAN_ID)?;
+        let ord = match &column {
+            Some(column) => column.dictionary().term_ord(&self.0)?,
+            None => None,
+        };
+        Ok(ParentIsSegment {
+            column,
+            ord,
+            found: false,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<bool>) -> tantivy::Result<bool> {
+        Ok(fruits.into_iter().any(|found| found))
+    }
+}
+
+impl SegmentCollector for ParentIsSegment {
+    type Fruit = bool;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let (false, Some(column), Some(ord)) = (self.found, &self.column, self.ord) {
+            self.found = column.term_ords(doc).any(|o| o == ord);
+        }
+    }
+
+    fn harvest(self) -> bool {
+        self.found
     }
 }

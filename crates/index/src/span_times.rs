@@ -1,0 +1,459 @@
+//! Spans of a time window without scanning the time column: each segment's spans in timestamp
+//! order, kept in memory per segment (segments never change), so that a window is two binary
+//! searches and costs what it holds, not what the index holds.
+//!
+//! `timestamp` is a fast field only (no inverted index; `schema.rs`), so tantivy's
+//! `RangeQuery` on it checks the column document by document: fine for a search whose other
+//! terms are selective, but the analysis's "spans of other traces that started in this window"
+//! has no selective term besides `kind = span`, and its cost grew with the index
+//! (docs/BENCHMARKS.md, issue 13).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::index::SegmentId;
+use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, TermQuery, Weight};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{
+    DateTime, DocAddress, DocId, DocSet, Score, SegmentOrdinal, SegmentReader, TERMINATED, Term,
+};
+
+use crate::collect::Match;
+use crate::doc::KIND_SPAN;
+use crate::schema::{Fields, names};
+
+/// Per segment, its spans in time order and the columns a lookup reads. Opening a column
+/// reads its block index (a few bytes per 512 documents), so opening one per lookup would cost
+/// more as the index grows; the opened columns are kept with the segment.
+#[derive(Default)]
+pub(crate) struct SpanTimes {
+    segments: Mutex<HashMap<SegmentId, Arc<SegmentSpans>>>,
+}
+
+/// One segment's spans and columns.
+pub(crate) struct SegmentSpans {
+    /// The ids of the spans that have a timestamp, ordered by (timestamp, doc id). Four bytes
+    /// per span: 24 MB for an index of 10M records (6M spans).
+    docs: Vec<DocId>,
+    timestamp: Column<DateTime>,
+    duration: Column<i64>,
+    seq: Column<u64>,
+    parents: Option<StrColumn>,
+    span_kinds: Option<StrColumn>,
+}
+
+impl SpanTimes {
+    /// Forgets the segments that are not in `searcher` (merged away or deleted).
+    pub(crate) fn retain(&self, searcher: &tantivy::Searcher) {
+        let live: Vec<SegmentId> = searcher
+            .segment_readers()
+            .iter()
+            .map(SegmentReader::segment_id)
+            .collect();
+        let mut segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        segments.retain(|id, _| live.contains(id));
+    }
+
+    /// The segment's spans and columns, read on first use.
+    fn of(&self, fields: &Fields, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentSpans>> {
+        let id = reader.segment_id();
+        if let Some(segment) = self
+            .segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(segment.clone());
+        }
+        // Built outside the lock: a concurrent lookup of another segment need not wait. Two
+        // lookups of a new segment may both build it; both get the same answer.
+        let segment = Arc::new(SegmentSpans::read(fields, reader)?);
+        self.segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, segment.clone());
+        Ok(segment)
+    }
+}
+
+/// The newest `limit` matches, newest first, like the search's `NewestFirst` (by timestamp,
+/// then `seq`) but reading the columns kept in [`SpanTimes`]. Only for queries that match
+/// spans alone (every match is taken for a span).
+pub(crate) struct NewestSpans {
+    pub fields: Fields,
+    pub times: Arc<SpanTimes>,
+    pub limit: usize,
+}
+
+pub(crate) struct NewestSpansSegment {
+    segment: SegmentOrdinal,
+    spans: Arc<SegmentSpans>,
+    limit: usize,
+    /// A min-heap of the newest matches seen so far.
+    heap: BinaryHeap<Reverse<Match>>,
+}
+
+impl Collector for NewestSpans {
+    type Fruit = Vec<Match>;
+    type Child = NewestSpansSegment;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<NewestSpansSegment> {
+        Ok(NewestSpansSegment {
+            segment,
+            spans: self.times.of(&self.fields, reader)?,
+            limit: self.limit,
+            heap: BinaryHeap::with_capacity(self.limit.min(10_000) + 1),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<Match>>) -> tantivy::Result<Vec<Match>> {
+        let mut all: Vec<Match> = fruits.into_iter().flatten().collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        all.truncate(self.limit);
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for NewestSpansSegment {
+    type Fruit = Vec<Match>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let m = Match {
+            ts: timestamp_ns(&self.spans.timestamp, doc),
+            seq: self.spans.seq.first(doc).unwrap_or(0),
+            addr: DocAddress::new(self.segment, doc),
+            is_span: true,
+        };
+        if self.heap.len() < self.limit {
+            self.heap.push(Reverse(m));
+        } else if let Some(Reverse(oldest)) = self.heap.peek()
+            && m > *oldest
+        {
+            self.heap.pop();
+            self.heap.push(Reverse(m));
+        }
+    }
+
+    fn harvest(self) -> Vec<Match> {
+        self.heap.into_iter().map(|Reverse(m)| m).collect()
+    }
+}
+
+/// Spans whose `timestamp` is in `[from_ns, to_ns)`: the same documents as
+/// `kind = span` intersected with a `RangeQuery` on `timestamp`, found from [`SpanTimes`];
+/// optionally only those without `parent_span_id` (`NOT exists(parent_span_id)`) and of one of
+/// `span_kinds` (a `span_kind` term each) or still running at `running_at_ns`, checked on the
+/// window's spans from their columns.
+#[derive(Clone)]
+pub(crate) struct SpansInWindow {
+    pub fields: Fields,
+    pub times: Arc<SpanTimes>,
+    pub from_ns: i64,
+    pub to_ns: i64,
+    pub roots_only: bool,
+    /// Empty: any kind.
+    pub span_kinds: Vec<&'static str>,
+    /// Only spans ending at or after this (`timestamp` + `duration_ns`), and PRODUCER spans.
+    pub running_at_ns: Option<i64>,
+}
+
+impl std::fmt::Debug for SpansInWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpansInWindow")
+            .field("from_ns", &self.from_ns)
+            .field("to_ns", &self.to_ns)
+            .finish()
+    }
+}
+
+impl Query for SpansInWindow {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Weight for SpansInWindow {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let spans = self.times.of(&self.fields, reader)?;
+        let at = |doc: DocId| timestamp_ns(&spans.timestamp, doc);
+        let start = spans.docs.partition_point(|&doc| at(doc) < self.from_ns);
+        let end = start + spans.docs[start..].partition_point(|&doc| at(doc) < self.to_ns);
+        let mut window = spans.docs[start..end].to_vec();
+        if self.roots_only
+            && let Some(parents) = &spans.parents
+        {
+            window.retain(|&doc| parents.term_ords(doc).next().is_none());
+        }
+        if !self.span_kinds.is_empty() {
+            let mut ords = Vec::new();
+            if let Some(kinds) = &spans.span_kinds {
+                for kind in &self.span_kinds {
+                    ords.extend(kinds.dictionary().term_ord(kind)?);
+                }
+            }
+            match &spans.span_kinds {
+                Some(kinds) if !ords.is_empty() => {
+                    window.retain(|&doc| kinds.term_ords(doc).any(|ord| ords.contains(&ord)));
+                }
+                _ => window.clear(),
+            }
+        }
+        if let Some(running_at) = self.running_at_ns {
+            let producer = match &spans.span_kinds {
+                Some(kinds) => kinds.dictionary().term_ord("PRODUCER")?,
+                None => None,
+            };
+            let is_producer = |doc: DocId| match (&spans.span_kinds, producer) {
+                (Some(kinds), Some(ord)) => kinds.term_ords(doc).any(|o| o == ord),
+                _ => false,
+            };
+            window.retain(|&doc| {
+                let duration = spans.duration.first(doc).unwrap_or(0).max(0);
+                is_producer(doc) || at(doc).saturating_add(duration) >= running_at
+            });
+        }
+        window.sort_unstable();
+        Ok(Box::new(ConstScorer::new(SortedDocs::new(window), boost)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let mut scorer = self.scorer(reader, 1.0)?;
+        if scorer.seek(doc) != doc || doc == TERMINATED {
+            return Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document #{doc} is not a span of the window"
+            )));
+        }
+        Ok(Explanation::new("SpansInWindow", 1.0))
+    }
+}
+
+/// Ascending, distinct doc ids as a [`DocSet`].
+struct SortedDocs {
+    docs: Vec<DocId>,
+    at: usize,
+}
+
+impl SortedDocs {
+    fn new(docs: Vec<DocId>) -> SortedDocs {
+        debug_assert!(docs.windows(2).all(|w| w[0] < w[1]));
+        SortedDocs { docs, at: 0 }
+    }
+}
+
+impl DocSet for SortedDocs {
+    fn advance(&mut self) -> DocId {
+        self.at = (self.at + 1).min(self.docs.len());
+        self.doc()
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        self.at += self.docs[self.at..].partition_point(|&doc| doc < target);
+        self.doc()
+    }
+
+    fn doc(&self) -> DocId {
+        self.docs.get(self.at).copied().unwrap_or(TERMINATED)
+    }
+
+    fn size_hint(&self) -> u32 {
+        (self.docs.len() - self.at) as u32
+    }
+}
+
+fn timestamp_ns(column: &Column<DateTime>, doc: DocId) -> i64 {
+    column
+        .first(doc)
+        .map_or(i64::MIN, DateTime::into_timestamp_nanos)
+}
+
+impl SegmentSpans {
+    /// The segment's spans that have a timestamp, by (timestamp, doc id), and its columns.
+    /// Deleted documents are kept: a search skips them by the segment's alive bitset, which
+    /// deletes change.
+    fn read(fields: &Fields, reader: &SegmentReader) -> tantivy::Result<SegmentSpans> {
+        let fast = reader.fast_fields();
+        let timestamp = fast.date(names::TIMESTAMP)?;
+        let spans = TermQuery::new(
+            Term::from_field_text(fields.kind, KIND_SPAN),
+            IndexRecordOption::Basic,
+        );
+        let mut scorer = spans
+            .weight(EnableScoring::disabled_from_schema(&fields.schema))?
+            .scorer(reader, 1.0)?;
+        let mut keyed: Vec<(i64, DocId)> = Vec::new();
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            if let Some(ts) = timestamp.first(doc) {
+                keyed.push((ts.into_timestamp_nanos(), doc));
+            }
+            doc = scorer.advance();
+        }
+        keyed.sort_unstable();
+        Ok(SegmentSpans {
+            docs: keyed.into_iter().map(|(_, doc)| doc).collect(),
+            timestamp,
+            duration: fast.i64(names::DURATION_NS)?,
+            seq: fast.u64(names::SEQ)?,
+            parents: fast.str(names::PARENT_SPAN_ID)?,
+            span_kinds: fast.str(names::SPAN_KIND)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound;
+
+    use model::{LogRecord, Record, Span, SpanId, SpanKind, TraceId};
+    use tantivy::collector::DocSetCollector;
+    use tantivy::query::{BooleanQuery, ExistsQuery, Occur, RangeQuery};
+
+    use super::*;
+    use crate::collect::NewestFirst;
+    use crate::{Batch, Index, Writer, WriterConfig};
+
+    const T0: i64 = 1_795_183_200_000_000_000;
+
+    /// Three commits (three segments or more) of spans and logs at times that repeat and interleave across segments.
+    fn index() -> Index {
+        let index = Index::create_in_ram().unwrap();
+        let writer = Writer::start(&index, WriterConfig::default()).unwrap();
+        let mut n = 0u64;
+        for segment in 0..3i64 {
+            let mut records = Vec::new();
+            for i in 0..60i64 {
+                n += 1;
+                let at = T0 + ((i * 37 + segment * 11) % 50) * 1_000;
+                records.push(if i % 3 == 0 {
+                    Record::Log(LogRecord {
+                        time_ns: at,
+                        service: "api".into(),
+                        body: format!("log {n}"),
+                        ..LogRecord::default()
+                    })
+                } else {
+                    Record::Span(Span {
+                        trace_id: TraceId::from_u128(u128::from(n)),
+                        span_id: SpanId::from_u64(n),
+                        parent_span_id: SpanId::from_u64(n * 1_000).filter(|_| i % 4 != 1),
+                        kind: [SpanKind::Server, SpanKind::Client, SpanKind::Producer]
+                            [(i % 3) as usize],
+                        name: "op".into(),
+                        service: "api".into(),
+                        start_ns: at,
+                        end_ns: at + 5,
+                        ..Span::default()
+                    })
+                });
+            }
+            writer
+                .blocking_send(Batch::new(records, Vec::new()))
+                .unwrap();
+            writer.blocking_flush().unwrap();
+        }
+        writer.shutdown().unwrap();
+        index
+    }
+
+    #[test]
+    fn a_window_holds_the_spans_a_range_over_the_time_column_holds() {
+        let index = index();
+        let fields = index.fields();
+        let searcher = index.searcher();
+        let n_segments = searcher.segment_readers().len();
+        assert!(n_segments >= 3, "{n_segments} segments");
+        let times = Arc::new(SpanTimes::default());
+        let term = |ns| Term::from_field_date(fields.timestamp, DateTime::from_timestamp_nanos(ns));
+        let mut windows = vec![(i64::MIN, i64::MAX), (T0, T0), (T0 + 1, T0 + 1_000)];
+        for from in (-2..52).map(|i| T0 + i * 1_000) {
+            for len in [0, 1, 999, 1_000, 1_001, 7_000, 60_000] {
+                windows.push((from, from + len));
+            }
+        }
+        let mut non_empty = 0;
+        let span_kind = |kind| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(fields.span_kind, kind),
+                IndexRecordOption::Basic,
+            ))
+        };
+        for (from_ns, to_ns) in windows {
+            let range = || -> Box<dyn Query> {
+                Box::new(BooleanQuery::intersection(vec![
+                    crate::search::kind_query(fields, KIND_SPAN),
+                    Box::new(RangeQuery::new(
+                        Bound::Included(term(from_ns)),
+                        Bound::Excluded(term(to_ns)),
+                    )),
+                ]))
+            };
+            let roots = BooleanQuery::new(vec![
+                (Occur::Must, range()),
+                (
+                    Occur::MustNot,
+                    Box::new(ExistsQuery::new(names::PARENT_SPAN_ID.into(), false)),
+                ),
+            ]);
+            let callers = BooleanQuery::intersection(vec![
+                range(),
+                Box::new(BooleanQuery::union(vec![
+                    span_kind("CLIENT"),
+                    span_kind("PRODUCER"),
+                ])),
+            ]);
+            let cases: [(&dyn Query, bool, Vec<&'static str>); 3] = [
+                (&*range(), false, vec![]),
+                (&roots, true, vec![]),
+                (&callers, false, vec!["CLIENT", "PRODUCER"]),
+            ];
+            for (expected, roots_only, span_kinds) in cases {
+                let window = SpansInWindow {
+                    fields: fields.clone(),
+                    times: times.clone(),
+                    from_ns,
+                    to_ns,
+                    roots_only,
+                    span_kinds,
+                    running_at_ns: None,
+                };
+                let newest = NewestSpans {
+                    fields: fields.clone(),
+                    times: times.clone(),
+                    limit: 5,
+                };
+                let newest_first = NewestFirst {
+                    limit: 5,
+                    before: None,
+                };
+                assert_eq!(
+                    searcher.search(&window, &newest).unwrap(),
+                    searcher.search(expected, &newest_first).unwrap().hits,
+                    "the newest of [{from_ns}, {to_ns}) roots_only {roots_only}"
+                );
+                let expected = searcher.search(expected, &DocSetCollector).unwrap();
+                let found = searcher.search(&window, &DocSetCollector).unwrap();
+                assert_eq!(
+                    found, expected,
+                    "[{from_ns}, {to_ns}) roots_only {roots_only}"
+                );
+                non_empty += usize::from(!found.is_empty());
+            }
+        }
+        assert!(non_empty > 300, "only {non_empty} windows held a span");
+        // One entry per segment, kept across lookups.
+        assert_eq!(times.segments.lock().unwrap().len(), n_segments);
+        times.retain(&searcher);
+        assert_eq!(times.segments.lock().unwrap().len(), n_segments);
+    }
+}
