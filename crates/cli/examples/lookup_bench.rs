@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use checkout_sim::{GroundTruth, SimConfig};
 use serde_json::Value;
+use sim_bench::{percentile_ms, threadline_binary};
+
+mod sim_bench;
 
 /// Issue 13's targets for a trace lookup over HTTP.
 const TARGET_P50_MS: f64 = 1.0;
@@ -333,35 +336,6 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     Ok(args)
-}
-
-/// `target/<profile>/threadline`, next to `target/<profile>/examples/`, unless given.
-fn threadline_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = explicit {
-        return Ok(path.to_owned());
-    }
-    let me = std::env::current_exe().context("cannot locate the bench executable")?;
-    let path = me
-        .parent()
-        .and_then(Path::parent)
-        .context("the bench is not in target/<profile>/examples")?
-        .join("threadline");
-    ensure!(
-        path.exists(),
-        "{} not found: run `cargo build --release -p cli` first",
-        path.display()
-    );
-    Ok(path)
-}
-
-fn percentile_ms(times: &[Duration], q: f64) -> f64 {
-    if times.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = times.to_vec();
-    sorted.sort_unstable();
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
 }
 
 /// Total bytes of the regular files under `path` (an explicit stack, no recursion).

@@ -1,5 +1,6 @@
 //! What the in-process benches share: simulated checkout traffic indexed by the real release
-//! `threadline ingest`, and percentiles of timings.
+//! `threadline ingest`, and percentiles of timings. Not every bench uses every helper.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,7 +19,7 @@ pub fn simulate_and_ingest(
     let traffic = scratch.join("traffic");
     eprintln!("generating {} requests ...", config.traces);
     let truth = checkout_sim::generate(config, &traffic)?;
-    let bin = threadline_binary()?;
+    let bin = threadline_binary(None)?;
     eprintln!("indexing with {} ...", bin.display());
     let out = Command::new(&bin)
         .arg("--index")
@@ -36,8 +37,11 @@ pub fn simulate_and_ingest(
     Ok(truth)
 }
 
-/// The release `threadline` beside this example (`target/release/threadline`).
-fn threadline_binary() -> anyhow::Result<PathBuf> {
+/// `explicit`, else the `threadline` beside this example (`target/<profile>/threadline`).
+pub fn threadline_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
     let me = std::env::current_exe().context("cannot locate the bench executable")?;
     let path = me
         .parent()
@@ -52,8 +56,11 @@ fn threadline_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The `q` quantile (nearest rank) of `times`, in milliseconds.
+/// The `q` quantile (nearest rank) of `times`, in milliseconds (NaN for none).
 pub fn percentile_ms(times: &[Duration], q: f64) -> f64 {
+    if times.is_empty() {
+        return f64::NAN;
+    }
     let mut sorted = times.to_vec();
     sorted.sort_unstable();
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
