@@ -18,7 +18,7 @@ use crate::error::Context as _;
 use crate::schema::names;
 use crate::search::{hit_json, resolve_partial_ids};
 use crate::span_times::{NewestSpans, SpansInWindow};
-use crate::trace::{analysis_span, load_record};
+use crate::trace::{RecordLoader, analysis_span};
 use crate::{AggRequest, Index, Trace};
 
 /// Fewer spans of an operation than this and its p50 says nothing.
@@ -98,9 +98,11 @@ impl IndexLookup<'_> {
         let matches = searcher
             .search(query, newest)
             .context("looking up spans of other traces")?;
+        // Through the loader: a stored record keeps its times in the fast fields only.
+        let mut loader = RecordLoader::new(searcher, fields);
         let mut hits = Vec::with_capacity(matches.len());
         for m in &matches {
-            hits.push(hit_json(load_record(searcher, fields, m)?, m.is_span));
+            hits.push(hit_json(loader.load(m)?, m.is_span));
         }
         resolve_partial_ids(searcher, fields, hits.iter_mut())?;
         Ok(hits)
