@@ -40,16 +40,7 @@ async fn seeded() -> TestApp {
         "checkout",
         vec![span(TRACE_B, [0x21; 8], None, "POST /checkout", 90)],
     );
-    for request in [a, b] {
-        let reply = t
-            .post(
-                "/v1/traces",
-                "application/x-protobuf",
-                request.encode_to_vec(),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK);
-    }
+    post_traces(&t, [a, b]).await;
     let logs = logs_request(
         "billing",
         vec![
@@ -62,6 +53,23 @@ async fn seeded() -> TestApp {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     t
+}
+
+/// Each request to `/v1/traces` as protobuf, accepted.
+async fn post_traces<const N: usize>(
+    t: &TestApp,
+    requests: [opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest; N],
+) {
+    for request in requests {
+        let reply = t
+            .post(
+                "/v1/traces",
+                "application/x-protobuf",
+                request.encode_to_vec(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
 }
 
 async fn ok(t: &TestApp, uri: &str) -> Value {
@@ -222,16 +230,7 @@ async fn link_and_instrumentation_attributes_answer_everywhere() {
         "checkout",
         vec![span(TRACE_B, [0x21; 8], None, "POST /checkout", 90)],
     );
-    for request in [request, other] {
-        let reply = t
-            .post(
-                "/v1/traces",
-                "application/x-protobuf",
-                request.encode_to_vec(),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK);
-    }
+    post_traces(&t, [request, other]).await;
     let a = hex(&TRACE_A);
     for (name, value) in [
         ("link.link.reason", "retry"),
