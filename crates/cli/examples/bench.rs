@@ -613,49 +613,6 @@ fn dir_size(path: &Path) -> u64 {
 /// Where the index bytes go: per component (term dictionary, postings, positions, fast fields,
 /// fieldnorms, doc store), the largest fields of each. Printed to stderr.
 fn space_report(index: &Index) -> anyhow::Result<()> {
-    let usage = index
-        .tantivy()
-        .reader()
-        .context("opening a reader")?
-        .searcher()
-        .space_usage()
-        .context("computing the space usage")?;
-    let mut components: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut store = 0;
-    for segment in usage.segments() {
-        let parts = [
-            ("terms", segment.termdict()),
-            ("postings", segment.postings()),
-            ("positions", segment.positions()),
-            ("fast", segment.fast_fields()),
-            ("fieldnorms", segment.fieldnorms()),
-        ];
-        for (name, per_field) in parts {
-            let fields = components.entry(name).or_default();
-            for field in per_field.fields() {
-                *fields.entry(field.field_name().to_owned()).or_default() +=
-                    field.total().get_bytes();
-            }
-        }
-        store += segment.store().total().get_bytes();
-    }
-    let mb = |b: u64| b as f64 / 1e6;
-    eprintln!(
-        "index space: {:.1} MB in {} segments; doc store {:.1} MB",
-        mb(usage.total().get_bytes()),
-        usage.segments().len(),
-        mb(store)
-    );
-    for (name, fields) in &components {
-        let total: u64 = fields.values().sum();
-        let mut top: Vec<(&String, &u64)> = fields.iter().collect();
-        top.sort_by(|a, b| b.1.cmp(a.1));
-        let top: Vec<String> = top
-            .iter()
-            .take(8)
-            .map(|(f, b)| format!("{f} {:.2}", mb(**b)))
-            .collect();
-        eprintln!("  {name} {:.1} MB: {}", mb(total), top.join(", "));
-    }
+    eprint!("index space: {}", index.space_report()?.summary(8));
     Ok(())
 }

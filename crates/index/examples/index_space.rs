@@ -12,46 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("usage: index_space INDEX_DIR")?;
     let index = index::Index::open(&dir)?;
+    print!("{}", index.space_report()?.summary(12));
     let searcher = index.tantivy().reader()?.searcher();
-    let usage = searcher.space_usage()?;
-    let mb = |b: u64| b as f64 / 1e6;
-    let mut components: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut store = 0;
-    for segment in usage.segments() {
-        let parts = [
-            ("terms", segment.termdict()),
-            ("postings", segment.postings()),
-            ("positions", segment.positions()),
-            ("fast", segment.fast_fields()),
-            ("fieldnorms", segment.fieldnorms()),
-        ];
-        for (name, per_field) in parts {
-            let fields = components.entry(name).or_default();
-            for field in per_field.fields() {
-                *fields.entry(field.field_name().to_owned()).or_default() +=
-                    field.total().get_bytes();
-            }
-        }
-        store += segment.store().total().get_bytes();
-    }
-    println!(
-        "{:.2} MB in {} segments ({} docs); doc store {:.2} MB",
-        mb(usage.total().get_bytes()),
-        usage.segments().len(),
-        searcher.num_docs(),
-        mb(store)
-    );
-    for (name, fields) in &components {
-        let total: u64 = fields.values().sum();
-        let mut top: Vec<(&String, &u64)> = fields.iter().filter(|(_, b)| **b > 0).collect();
-        top.sort_by_key(|t| std::cmp::Reverse(*t.1));
-        let top: Vec<String> = top
-            .iter()
-            .take(12)
-            .map(|(f, b)| format!("{f} {:.2}", mb(**b)))
-            .collect();
-        println!("  {name} {:.2} MB: {}", mb(total), top.join(", "));
-    }
     // Terms per field (summed over segments), and per JSON path for JSON fields.
     let schema = index.tantivy().schema();
     let mut per_path: BTreeMap<String, u64> = BTreeMap::new();

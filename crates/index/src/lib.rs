@@ -21,6 +21,7 @@ pub mod query;
 mod retention;
 pub mod schema;
 mod search;
+mod space;
 mod span_times;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -54,6 +55,7 @@ pub use crate::search::{
     MAX_SEARCH_LIMIT, SearchRequest, SearchResponse, TraceSearchRequest, TraceSearchResponse,
     TraceSummary,
 };
+pub use crate::space::SpaceReport;
 pub use crate::trace::{Trace, TraceLog, TraceSpan};
 pub use crate::tracelist::{
     MAX_TRACE_LIST_LIMIT, MAX_TRACES_CONSIDERED, TraceListRequest, TraceListResponse, TraceRow,
