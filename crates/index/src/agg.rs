@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use model::Level;
 use serde_json::{Map, Value, json};
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::{AggContextParams, AggregationCollector};
@@ -13,7 +12,7 @@ use tantivy::query::{AllQuery, Query};
 use tantivy::schema::Type;
 
 use crate::Index;
-use crate::agg_traces::{MAX_TRACE_PAIRS, TraceBuckets, TraceCounts, float_text};
+use crate::agg_traces::{KeyFormat, MAX_TRACE_PAIRS, TraceBuckets, TraceCounts, float_text};
 use crate::error::{Context as _, Error, Result};
 use crate::schema::names;
 use crate::search::{elapsed_ms, within};
@@ -120,7 +119,7 @@ pub struct AttributeKey {
 struct Dimension {
     label: String,
     field: String,
-    is_level: bool,
+    key: KeyFormat,
 }
 
 impl Index {
@@ -191,7 +190,7 @@ impl Index {
         let mut total = total as u64;
         if request.count == CountMode::Traces {
             let collector = TraceBuckets {
-                dims: dims.iter().map(|d| (d.field.clone(), d.is_level)).collect(),
+                dims: dims.iter().map(|d| (d.field.clone(), d.key)).collect(),
                 interval_ms: interval_ms.map(|ms| ms as i64),
             };
             let counts = self
@@ -321,7 +320,7 @@ impl Index {
             Resolved::Builtin(f) if f.groupable => Ok(Dimension {
                 label,
                 field: f.index_field.to_owned(),
-                is_level: f.index_field == names::LEVEL,
+                key: KeyFormat::of_field(f.index_field),
             }),
             Resolved::Builtin(f) => Err(Error::Aggregation {
                 message: format!(
@@ -337,7 +336,7 @@ impl Index {
                         return Ok(Dimension {
                             label,
                             field,
-                            is_level: false,
+                            key: KeyFormat::Plain,
                         });
                     }
                 }
@@ -502,12 +501,7 @@ fn flatten(
     if depth < dims.len() {
         let dim = &dims[depth];
         for bucket in buckets_of(&node[format!("by{depth}")]) {
-            let mut value = key_text(&bucket["key"]);
-            if dim.is_level
-                && let Some(level) = value.parse::<u8>().ok().and_then(Level::from_ordinal)
-            {
-                value = level.as_str().to_owned();
-            }
+            let value = dim.key.text(key_text(&bucket["key"]));
             prefix.push((dim.label.clone(), value));
             flatten(
                 dims,

@@ -15,11 +15,47 @@ use crate::schema::names;
 /// Most (bucket, trace) pairs one aggregation keeps in memory.
 pub(crate) const MAX_TRACE_PAIRS: usize = 5_000_000;
 
-/// What the collector groups by: fast-field paths (with whether the field holds level
-/// ordinals) and an optional time interval in milliseconds.
+/// How a dimension's numbers read as bucket keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyFormat {
+    /// As numbers.
+    Plain,
+    /// Level ordinals, as level names.
+    Level,
+    /// Span ids, as 16 hex digits.
+    SpanId,
+}
+
+impl KeyFormat {
+    pub(crate) fn of_field(field: &str) -> KeyFormat {
+        match field {
+            names::LEVEL => KeyFormat::Level,
+            names::SPAN_ID | names::PARENT_SPAN_ID => KeyFormat::SpanId,
+            _ => KeyFormat::Plain,
+        }
+    }
+
+    /// A key as text: `raw` is the number's decimal text (or any other key's text).
+    pub(crate) fn text(self, raw: String) -> String {
+        match self {
+            KeyFormat::Plain => raw,
+            KeyFormat::Level => match raw.parse::<u8>().ok().and_then(Level::from_ordinal) {
+                Some(level) => level.as_str().to_owned(),
+                None => raw,
+            },
+            KeyFormat::SpanId => match raw.parse::<u64>().ok().and_then(model::SpanId::from_u64) {
+                Some(id) => id.to_string(),
+                None => raw,
+            },
+        }
+    }
+}
+
+/// What the collector groups by: fast-field paths (with how their numbers read) and an
+/// optional time interval in milliseconds.
 #[derive(Debug, Clone)]
 pub(crate) struct TraceBuckets {
-    pub dims: Vec<(String, bool)>,
+    pub dims: Vec<(String, KeyFormat)>,
     pub interval_ms: Option<i64>,
 }
 
@@ -40,7 +76,7 @@ pub(crate) struct TraceBucketsSegment {
     trace_id: Option<StrColumn>,
     timestamp: tantivy::columnar::Column<DateTime>,
     /// Per dimension, its columns (one per type a JSON path holds).
-    dims: Vec<(Vec<DynamicColumn>, bool)>,
+    dims: Vec<(Vec<DynamicColumn>, KeyFormat)>,
     interval_ms: Option<i64>,
     low64_of_ord: HashMap<u64, Option<u64>>,
     counts: TraceCounts,
@@ -58,13 +94,13 @@ impl Collector for TraceBuckets {
     ) -> tantivy::Result<TraceBucketsSegment> {
         let fast = reader.fast_fields();
         let mut dims = Vec::with_capacity(self.dims.len());
-        for (path, is_level) in &self.dims {
+        for (path, format) in &self.dims {
             let columns = fast
                 .dynamic_column_handles(path)?
                 .into_iter()
                 .map(|handle| handle.open())
                 .collect::<std::io::Result<Vec<_>>>()?;
-            dims.push((columns, *is_level));
+            dims.push((columns, *format));
         }
         Ok(TraceBucketsSegment {
             trace_id: fast.str(names::TRACE_ID)?,
@@ -124,8 +160,8 @@ impl SegmentCollector for TraceBucketsSegment {
         // The cartesian product of each dimension's values (a multi-valued attribute counts in
         // each of its values' buckets, as the record counts do).
         let mut keys: Vec<Vec<String>> = vec![Vec::new()];
-        for (columns, is_level) in &self.dims {
-            let values = values_of(columns, *is_level, doc);
+        for (columns, format) in &self.dims {
+            let values = values_of(columns, *format, doc);
             if values.is_empty() {
                 return;
             }
@@ -159,7 +195,7 @@ impl SegmentCollector for TraceBucketsSegment {
 }
 
 /// A document's distinct values of one dimension, as text the way aggregation keys read.
-fn values_of(columns: &[DynamicColumn], is_level: bool, doc: DocId) -> Vec<String> {
+fn values_of(columns: &[DynamicColumn], format: KeyFormat, doc: DocId) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut push = |v: String| {
         if !out.contains(&v) {
@@ -177,14 +213,9 @@ fn values_of(columns: &[DynamicColumn], is_level: bool, doc: DocId) -> Vec<Strin
                 }
             }
             DynamicColumn::I64(c) => c.values_for_doc(doc).for_each(|v| push(v.to_string())),
-            DynamicColumn::U64(c) => c.values_for_doc(doc).for_each(|v| {
-                let level = if is_level {
-                    u8::try_from(v).ok().and_then(Level::from_ordinal)
-                } else {
-                    None
-                };
-                push(level.map_or_else(|| v.to_string(), |l| l.as_str().to_owned()));
-            }),
+            DynamicColumn::U64(c) => c
+                .values_for_doc(doc)
+                .for_each(|v| push(format.text(v.to_string()))),
             DynamicColumn::F64(c) => c.values_for_doc(doc).for_each(|v| push(float_text(v))),
             DynamicColumn::Bool(c) => c.values_for_doc(doc).for_each(|v| push(v.to_string())),
             DynamicColumn::DateTime(c) => c.values_for_doc(doc).for_each(|v| {

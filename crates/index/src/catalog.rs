@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::StrColumn;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{AllQuery, BooleanQuery, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader, Term};
@@ -199,8 +199,8 @@ struct EdgeSpan {
 
 struct SpanEdgesSegment {
     trace_id: Option<StrColumn>,
-    span_id: Option<StrColumn>,
-    parent_span_id: Option<StrColumn>,
+    span_id: Option<Column<u64>>,
+    parent_span_id: Option<Column<u64>>,
     service: Option<StrColumn>,
     /// Service term ordinal → index into `edges.services`.
     service_index: HashMap<u64, u32>,
@@ -219,8 +219,8 @@ impl Collector for SpanEdges {
         let fast = reader.fast_fields();
         Ok(SpanEdgesSegment {
             trace_id: fast.str(names::TRACE_ID)?,
-            span_id: fast.str(names::SPAN_ID)?,
-            parent_span_id: fast.str(names::PARENT_SPAN_ID)?,
+            span_id: fast.column_opt(names::SPAN_ID)?,
+            parent_span_id: fast.column_opt(names::PARENT_SPAN_ID)?,
             service: fast.str(names::SERVICE)?,
             service_index: HashMap::new(),
             edges: Edges::default(),
@@ -264,13 +264,10 @@ impl SegmentCollector for SpanEdgesSegment {
         let Some(trace) = hex_id(&self.trace_id, doc) else {
             return;
         };
-        let Some(span) = hex_id(&self.span_id, doc) else {
+        let Some(span) = self.span_id.as_ref().and_then(|c| c.first(doc)) else {
             return;
         };
-        let parent = hex_id(&self.parent_span_id, doc).and_then(|p| u64::try_from(p).ok());
-        let Ok(span) = u64::try_from(span) else {
-            return;
-        };
+        let parent = self.parent_span_id.as_ref().and_then(|c| c.first(doc));
         let service_ord = self.service.as_ref().and_then(|c| c.term_ords(doc).next());
         // A span without a service is interned under an ordinal no term has.
         let key = service_ord.unwrap_or(u64::MAX);
@@ -300,7 +297,7 @@ impl SegmentCollector for SpanEdgesSegment {
     }
 }
 
-/// A hex id (trace or span) from a string fast field.
+/// A trace id from its string fast field.
 fn hex_id(column: &Option<StrColumn>, doc: DocId) -> Option<u128> {
     let column = column.as_ref()?;
     let ord = column.term_ords(doc).next()?;

@@ -29,8 +29,8 @@ pub(crate) struct RecordDoc {
     /// The trace id as indexed (32 hex; W3C-padded for a 64-bit id), its low 64 bits, and
     /// whether only those are known.
     trace: Option<(String, u64, bool)>,
-    span_id: Option<String>,
-    parent_span_id: Option<String>,
+    span_id: Option<u64>,
+    parent_span_id: Option<u64>,
     /// Attribute sets with values whose indexed form is made on the fly (bytes as base64 text,
     /// NaN and infinities as text); `None` for nearly every record.
     indexed: Option<Box<IndexedAttributes>>,
@@ -70,8 +70,8 @@ impl RecordDoc {
             fields,
             seq,
             trace,
-            span_id: span_id.map(|id| id.to_string()),
-            parent_span_id: parent_span_id.map(|id| id.to_string()),
+            span_id: span_id.map(model::SpanId::as_u64),
+            parent_span_id: parent_span_id.map(model::SpanId::as_u64),
             indexed,
             record,
             stored: OnceLock::new(),
@@ -169,11 +169,11 @@ impl tantivy::Document for RecordDoc {
         if let Some(origin) = self.record.origin() {
             out.push((f.source, DocValue::Str(&origin.source)));
         }
-        if let Some(id) = &self.span_id {
-            out.push((f.span_id, DocValue::Str(id)));
+        if let Some(id) = self.span_id {
+            out.push((f.span_id, DocValue::U64(id)));
         }
-        if let Some(id) = &self.parent_span_id {
-            out.push((f.parent_span_id, DocValue::Str(id)));
+        if let Some(id) = self.parent_span_id {
+            out.push((f.parent_span_id, DocValue::U64(id)));
         }
         let indexed = self.indexed.as_deref();
         fn object<'a>(
@@ -386,15 +386,17 @@ fn binary_keys(attributes: &Attributes) -> impl Iterator<Item = &str> {
 pub(crate) struct RecordJson<'a>(pub &'a Record);
 
 /// The stored form of a record: [`RecordJson`] without the values the reader takes from the
-/// record's numeric fast fields ([`STORED_ELSEWHERE`]). Nanosecond times and durations are
-/// nearly random digits: stored twice they made a fifth of the compressed doc store
-/// (docs/BENCHMARKS.md). Ids stay stored: reading them back from the fast fields' dictionaries
-/// costs a zstd context per lookup, ten times a search hit's whole cost.
+/// record's numeric fast fields ([`STORED_ELSEWHERE`]). Nanosecond times, durations and span
+/// ids are nearly random: stored twice they made a third of the compressed doc store
+/// (docs/BENCHMARKS.md). The trace id stays stored: reading it back from the `trace_id`
+/// column's dictionary costs a zstd context per lookup, ten times a search hit's whole cost.
 pub(crate) struct StoredJson<'a>(pub &'a Record);
 
 /// Keys of [`RecordJson`] left out of [`StoredJson`]: the reader restores them from the fast
-/// fields `timestamp` and `duration_ns` (see `trace::RecordLoader`).
-pub(crate) const STORED_ELSEWHERE: [&str; 3] = ["start", "time", "duration_ns"];
+/// fields `timestamp`, `duration_ns`, `span_id` and `parent_span_id` (see
+/// `trace::RecordLoader`).
+pub(crate) const STORED_ELSEWHERE: [&str; 5] =
+    ["start", "time", "duration_ns", "span_id", "parent_span_id"];
 
 /// `bool`: whether to leave out the [`STORED_ELSEWHERE`] keys.
 struct SpanJson<'a>(&'a Span, bool);
@@ -439,8 +441,10 @@ impl Serialize for SpanJson<'_> {
         let SpanJson(span, stored) = *self;
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("trace_id", &IdJson(span.trace_id))?;
-        map.serialize_entry("span_id", &IdJson(span.span_id))?;
-        map.serialize_entry("parent_span_id", &IdJson(span.parent_span_id))?;
+        if !stored {
+            map.serialize_entry("span_id", &IdJson(span.span_id))?;
+            map.serialize_entry("parent_span_id", &IdJson(span.parent_span_id))?;
+        }
         map.serialize_entry("service", &span.service)?;
         map.serialize_entry("name", &span.name)?;
         map.serialize_entry("kind", span.kind.as_str())?;
@@ -490,7 +494,9 @@ impl Serialize for LogJson<'_> {
         map.serialize_entry("level", &log.level.map(|level| level.as_str()))?;
         map.serialize_entry("severity_text", &log.severity_text)?;
         map.serialize_entry("body", &log.body)?;
-        map.serialize_entry("span_id", &IdJson(log.span_id))?;
+        if !stored {
+            map.serialize_entry("span_id", &IdJson(log.span_id))?;
+        }
         map.serialize_entry("attributes", &AttrsJson(&log.attributes))?;
         map.serialize_entry("resource", &AttrsJson(&log.resource))?;
         map.serialize_entry("origin", &log.origin.as_ref().map(OriginJson))?;
@@ -687,7 +693,7 @@ mod tests {
         assert_eq!(doc["events"][0]["event.name"], "exception");
         assert_eq!(doc["events"][0]["card"]["last4"], 4242);
         assert_eq!(doc["trace_id"][0], "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(doc["span_id"][0], "00f067aa0ba902b7");
+        assert_eq!(doc["span_id"][0], 0x00f0_67aa_0ba9_02b7_u64);
         assert_eq!(doc["seq"][0], 7);
         assert_eq!(doc["kind"][0], "span");
         assert!(doc.get("parent_span_id").is_none());
@@ -713,7 +719,7 @@ mod tests {
         for key in STORED_ELSEWHERE {
             assert!(stored.get(key).is_none(), "{key} is stored");
         }
-        for key in ["trace_id", "start", "duration_ns"] {
+        for key in ["trace_id", "start", "duration_ns", "span_id", "parent_span_id"] {
             assert!(whole.get(key).is_some(), "{key} is missing");
         }
         let doc = indexed(record);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::StrColumn;
+use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, Query};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
@@ -212,19 +212,18 @@ impl Lookup for IndexLookup<'_> {
         };
         self.index
             .searcher()
-            .search(&*compiled, &ParentIs(span_id.to_string()))
+            .search(&*compiled, &ParentIs(span_id.as_u64()))
             // When the index cannot say, do not claim a lost context.
             .unwrap_or(true)
     }
 }
 
 /// Whether a matching document names this span id as its parent.
-struct ParentIs(String);
+struct ParentIs(u64);
 
 struct ParentIsSegment {
-    column: Option<StrColumn>,
-    /// The span id's ordinal in this segment's column (`None`: no document names it).
-    ord: Option<u64>,
+    column: Option<Column<u64>>,
+    parent: u64,
     found: bool,
 }
 
@@ -237,14 +236,9 @@ impl Collector for ParentIs {
         _segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<ParentIsSegment> {
-        let column = reader.fast_fields().str(names::PARENT_SPAN_ID)?;
-        let ord = match &column {
-            Some(column) => column.dictionary().term_ord(&self.0)?,
-            None => None,
-        };
         Ok(ParentIsSegment {
-            column,
-            ord,
+            column: reader.fast_fields().column_opt(names::PARENT_SPAN_ID)?,
+            parent: self.0,
             found: false,
         })
     }
@@ -262,8 +256,8 @@ impl SegmentCollector for ParentIsSegment {
     type Fruit = bool;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        if let (false, Some(column), Some(ord)) = (self.found, &self.column, self.ord) {
-            self.found = column.term_ords(doc).any(|o| o == ord);
+        if let (false, Some(column)) = (self.found, &self.column) {
+            self.found = column.first(doc) == Some(self.parent);
         }
     }
 

@@ -1,7 +1,8 @@
 //! The tantivy schema: one index, two kinds of documents (spans and logs), linked by trace id.
 //!
 //! Only `record` is stored (the record as compact JSON, in the zstd doc store, less the start or
-//! time and duration that `timestamp` and `duration_ns` hold: `doc::StoredJson`); everything a
+//! time, duration and span ids that `timestamp`, `duration_ns`, `span_id` and `parent_span_id`
+//! hold: `doc::StoredJson`); everything a
 //! search filters, sorts or counts on is indexed and/or a fast field. Trace assembly reads the
 //! stored JSON (`trace::RecordLoader`); trace summaries read fast fields only.
 
@@ -23,7 +24,9 @@ pub mod names {
     /// 1 when the record's trace id is known only by its low 64 bits (Datadog decimal ids, and
     /// 64-bit Zipkin/Jaeger ids), so lookups of a full id also match on `TRACE_LOW64`.
     pub const TRACE_PARTIAL: &str = "trace_partial";
+    /// The span id of a span, or of the span a log was written in (u64, fast only).
     pub const SPAN_ID: &str = "span_id";
+    /// A span's parent span id (u64, fast only).
     pub const PARENT_SPAN_ID: &str = "parent_span_id";
     pub const SERVICE: &str = "service";
     /// Span name (an exact keyword, not a phrase).
@@ -104,7 +107,6 @@ impl Fields {
         let keyword = TextOptions::default()
             .set_indexing_options(raw_terms())
             .set_fast(RAW_TOKENIZER_NAME);
-        let fast_keyword = TextOptions::default().set_fast(RAW_TOKENIZER_NAME);
         let num = NumericOptions::default().set_indexed().set_fast();
         let indexed_only = NumericOptions::default().set_indexed();
         // Values that are (nearly) unique per record and only ever compared by range or sorted
@@ -125,11 +127,13 @@ impl Fields {
         let trace_low64 = b.add_u64_field(names::TRACE_LOW64, indexed_only.clone());
         let trace_partial = b.add_u64_field(names::TRACE_PARTIAL, indexed_only);
         // Span ids are unique per span: an inverted index of them would be the largest term
-        // dictionary of the index (a term per span, per segment) for a rare query. The fast
-        // column serves `span_id = X` (tantivy's fast-field fallback, a column scan),
-        // `exists()`, trace summaries and the dependency catalog.
-        let span_id = b.add_text_field(names::SPAN_ID, fast_keyword.clone());
-        let parent_span_id = b.add_text_field(names::PARENT_SPAN_ID, fast_keyword);
+        // dictionary of the index (a term per span, per segment) for a rare query. A u64
+        // column (8 bytes a value, read in place) serves `span_id = X` (tantivy's fast-field
+        // fallback, a column scan), `exists()`, trace assembly, trace summaries and the
+        // dependency catalog; a string column's dictionary cost as much on disk and a zstd
+        // block decompression per value read. The stored record leaves them out.
+        let span_id = b.add_u64_field(names::SPAN_ID, fast_only.clone());
+        let parent_span_id = b.add_u64_field(names::PARENT_SPAN_ID, fast_only.clone());
         let service = b.add_text_field(names::SERVICE, keyword.clone());
         let name = b.add_text_field(names::NAME, keyword.clone());
         let span_kind = b.add_text_field(names::SPAN_KIND, keyword.clone());

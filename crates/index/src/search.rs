@@ -433,7 +433,7 @@ struct SummariesSegment {
     trace_id: Option<StrColumn>,
     service: Option<StrColumn>,
     name: Option<StrColumn>,
-    parent_span_id: Option<StrColumn>,
+    parent_span_id: Option<Column<u64>>,
     timestamp: Column<DateTime>,
     duration_ns: Column<i64>,
     is_error: Column<u64>,
@@ -465,7 +465,7 @@ impl Collector for Summaries {
             trace_id: fast.str(names::TRACE_ID)?,
             service: fast.str(names::SERVICE)?,
             name: fast.str(names::NAME)?,
-            parent_span_id: fast.str(names::PARENT_SPAN_ID)?,
+            parent_span_id: fast.column_opt(names::PARENT_SPAN_ID)?,
             timestamp: fast.date(names::TIMESTAMP)?,
             duration_ns: fast.i64(names::DURATION_NS)?,
             is_error: fast.u64(names::IS_ERROR)?,
@@ -503,7 +503,11 @@ impl SegmentCollector for SummariesSegment {
         let duration = self.duration_ns.first(doc).unwrap_or(0);
         let service = doc_str(&self.service, doc).unwrap_or_default();
         let name = doc_str(&self.name, doc).unwrap_or_default();
-        let is_root = doc_str(&self.parent_span_id, doc).is_none();
+        let is_root = self
+            .parent_span_id
+            .as_ref()
+            .and_then(|c| c.first(doc))
+            .is_none();
         let acc = self.by_trace.entry(trace_id).or_default();
         acc.start_ns = Some(acc.start_ns.map_or(start, |s| s.min(start)));
         acc.end_ns = acc.end_ns.max(start.saturating_add(duration));

@@ -41,7 +41,7 @@ pub(crate) struct SegmentSpans {
     timestamp: Column<DateTime>,
     duration: Column<i64>,
     seq: Column<u64>,
-    parents: Option<StrColumn>,
+    parents: Option<Column<u64>>,
     span_kinds: Option<StrColumn>,
 }
 
@@ -193,7 +193,7 @@ impl Weight for SpansInWindow {
         if self.roots_only
             && let Some(parents) = &spans.parents
         {
-            window.retain(|&doc| parents.term_ords(doc).next().is_none());
+            window.retain(|&doc| parents.first(doc).is_none());
         }
         if !self.span_kinds.is_empty() {
             let mut ords = Vec::new();
@@ -305,7 +305,7 @@ impl SegmentSpans {
             timestamp,
             duration: fast.i64(names::DURATION_NS)?,
             seq: fast.u64(names::SEQ)?,
-            parents: fast.str(names::PARENT_SPAN_ID)?,
+            parents: fast.column_opt(names::PARENT_SPAN_ID)?,
             span_kinds: fast.str(names::SPAN_KIND)?,
         })
     }

@@ -123,7 +123,8 @@ pub(crate) fn trace_query(fields: &Fields, trace_id: TraceId) -> Box<dyn Query> 
 }
 
 /// The stored record JSON of a match as stored, without what [`RecordLoader`] adds back from
-/// the fast fields (its start or time and duration may be missing): for readers of its ids.
+/// the fast fields (its start or time, duration and span ids may be missing): for readers of
+/// its trace id.
 pub(crate) fn load_record(
     searcher: &tantivy::Searcher,
     fields: &Fields,
@@ -138,14 +139,41 @@ pub(crate) fn load_record(
 }
 
 /// Reads stored records in the Trace-JSON shape: the stored bytes plus what the writer keeps
-/// only in fast fields (`doc::STORED_ELSEWHERE`): the start or time (the match's timestamp) and
-/// a span's duration. Records stored whole (indexes written before that change) already carry
-/// them and are returned as stored.
+/// only in fast fields (`doc::STORED_ELSEWHERE`): the start or time (the match's timestamp), a
+/// span's duration, and the span ids. Records stored whole (indexes written before that change)
+/// already carry them and are returned as stored.
 pub(crate) struct RecordLoader<'a> {
     searcher: &'a tantivy::Searcher,
     fields: &'a Fields,
-    /// Per segment ordinal, its duration column once opened.
-    durations: HashMap<u32, Column<i64>>,
+    /// Per segment ordinal, its columns once opened.
+    columns: HashMap<u32, RecordColumns>,
+}
+
+/// The columns a stored record is completed from, in one segment.
+struct RecordColumns {
+    duration: Option<Column<i64>>,
+    span_id: Option<Column<u64>>,
+    parent_span_id: Option<Column<u64>>,
+}
+
+impl RecordColumns {
+    fn open(reader: &tantivy::SegmentReader) -> Result<RecordColumns> {
+        let fast = reader.fast_fields();
+        let context = "reading a record's columns";
+        Ok(RecordColumns {
+            duration: fast.column_opt(names::DURATION_NS).context(context)?,
+            span_id: fast.column_opt(names::SPAN_ID).context(context)?,
+            parent_span_id: fast.column_opt(names::PARENT_SPAN_ID).context(context)?,
+        })
+    }
+}
+
+/// A span id column's value as the record's hex text, or null.
+fn id_value(column: Option<&Column<u64>>, doc: tantivy::DocId) -> Value {
+    column
+        .and_then(|c| c.first(doc))
+        .and_then(SpanId::from_u64)
+        .map_or(Value::Null, |id| Value::String(id.to_string()))
 }
 
 impl<'a> RecordLoader<'a> {
@@ -153,7 +181,7 @@ impl<'a> RecordLoader<'a> {
         RecordLoader {
             searcher,
             fields,
-            durations: HashMap::new(),
+            columns: HashMap::new(),
         }
     }
 
@@ -162,7 +190,8 @@ impl<'a> RecordLoader<'a> {
         let Value::Object(map) = &mut record else {
             return Ok(record);
         };
-        let [start_key, time_key, duration_key] = crate::doc::STORED_ELSEWHERE;
+        let [start_key, time_key, duration_key, span_key, parent_key] =
+            crate::doc::STORED_ELSEWHERE;
         let time_key = if m.is_span { start_key } else { time_key };
         if !map.contains_key(time_key) {
             map.insert(
@@ -170,22 +199,34 @@ impl<'a> RecordLoader<'a> {
                 Value::String(decode::time::format_rfc3339_ns(m.ts)),
             );
         }
-        if m.is_span && !map.contains_key(duration_key) {
-            let column = match self.durations.entry(m.addr.segment_ord) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    self.searcher
-                        .segment_reader(m.addr.segment_ord)
-                        .fast_fields()
-                        .i64(names::DURATION_NS)
-                        .context("reading the durations")?,
-                ),
-            };
-            let duration = column.first(m.addr.doc_id);
-            map.insert(
-                duration_key.to_owned(),
-                duration.map_or(Value::Null, Value::from),
-            );
+        // Spans lack `duration_ns`, `span_id` and `parent_span_id`; logs `span_id`.
+        let complete = map.contains_key(span_key)
+            && (!m.is_span || map.contains_key(duration_key) && map.contains_key(parent_key));
+        if complete {
+            return Ok(record);
+        }
+        let columns = match self.columns.entry(m.addr.segment_ord) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(RecordColumns::open(
+                self.searcher.segment_reader(m.addr.segment_ord),
+            )?),
+        };
+        let doc = m.addr.doc_id;
+        if !map.contains_key(span_key) {
+            map.insert(span_key.to_owned(), id_value(columns.span_id.as_ref(), doc));
+        }
+        if m.is_span {
+            if !map.contains_key(parent_key) {
+                let parent = id_value(columns.parent_span_id.as_ref(), doc);
+                map.insert(parent_key.to_owned(), parent);
+            }
+            if !map.contains_key(duration_key) {
+                let duration = columns.duration.as_ref().and_then(|c| c.first(doc));
+                map.insert(
+                    duration_key.to_owned(),
+                    duration.map_or(Value::Null, Value::from),
+                );
+            }
         }
         Ok(record)
     }

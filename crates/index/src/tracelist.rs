@@ -348,7 +348,7 @@ struct RowSegment {
     span_ord: Option<u64>,
     service: Option<StrColumn>,
     name: Option<StrColumn>,
-    parent_span_id: Option<StrColumn>,
+    parent_span_id: Option<Column<u64>>,
     timestamp: Column<DateTime>,
     duration_ns: Column<i64>,
     is_error: Column<u64>,
@@ -396,7 +396,7 @@ impl Collector for RowCollector {
             span_ord,
             service: fast.str(names::SERVICE)?,
             name: fast.str(names::NAME)?,
-            parent_span_id: fast.str(names::PARENT_SPAN_ID)?,
+            parent_span_id: fast.column_opt(names::PARENT_SPAN_ID)?,
             timestamp: fast.date(names::TIMESTAMP)?,
             duration_ns: fast.i64(names::DURATION_NS)?,
             is_error: fast.u64(names::IS_ERROR)?,
@@ -448,7 +448,7 @@ impl SegmentCollector for RowSegment {
         acc.row.span_count += 1;
         acc.row.span_start = Some(acc.row.span_start.map_or(ts, |s| s.min(ts)));
         acc.row.span_end = acc.row.span_end.max(ts.saturating_add(duration));
-        let is_root = first_ord(&self.parent_span_id, doc).is_none();
+        let is_root = self.parent_span_id.as_ref().and_then(|c| c.first(doc)).is_none();
         let candidate = (!is_root, ts, service, first_ord(&self.name, doc));
         if acc.root.is_none_or(|root| candidate < root) {
             acc.root = Some(candidate);

@@ -1,5 +1,5 @@
-//! The stored record leaves out what the numeric fast fields hold (start or time, duration);
-//! reading puts them back, so every record reads as its full Trace-JSON shape, also from an
+//! The stored record leaves out what the numeric fast fields hold (start or time, duration, span
+//! and parent span ids); reading puts them back, so every record reads as its full Trace-JSON shape, also from an
 //! index written before, whose records are stored whole.
 
 mod common;

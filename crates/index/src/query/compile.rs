@@ -118,12 +118,11 @@ impl Compiler<'_> {
                         (names::TRACE_ID, self.trace(*r))
                     }
                     (FieldRef::Builtin(Builtin::SpanId), Value::SpanId(id)) => {
-                        (names::SPAN_ID, text_term(f.span_id, &id.to_string()))
+                        (names::SPAN_ID, u64_term(f.span_id, id.as_u64()))
                     }
-                    (FieldRef::Builtin(Builtin::ParentSpanId), Value::SpanId(id)) => (
-                        names::PARENT_SPAN_ID,
-                        text_term(f.parent_span_id, &id.to_string()),
-                    ),
+                    (FieldRef::Builtin(Builtin::ParentSpanId), Value::SpanId(id)) => {
+                        (names::PARENT_SPAN_ID, u64_term(f.parent_span_id, id.as_u64()))
+                    }
                     (FieldRef::Builtin(Builtin::Kind), Value::Kind(kind)) => {
                         (names::KIND, text_term(f.kind, kind.as_str()))
                     }
@@ -345,6 +344,10 @@ fn term(t: Term) -> BoxQuery {
 
 fn text_term(field: Field, text: &str) -> BoxQuery {
     term(Term::from_field_text(field, text))
+}
+
+fn u64_term(field: Field, value: u64) -> BoxQuery {
+    term(Term::from_field_u64(field, value))
 }
 
 fn union(mut queries: Vec<BoxQuery>) -> BoxQuery {

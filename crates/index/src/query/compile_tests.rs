@@ -121,9 +121,12 @@ fn index() -> (Index, Fields) {
             doc.add_u64(f.trace_low64, u128::from_str_radix(id, 16).unwrap() as u64);
             doc.add_u64(f.trace_partial, u64::from(partial));
         }
+        for (field, id) in [(f.span_id, r.span_id), (f.parent_span_id, r.parent)] {
+            if let Some(id) = id {
+                doc.add_u64(field, u64::from_str_radix(id, 16).unwrap());
+            }
+        }
         let texts = [
-            (f.span_id, r.span_id),
-            (f.parent_span_id, r.parent),
             (f.service, r.service),
             (f.name, r.name),
             (f.status, r.status),

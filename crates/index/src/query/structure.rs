@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::StrColumn;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::query::{
     BitSetDocSet, BooleanQuery, ConstScorer, EmptyQuery, EnableScoring, Explanation, Occur, Query,
@@ -131,12 +131,12 @@ impl Query for TraceOf {
         let ids = searcher.search(
             &*self.inner,
             &Distinct {
-                columns: [names::TRACE_ID],
+                with_span: false,
                 cap: MAX_TRACE_SET,
                 refusal: trace_set_too_large,
             },
         )?;
-        let ids = ids.into_iter().map(|[id]| id).collect();
+        let ids = ids.into_iter().map(|(id, _)| id).collect();
         self.fields.members_of(&ids).weight(scoring)
     }
 }
@@ -185,18 +185,14 @@ impl Clone for ChildOf {
 impl Query for ChildOf {
     fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
         let searcher = scoring.searcher().ok_or_else(no_searcher)?;
-        let parents: HashSet<Pair> = searcher
-            .search(
-                &self.fields.spans_of(&*self.parent),
-                &Distinct {
-                    columns: [names::TRACE_ID, names::SPAN_ID],
-                    cap: MAX_PARENT_SPANS,
-                    refusal: parents_too_many,
-                },
-            )?
-            .into_iter()
-            .map(|[trace, span]| (trace, span as u64))
-            .collect();
+        let parents: HashSet<Pair> = searcher.search(
+            &self.fields.spans_of(&*self.parent),
+            &Distinct {
+                with_span: true,
+                cap: MAX_PARENT_SPANS,
+                refusal: parents_too_many,
+            },
+        )?;
         if parents.is_empty() {
             return Ok(Box::new(DocListWeight::default()));
         }
@@ -245,41 +241,47 @@ fn str_column(reader: &SegmentReader, name: &str) -> tantivy::Result<Option<StrC
     reader.fast_fields().str(name)
 }
 
+fn u64_column(reader: &SegmentReader, name: &str) -> tantivy::Result<Option<Column<u64>>> {
+    reader.fast_fields().column_opt(name)
+}
+
 fn first_ord(column: Option<&StrColumn>, doc: DocId) -> Option<u64> {
     column.and_then(|c| c.term_ords(doc).next())
 }
 
-/// The distinct values of `N` hex string columns (trace id; trace id and span id) over the
-/// matching records that have all of them, at most `cap` (beyond it, `refusal` is the error).
-struct Distinct<const N: usize> {
-    columns: [&'static str; N],
+/// The distinct traces (with `with_span`, the distinct (trace, span id) pairs; else the span is
+/// 0) of the matching records that have them, at most `cap` (beyond it, `refusal` is the
+/// error).
+struct Distinct {
+    with_span: bool,
     cap: usize,
     refusal: fn() -> TantivyError,
 }
 
-struct DistinctSegment<const N: usize> {
-    columns: [Option<StrColumn>; N],
-    ords: HashSet<[u64; N]>,
+struct DistinctSegment {
+    trace_id: Option<StrColumn>,
+    span_id: Option<Column<u64>>,
+    with_span: bool,
+    /// (trace ordinal, span id).
+    keys: HashSet<(u64, u64)>,
     cap: usize,
     refusal: fn() -> TantivyError,
 }
 
-impl<const N: usize> Collector for Distinct<N> {
-    type Fruit = HashSet<[u128; N]>;
-    type Child = DistinctSegment<N>;
+impl Collector for Distinct {
+    type Fruit = HashSet<Pair>;
+    type Child = DistinctSegment;
 
     fn for_segment(
         &self,
         _: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
-        let mut columns = [const { None }; N];
-        for (slot, name) in columns.iter_mut().zip(self.columns) {
-            *slot = str_column(reader, name)?;
-        }
         Ok(DistinctSegment {
-            columns,
-            ords: HashSet::new(),
+            trace_id: str_column(reader, names::TRACE_ID)?,
+            span_id: u64_column(reader, names::SPAN_ID)?,
+            with_span: self.with_span,
+            keys: HashSet::new(),
             cap: self.cap,
             refusal: self.refusal,
         })
@@ -304,47 +306,39 @@ impl<const N: usize> Collector for Distinct<N> {
     }
 }
 
-impl<const N: usize> SegmentCollector for DistinctSegment<N> {
-    type Fruit = tantivy::Result<HashSet<[u128; N]>>;
+impl SegmentCollector for DistinctSegment {
+    type Fruit = tantivy::Result<HashSet<Pair>>;
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        if self.ords.len() > self.cap {
+        if self.keys.len() > self.cap {
             return;
         }
-        let mut key = [0; N];
-        for (slot, column) in key.iter_mut().zip(&self.columns) {
-            match first_ord(column.as_ref(), doc) {
-                Some(ord) => *slot = ord,
+        let Some(trace) = first_ord(self.trace_id.as_ref(), doc) else {
+            return;
+        };
+        let span = if self.with_span {
+            match self.span_id.as_ref().and_then(|c| c.first(doc)) {
+                Some(span) => span,
                 None => return,
             }
-        }
-        self.ords.insert(key);
+        } else {
+            0
+        };
+        self.keys.insert((trace, span));
     }
 
     fn harvest(self) -> Self::Fruit {
-        if self.ords.len() > self.cap {
+        if self.keys.len() > self.cap {
             return Err((self.refusal)());
         }
-        let mut values = Vec::with_capacity(N);
-        for (i, column) in self.columns.iter().enumerate() {
-            let Some(column) = column else {
-                return Ok(HashSet::new());
-            };
-            values.push(trace_ids_of_ords(
-                column,
-                self.ords.iter().map(|k| k[i]).collect(),
-            ));
-        }
+        let Some(column) = &self.trace_id else {
+            return Ok(HashSet::new());
+        };
+        let trace_of = trace_ids_of_ords(column, self.keys.iter().map(|k| k.0).collect());
         Ok(self
-            .ords
+            .keys
             .iter()
-            .filter_map(|key| {
-                let mut out = [0; N];
-                for ((slot, ord), of) in out.iter_mut().zip(key).zip(&values) {
-                    *slot = *of.get(ord)?;
-                }
-                Some(out)
-            })
+            .filter_map(|&(ord, span)| Some((*trace_of.get(&ord)?, span)))
             .collect())
     }
 }
@@ -373,8 +367,8 @@ struct ChildrenSegment {
     segment: SegmentId,
     parents: Arc<HashSet<Pair>>,
     trace_id: Option<StrColumn>,
-    parent: Option<StrColumn>,
-    /// (doc, trace ordinal, parent span ordinal) of each candidate.
+    parent: Option<Column<u64>>,
+    /// (doc, trace ordinal, parent span id) of each candidate.
     candidates: Vec<(DocId, u64, u64)>,
 }
 
@@ -397,7 +391,7 @@ impl Collector for ChildrenOf {
             segment: reader.segment_id(),
             parents: Arc::clone(&self.parents),
             trace_id: str_column(reader, names::TRACE_ID)?,
-            parent: str_column(reader, names::PARENT_SPAN_ID)?,
+            parent: u64_column(reader, names::PARENT_SPAN_ID)?,
             candidates: Vec::new(),
         })
     }
@@ -423,7 +417,7 @@ impl SegmentCollector for ChildrenSegment {
         }
         if let (Some(trace), Some(parent)) = (
             first_ord(self.trace_id.as_ref(), doc),
-            first_ord(self.parent.as_ref(), doc),
+            self.parent.as_ref().and_then(|c| c.first(doc)),
         ) {
             self.candidates.push((doc, trace, parent));
         }
@@ -433,20 +427,19 @@ impl SegmentCollector for ChildrenSegment {
         if self.candidates.len() > MAX_CHILD_CANDIDATES {
             return Err(children_too_many());
         }
-        let (Some(traces), Some(parents)) = (&self.trace_id, &self.parent) else {
+        let Some(traces) = &self.trace_id else {
             return Ok((self.segment, Vec::new()));
         };
         let trace_ords = self.candidates.iter().map(|&(_, t, _)| t).collect();
-        let parent_ords = self.candidates.iter().map(|&(_, _, p)| p).collect();
         let trace_of = trace_ids_of_ords(traces, trace_ords);
-        let parent_of = trace_ids_of_ords(parents, parent_ords);
         // Collected in document order, so the kept documents are sorted.
         let docs = self
             .candidates
             .iter()
-            .filter(|(_, t, p)| match (trace_of.get(t), parent_of.get(p)) {
-                (Some(&trace), Some(&parent)) => self.parents.contains(&(trace, parent as u64)),
-                _ => false,
+            .filter(|&&(_, t, parent)| {
+                trace_of
+                    .get(&t)
+                    .is_some_and(|&trace| self.parents.contains(&(trace, parent)))
             })
             .map(|&(doc, _, _)| doc)
             .collect();
