@@ -169,6 +169,7 @@ impl Lookup for IndexLookup<'_> {
             roots_only: q.roots_only,
             span_kinds: q.kinds.iter().map(|&k| kind_name(k)).collect(),
             running_at_ns: q.running_at_ns,
+            continues: q.continues.clone(),
         };
         let query = BooleanQuery::intersection(vec![Box::new(window), compiled]);
         let newest = NewestSpans {

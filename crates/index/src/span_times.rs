@@ -24,6 +24,7 @@ use tantivy::{
 use crate::collect::Match;
 use crate::doc::KIND_SPAN;
 use crate::schema::{Fields, names};
+use crate::trace::PEER_ATTRIBUTES;
 
 /// Per segment, its spans in time order and the columns a lookup reads. Opening a column
 /// reads its block index (a few bytes per 512 documents), so opening one per lookup would cost
@@ -43,6 +44,30 @@ pub(crate) struct SegmentSpans {
     seq: Column<u64>,
     parents: Option<StrColumn>,
     span_kinds: Option<StrColumn>,
+    services: Option<StrColumn>,
+    /// The service column's terms lower-cased, by ordinal (`None` past
+    /// [`MAX_SERVICES_LOWERED`]: a continuation is then not checked by service).
+    services_lower: Option<Vec<String>>,
+    names: Option<StrColumn>,
+    message_ids: Attribute,
+    destinations: Attribute,
+    /// Per attribute of [`PEER_ATTRIBUTES`].
+    peers: Vec<Attribute>,
+}
+
+/// The attribute columns `analysis::Continues` compares (attribute keys expand at dots).
+const MESSAGE_ID_COLUMN: &str = "attributes.messaging.message.id";
+const DESTINATION_COLUMN: &str = "attributes.messaging.destination.name";
+
+/// Most distinct services of a segment whose lower-cased names are kept.
+const MAX_SERVICES_LOWERED: usize = 65_536;
+
+/// An attribute's text column, for an exact comparison.
+struct Attribute {
+    text: Option<StrColumn>,
+    /// Some value of the attribute is not text (a number, a boolean): the rule compares it as
+    /// its JSON text, which the text column does not hold, so the column cannot decide.
+    not_only_text: bool,
 }
 
 impl SpanTimes {
@@ -166,6 +191,8 @@ pub(crate) struct SpansInWindow {
     pub span_kinds: Vec<&'static str>,
     /// Only spans ending at or after this (`timestamp` + `duration_ns`), and PRODUCER spans.
     pub running_at_ns: Option<i64>,
+    /// Only spans that share a service, name or messaging attribute with a call.
+    pub continues: Option<analysis::Continues>,
 }
 
 impl std::fmt::Debug for SpansInWindow {
@@ -223,6 +250,9 @@ impl Weight for SpansInWindow {
                 is_producer(doc) || at(doc).saturating_add(duration) >= running_at
             });
         }
+        if let Some(continues) = &self.continues {
+            keep_continuations(&spans, continues, &mut window)?;
+        }
         window.sort_unstable();
         Ok(Box::new(ConstScorer::new(SortedDocs::new(window), boost)))
     }
@@ -235,6 +265,145 @@ impl Weight for SpansInWindow {
             )));
         }
         Ok(Explanation::new("SpansInWindow", 1.0))
+    }
+}
+
+/// Keeps the spans of `window` that `continues` lets through, from the columns (unordered).
+fn keep_continuations(
+    spans: &SegmentSpans,
+    continues: &analysis::Continues,
+    window: &mut Vec<DocId>,
+) -> tantivy::Result<()> {
+    let Some(filter) = ContinuesFilter::new(spans, continues)? else {
+        return Ok(());
+    };
+    let mut unmatched = Vec::new();
+    window.retain(|&doc| {
+        let keep = filter.matches(spans, doc);
+        if !keep {
+            unmatched.push(doc);
+        }
+        keep
+    });
+    let Some(service) = &continues.peer_containing else {
+        return Ok(());
+    };
+    // The peer attributes' texts are read in one sorted pass per column (a dictionary block
+    // read costs a decompression), for the spans nothing else matched.
+    for peer in &spans.peers {
+        let Some(text) = &peer.text else { continue };
+        let mut ords: Vec<u64> = unmatched.iter().flat_map(|&d| text.term_ords(d)).collect();
+        ords.sort_unstable();
+        ords.dedup();
+        let mut naming = Vec::new();
+        let mut at = ords.iter();
+        text.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+            let ord = at.next().copied();
+            if String::from_utf8_lossy(term)
+                .to_ascii_lowercase()
+                .contains(service.as_str())
+            {
+                naming.extend(ord);
+            }
+        })?;
+        unmatched.retain(|&doc| {
+            let names = text
+                .term_ords(doc)
+                .any(|o| naming.binary_search(&o).is_ok());
+            if names {
+                window.push(doc);
+            }
+            !names
+        });
+    }
+    Ok(())
+}
+
+/// [`analysis::Continues`] as term ordinals of one segment's columns.
+struct ContinuesFilter {
+    services: Vec<u64>,
+    name: Option<u64>,
+    message_id: Option<u64>,
+    destination: Option<u64>,
+}
+
+impl ContinuesFilter {
+    /// `None` when the columns cannot decide (every span may continue the call).
+    fn new(
+        spans: &SegmentSpans,
+        continues: &analysis::Continues,
+    ) -> tantivy::Result<Option<ContinuesFilter>> {
+        let services = match (&spans.services_lower, continues.services.is_empty()) {
+            (_, true) => Vec::new(),
+            (Some(lower), false) => (0u64..)
+                .zip(lower)
+                .filter(|(_, service)| continues.services.contains(service))
+                .map(|(ord, _)| ord)
+                .collect(),
+            (None, false) => return Ok(None),
+        };
+        let name = match (&spans.names, &continues.name) {
+            (Some(names), Some(name)) => names.dictionary().term_ord(name)?,
+            _ => None,
+        };
+        let Some(message_id) = spans.message_ids.ord(continues.message_id.as_deref())? else {
+            return Ok(None);
+        };
+        let Some(destination) = spans.destinations.ord(continues.destination.as_deref())? else {
+            return Ok(None);
+        };
+        if continues.peer_containing.is_some() && spans.peers.iter().any(|p| p.not_only_text) {
+            return Ok(None);
+        }
+        Ok(Some(ContinuesFilter {
+            services,
+            name,
+            message_id,
+            destination,
+        }))
+    }
+
+    fn matches(&self, spans: &SegmentSpans, doc: DocId) -> bool {
+        let has = |column: &Option<StrColumn>, ord: Option<u64>| match (column, ord) {
+            (Some(column), Some(ord)) => column.term_ords(doc).any(|o| o == ord),
+            _ => false,
+        };
+        let service = !self.services.is_empty()
+            && spans
+                .services
+                .as_ref()
+                .is_some_and(|c| c.term_ords(doc).any(|o| self.services.contains(&o)));
+        service
+            || has(&spans.names, self.name)
+            || has(&spans.message_ids.text, self.message_id)
+            || has(&spans.destinations.text, self.destination)
+    }
+}
+
+impl Attribute {
+    fn read(fast: &tantivy::fastfield::FastFieldReaders, path: &str) -> tantivy::Result<Attribute> {
+        let handles = fast.dynamic_column_handles(path)?;
+        Ok(Attribute {
+            text: fast.str(path)?,
+            not_only_text: handles
+                .iter()
+                .any(|h| h.column_type() != tantivy::columnar::ColumnType::Str),
+        })
+    }
+
+    /// `value`'s ordinal in the text column (`Some(None)`: no span has it, or no value is
+    /// asked); `None` when the column cannot decide.
+    fn ord(&self, value: Option<&str>) -> tantivy::Result<Option<Option<u64>>> {
+        let Some(value) = value else {
+            return Ok(Some(None));
+        };
+        if self.not_only_text {
+            return Ok(None);
+        }
+        Ok(Some(match &self.text {
+            Some(text) => text.dictionary().term_ord(value)?,
+            None => None,
+        }))
     }
 }
 
@@ -300,6 +469,19 @@ impl SegmentSpans {
             doc = scorer.advance();
         }
         keyed.sort_unstable();
+        let services = fast.str(names::SERVICE)?;
+        let services_lower = match &services {
+            Some(column) if column.num_terms() <= MAX_SERVICES_LOWERED => {
+                let mut lower = Vec::with_capacity(column.num_terms());
+                let mut terms = column.dictionary().stream()?;
+                while terms.advance() {
+                    lower.push(String::from_utf8_lossy(terms.key()).to_ascii_lowercase());
+                }
+                Some(lower)
+            }
+            Some(_) => None,
+            None => Some(Vec::new()),
+        };
         Ok(SegmentSpans {
             docs: keyed.into_iter().map(|(_, doc)| doc).collect(),
             timestamp,
@@ -307,6 +489,15 @@ impl SegmentSpans {
             seq: fast.u64(names::SEQ)?,
             parents: fast.str(names::PARENT_SPAN_ID)?,
             span_kinds: fast.str(names::SPAN_KIND)?,
+            services,
+            services_lower,
+            names: fast.str(names::NAME)?,
+            message_ids: Attribute::read(fast, MESSAGE_ID_COLUMN)?,
+            destinations: Attribute::read(fast, DESTINATION_COLUMN)?,
+            peers: PEER_ATTRIBUTES
+                .iter()
+                .map(|key| Attribute::read(fast, &format!("{}.{key}", names::ATTRIBUTES)))
+                .collect::<tantivy::Result<_>>()?,
         })
     }
 }
@@ -426,6 +617,7 @@ mod tests {
                     roots_only,
                     span_kinds,
                     running_at_ns: None,
+                    continues: None,
                 };
                 let newest = NewestSpans {
                     fields: fields.clone(),

@@ -514,6 +514,15 @@ fn drop_identical_duplicates(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
     out
 }
 
+/// The attributes that name where a call goes (`analysis::Span::peer`), in order.
+pub(crate) const PEER_ATTRIBUTES: [&str; 5] = [
+    "peer.service",
+    "server.address",
+    "url.full",
+    "http.url",
+    "rpc.service",
+];
+
 /// A stored span record reduced to what analysis reads; also used for spans of other traces.
 pub(crate) fn analysis_span(start_ns: i64, duration_ns: i64, record: &Value) -> analysis::Span {
     let attr = |key: &str| -> Option<String> {
@@ -568,16 +577,7 @@ pub(crate) fn analysis_span(start_ns: i64, duration_ns: i64, record: &Value) -> 
             }
         })
         .collect();
-    let peer = [
-        "peer.service",
-        "server.address",
-        "url.full",
-        "http.url",
-        "rpc.service",
-    ]
-    .into_iter()
-    .filter_map(attr)
-    .collect();
+    let peer = PEER_ATTRIBUTES.into_iter().filter_map(attr).collect();
     analysis::Span {
         span_id: span_id_field(record, "span_id"),
         parent_span_id: span_id_field(record, "parent_span_id"),
