@@ -99,7 +99,7 @@ impl IndexLookup<'_> {
             .search(query, newest)
             .context("looking up spans of other traces")?;
         // Through the loader: a stored record keeps its times in the fast fields only.
-        let mut loader = RecordLoader::new(searcher, fields);
+        let mut loader = RecordLoader::new(self.index, searcher);
         let mut hits = Vec::with_capacity(matches.len());
         for m in &matches {
             hits.push(hit_json(loader.load(m)?, m.is_span));

@@ -12,9 +12,9 @@ use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{TantivyDocument, Term};
 
 use crate::Index;
-use crate::collect::{AllMatches, Match};
+use crate::collect::{AllMatches, Match, OpenedColumns};
 use crate::error::{Context as _, Error, Result};
-use crate::schema::{Fields, names};
+use crate::schema::Fields;
 
 /// Everything recorded for one trace.
 #[derive(Debug, Clone)]
@@ -68,15 +68,17 @@ impl Index {
         let fields = self.fields();
         let searcher = self.searcher();
         let query = trace_query(fields, trace_id);
+        let columns = &self.inner.columns;
+        columns.retain(&searcher);
         let matches = searcher
-            .search(&*query, &AllMatches)
+            .search(&*query, &AllMatches { columns })
             .context("collecting a trace")?;
         if matches.is_empty() {
             return Ok(None);
         }
         let mut spans = Vec::new();
         let mut logs = Vec::new();
-        let mut loader = RecordLoader::new(&searcher, fields);
+        let mut loader = RecordLoader::new(self, &searcher);
         for m in matches {
             let record = loader.load(&m)?;
             if m.is_span {
@@ -144,15 +146,17 @@ pub(crate) fn load_record(
 pub(crate) struct RecordLoader<'a> {
     searcher: &'a tantivy::Searcher,
     fields: &'a Fields,
-    /// Per segment ordinal, its duration column once opened.
+    columns: &'a OpenedColumns,
+    /// Per segment ordinal, its duration column.
     durations: HashMap<u32, Column<i64>>,
 }
 
 impl<'a> RecordLoader<'a> {
-    pub(crate) fn new(searcher: &'a tantivy::Searcher, fields: &'a Fields) -> RecordLoader<'a> {
+    pub(crate) fn new(index: &'a Index, searcher: &'a tantivy::Searcher) -> RecordLoader<'a> {
         RecordLoader {
             searcher,
-            fields,
+            fields: index.fields(),
+            columns: &index.inner.columns,
             durations: HashMap::new(),
         }
     }
@@ -174,11 +178,11 @@ impl<'a> RecordLoader<'a> {
             let column = match self.durations.entry(m.addr.segment_ord) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    self.searcher
-                        .segment_reader(m.addr.segment_ord)
-                        .fast_fields()
-                        .i64(names::DURATION_NS)
-                        .context("reading the durations")?,
+                    self.columns
+                        .of(self.searcher.segment_reader(m.addr.segment_ord))
+                        .context("reading the durations")?
+                        .duration
+                        .clone(),
                 ),
             };
             let duration = column.first(m.addr.doc_id);
