@@ -37,13 +37,15 @@ pub(crate) struct SpanTimes {
 /// One segment's spans and columns.
 pub(crate) struct SegmentSpans {
     /// The ids of the spans that have a timestamp, ordered by (timestamp, doc id). Four bytes
-    /// per span: 24 MB for an index of 10M records (6M spans).
+    /// per span, five with `shapes`: 30 MB for an index of 10M records (6M spans).
     docs: Vec<DocId>,
     timestamp: Column<DateTime>,
     duration: Column<i64>,
     seq: Column<u64>,
-    parents: Option<StrColumn>,
-    span_kinds: Option<StrColumn>,
+    /// Per span of `docs`, whether it names no parent ([`SHAPE_ROOT`]) and its kind
+    /// ([`SHAPE_KIND`], [`shape_of_kind`]): one byte per span, so that a window is filtered
+    /// without reading the parent and kind columns span by span.
+    shapes: Vec<u8>,
     services: Option<StrColumn>,
     /// The service column's terms lower-cased, by ordinal (`None` past
     /// [`MAX_SERVICES_LOWERED`]: a continuation is then not checked by service).
@@ -53,6 +55,27 @@ pub(crate) struct SegmentSpans {
     destinations: Attribute,
     /// Per attribute of [`PEER_ATTRIBUTES`].
     peers: Vec<Attribute>,
+}
+
+/// A span's shape: it names no parent.
+const SHAPE_ROOT: u8 = 0x80;
+/// A span's shape: its kind's code (0 for a kind of no other code).
+const SHAPE_KIND: u8 = 0x07;
+const SPAN_KINDS: [&str; 6] = [
+    "SERVER",
+    "CLIENT",
+    "PRODUCER",
+    "CONSUMER",
+    "INTERNAL",
+    "UNSPECIFIED",
+];
+
+/// The code of a `span_kind` value in a span's shape (1 to 6; 0 for any other value).
+fn shape_of_kind(kind: &str) -> u8 {
+    SPAN_KINDS
+        .iter()
+        .position(|&k| k == kind)
+        .map_or(0, |i| i as u8 + 1)
 }
 
 /// The attribute columns `analysis::Continues` compares (attribute keys expand at dots).
@@ -216,40 +239,34 @@ impl Weight for SpansInWindow {
         let at = |doc: DocId| timestamp_ns(&spans.timestamp, doc);
         let start = spans.docs.partition_point(|&doc| at(doc) < self.from_ns);
         let end = start + spans.docs[start..].partition_point(|&doc| at(doc) < self.to_ns);
-        let mut window = spans.docs[start..end].to_vec();
-        if self.roots_only
-            && let Some(parents) = &spans.parents
-        {
-            window.retain(|&doc| parents.term_ords(doc).next().is_none());
-        }
-        if !self.span_kinds.is_empty() {
-            let mut ords = Vec::new();
-            if let Some(kinds) = &spans.span_kinds {
-                for kind in &self.span_kinds {
-                    ords.extend(kinds.dictionary().term_ord(kind)?);
-                }
-            }
-            match &spans.span_kinds {
-                Some(kinds) if !ords.is_empty() => {
-                    window.retain(|&doc| kinds.term_ords(doc).any(|ord| ords.contains(&ord)));
-                }
-                _ => window.clear(),
-            }
-        }
+        // Root and kind from the shapes kept beside the docs, without reading a column.
+        let kinds: Option<u8> = (!self.span_kinds.is_empty()).then(|| {
+            self.span_kinds
+                .iter()
+                .map(|&kind| shape_of_kind(kind))
+                .fold(0u8, |mask, code| mask | (1 << code))
+        });
+        let wanted = |shape: u8| {
+            (!self.roots_only || shape & SHAPE_ROOT != 0)
+                && kinds.is_none_or(|mask| {
+                    let code = shape & SHAPE_KIND;
+                    code != 0 && mask & (1 << code) != 0
+                })
+        };
+        let mut window: Vec<(DocId, u8)> = spans.docs[start..end]
+            .iter()
+            .zip(&spans.shapes[start..end])
+            .filter(|&(_, &shape)| wanted(shape))
+            .map(|(&doc, &shape)| (doc, shape))
+            .collect();
         if let Some(running_at) = self.running_at_ns {
-            let producer = match &spans.span_kinds {
-                Some(kinds) => kinds.dictionary().term_ord("PRODUCER")?,
-                None => None,
-            };
-            let is_producer = |doc: DocId| match (&spans.span_kinds, producer) {
-                (Some(kinds), Some(ord)) => kinds.term_ords(doc).any(|o| o == ord),
-                _ => false,
-            };
-            window.retain(|&doc| {
+            let producer = shape_of_kind("PRODUCER");
+            window.retain(|&(doc, shape)| {
                 let duration = spans.duration.first(doc).unwrap_or(0).max(0);
-                is_producer(doc) || at(doc).saturating_add(duration) >= running_at
+                shape & SHAPE_KIND == producer || at(doc).saturating_add(duration) >= running_at
             });
         }
+        let mut window: Vec<DocId> = window.into_iter().map(|(doc, _)| doc).collect();
         if let Some(continues) = &self.continues {
             keep_continuations(&spans, continues, &mut window)?;
         }
@@ -469,6 +486,29 @@ impl SegmentSpans {
             doc = scorer.advance();
         }
         keyed.sort_unstable();
+        let parents = fast.str(names::PARENT_SPAN_ID)?;
+        let span_kinds = fast.str(names::SPAN_KIND)?;
+        let mut kind_codes = Vec::new();
+        if let Some(column) = &span_kinds {
+            let mut terms = column.dictionary().stream()?;
+            while terms.advance() {
+                kind_codes.push(shape_of_kind(&String::from_utf8_lossy(terms.key())));
+            }
+        }
+        let shapes = keyed
+            .iter()
+            .map(|&(_, doc)| {
+                let root = parents
+                    .as_ref()
+                    .is_none_or(|p| p.term_ords(doc).next().is_none());
+                let kind = span_kinds
+                    .as_ref()
+                    .and_then(|k| k.term_ords(doc).next())
+                    .and_then(|ord| kind_codes.get(ord as usize).copied())
+                    .unwrap_or(0);
+                if root { SHAPE_ROOT | kind } else { kind }
+            })
+            .collect();
         let services = fast.str(names::SERVICE)?;
         let services_lower = match &services {
             Some(column) if column.num_terms() <= MAX_SERVICES_LOWERED => {
@@ -487,8 +527,7 @@ impl SegmentSpans {
             timestamp,
             duration: fast.i64(names::DURATION_NS)?,
             seq: fast.u64(names::SEQ)?,
-            parents: fast.str(names::PARENT_SPAN_ID)?,
-            span_kinds: fast.str(names::SPAN_KIND)?,
+            shapes,
             services,
             services_lower,
             names: fast.str(names::NAME)?,
