@@ -398,27 +398,39 @@ impl Trace {
     /// log has `attached_span_id`, the span it belongs to (which differs from its `span_id` when
     /// the log recorded an incoming traceparent).
     pub fn to_json_with(&self, analysis: &analysis::Analysis) -> Value {
-        let span_id = |i: usize| self.spans[i].span_id.map(|id| id.to_string());
-        let spans: Vec<Value> = self
+        self.clone().into_json_with(analysis)
+    }
+
+    /// [`Trace::to_json_with`] without copying the records: they move into the JSON.
+    pub fn into_json_with(self, analysis: &analysis::Analysis) -> Value {
+        let summary = self.summary_json();
+        let span_ids: Vec<Value> = self
             .spans
             .iter()
+            .map(|s| json!(s.span_id.map(|id| id.to_string())))
+            .collect();
+        let spans: Vec<Value> = self
+            .spans
+            .into_iter()
             .map(|span| {
-                let mut record = span.record.clone();
+                let mut record = span.record;
                 if let Some(map) = record.as_object_mut() {
                     map.insert("depth".into(), json!(span.depth));
-                    let children: Vec<_> = span.children.iter().map(|&c| span_id(c)).collect();
-                    map.insert("children".into(), json!(children));
+                    let children: Vec<Value> =
+                        span.children.iter().map(|&c| span_ids[c].clone()).collect();
+                    map.insert("children".into(), Value::Array(children));
                 }
                 record
             })
             .collect();
         let logs: Vec<Value> = self
             .logs
-            .iter()
+            .into_iter()
             .map(|log| {
-                let mut record = log.record.clone();
+                let mut record = log.record;
                 if let Some(map) = record.as_object_mut() {
-                    map.insert("attached_span_id".into(), json!(log.span.and_then(span_id)));
+                    let attached = log.span.map_or(Value::Null, |s| span_ids[s].clone());
+                    map.insert("attached_span_id".into(), attached);
                 }
                 record
             })
@@ -427,7 +439,7 @@ impl Trace {
             "trace_id": self.trace_id.to_string(),
             "spans": spans,
             "logs": logs,
-            "summary": self.summary_json(),
+            "summary": summary,
             "analysis": serde_json::to_value(analysis).unwrap_or(Value::Null),
         })
     }
