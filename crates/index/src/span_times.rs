@@ -13,7 +13,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Column, ColumnIndex, ColumnType, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, TermQuery, Weight};
 use tantivy::schema::IndexRecordOption;
@@ -88,9 +88,9 @@ const MAX_SERVICES_LOWERED: usize = 65_536;
 /// An attribute's text column, for an exact comparison.
 struct Attribute {
     text: Option<StrColumn>,
-    /// Some value of the attribute is not text (a number, a boolean): the rule compares it as
-    /// its JSON text, which the text column does not hold, so the column cannot decide.
-    not_only_text: bool,
+    /// Which spans hold a value of the attribute that is not text (a number, a boolean): the
+    /// rule compares it as its JSON text, which no column holds, so such a span may match.
+    not_text: Vec<ColumnIndex>,
 }
 
 impl SpanTimes {
@@ -333,6 +333,13 @@ fn keep_continuations(
             !names
         });
     }
+    // A peer that is not text (a number) may name the service as its JSON text.
+    window.extend(unmatched.into_iter().filter(|&doc| {
+        spans
+            .peers
+            .iter()
+            .any(|peer| peer.not_text.iter().any(|index| index.has_value(doc)))
+    }));
     Ok(())
 }
 
@@ -342,6 +349,8 @@ struct ContinuesFilter {
     name: Option<u64>,
     message_id: Option<u64>,
     destination: Option<u64>,
+    asks_message_id: bool,
+    asks_destination: bool,
 }
 
 impl ContinuesFilter {
@@ -363,20 +372,22 @@ impl ContinuesFilter {
             (Some(names), Some(name)) => names.dictionary().term_ord(name)?,
             _ => None,
         };
-        let Some(message_id) = spans.message_ids.ord(continues.message_id.as_deref())? else {
-            return Ok(None);
+        let message_id = match &continues.message_id {
+            Some(id) => spans.message_ids.ord(id)?,
+            None => None,
         };
-        let Some(destination) = spans.destinations.ord(continues.destination.as_deref())? else {
-            return Ok(None);
+        let destination = match &continues.destination {
+            Some(destination) => spans.destinations.ord(destination)?,
+            None => None,
         };
-        if continues.peer_containing.is_some() && spans.peers.iter().any(|p| p.not_only_text) {
-            return Ok(None);
-        }
+
         Ok(Some(ContinuesFilter {
             services,
             name,
             message_id,
             destination,
+            asks_message_id: continues.message_id.is_some(),
+            asks_destination: continues.destination.is_some(),
         }))
     }
 
@@ -392,35 +403,47 @@ impl ContinuesFilter {
                 .is_some_and(|c| c.term_ords(doc).any(|o| self.services.contains(&o)));
         service
             || has(&spans.names, self.name)
-            || has(&spans.message_ids.text, self.message_id)
-            || has(&spans.destinations.text, self.destination)
+            || spans
+                .message_ids
+                .may_have(doc, self.asks_message_id, self.message_id)
+            || spans
+                .destinations
+                .may_have(doc, self.asks_destination, self.destination)
     }
 }
 
 impl Attribute {
     fn read(fast: &tantivy::fastfield::FastFieldReaders, path: &str) -> tantivy::Result<Attribute> {
-        let handles = fast.dynamic_column_handles(path)?;
+        let mut not_text = Vec::new();
+        for handle in fast.dynamic_column_handles(path)? {
+            if handle.column_type() != ColumnType::Str {
+                not_text.push(handle.open()?.into_column_index());
+            }
+        }
         Ok(Attribute {
             text: fast.str(path)?,
-            not_only_text: handles
-                .iter()
-                .any(|h| h.column_type() != tantivy::columnar::ColumnType::Str),
+            not_text,
         })
     }
 
-    /// `value`'s ordinal in the text column (`Some(None)`: no span has it, or no value is
-    /// asked); `None` when the column cannot decide.
-    fn ord(&self, value: Option<&str>) -> tantivy::Result<Option<Option<u64>>> {
-        let Some(value) = value else {
-            return Ok(Some(None));
-        };
-        if self.not_only_text {
-            return Ok(None);
-        }
-        Ok(Some(match &self.text {
+    /// `value`'s ordinal in the text column (`None`: no span has it as text).
+    fn ord(&self, value: &str) -> tantivy::Result<Option<u64>> {
+        Ok(match &self.text {
             Some(text) => text.dictionary().term_ord(value)?,
             None => None,
-        }))
+        })
+    }
+
+    /// Whether `doc` may have the value whose text ordinal is `ord` (asked for: `asked`).
+    fn may_have(&self, doc: DocId, asked: bool, ord: Option<u64>) -> bool {
+        if !asked {
+            return false;
+        }
+        let as_text = match (&self.text, ord) {
+            (Some(text), Some(ord)) => text.term_ords(doc).any(|o| o == ord),
+            _ => false,
+        };
+        as_text || self.not_text.iter().any(|index| index.has_value(doc))
     }
 }
 
