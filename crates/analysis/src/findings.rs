@@ -8,7 +8,7 @@ use model::{SpanKind, TraceId};
 use serde_json::{Value, json};
 
 use crate::tree::{RootKind, Tree};
-use crate::{Finding, FindingKind, ForeignSpan, Log, Lookup, Segment, Span, SpanQuery};
+use crate::{Continues, Finding, FindingKind, ForeignSpan, Log, Lookup, Segment, Span, SpanQuery};
 
 /// The numbers behind each rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -587,6 +587,33 @@ fn continuation(caller: &Span, callee: &Span) -> Option<&'static str> {
     None
 }
 
+/// What a root must share with `caller` for [`continuation`] to match it, branch by branch: an
+/// index checks this before reading records, so it must let through every root that matches.
+fn continues(caller: &Span) -> Continues {
+    Continues {
+        services: peer_names(caller),
+        name: Some(caller.name.clone()).filter(|n| !n.is_empty()),
+        message_id: caller.messaging_message_id.clone(),
+        destination: caller
+            .messaging_destination
+            .clone()
+            .filter(|_| caller.kind == SpanKind::Producer),
+        peer_containing: None,
+    }
+}
+
+/// What a call must share with `root` for [`continuation`] to match the two; a peer name is a
+/// lower-cased part of a peer attribute, so the attribute lower-cased contains it.
+fn continued(root: &Span) -> Continues {
+    Continues {
+        services: Vec::new(),
+        name: Some(root.name.clone()).filter(|n| !n.is_empty()),
+        message_id: root.messaging_message_id.clone(),
+        destination: root.messaging_destination.clone(),
+        peer_containing: Some(root.service.to_ascii_lowercase()).filter(|s| !s.is_empty()),
+    }
+}
+
 fn strength(reason: &str) -> u8 {
     match reason {
         "messaging.message.id" => 0,
@@ -624,6 +651,7 @@ fn propagation(cx: &Context<'_>) -> (Vec<Finding>, Vec<Finding>) {
             },
             message_id: caller.messaging_message_id.clone().filter(|_| producer),
             running_at_ns: None,
+            continues: Some(continues(caller)),
             limit: 200,
         };
         let best = cx
@@ -670,6 +698,7 @@ fn propagation(cx: &Context<'_>) -> (Vec<Finding>, Vec<Finding>) {
             message_id: root.messaging_message_id.clone().filter(|_| consumer),
             // A caller that had finished before this root started did not call it.
             running_at_ns: Some(root.start_ns),
+            continues: Some(continued(root)),
             limit: 200,
         };
         let mut found: Vec<(&'static str, ForeignSpan)> = cx

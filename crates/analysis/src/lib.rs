@@ -178,7 +178,30 @@ pub struct SpanQuery {
     /// their end (they do not wait for their consumer). Applied before `limit`, so finished
     /// calls never crowd out a call in flight.
     pub running_at_ns: Option<i64>,
+    /// Only spans that share one of these with a call (see [`Continues`]). Applied before
+    /// `limit`, so other roots that started during a call never crowd out its continuation.
+    pub continues: Option<Continues>,
     pub limit: usize,
+}
+
+/// What a span of another trace must share with a span of this one for the two to be taken for
+/// a call and its continuation (any one suffices): the conditions of the match of
+/// `broken_propagation` and `detached_root`, as an index can check them on its columns before
+/// it reads a record. `findings::continues` makes it from a call, `findings::continued`
+/// from a root.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Continues {
+    /// The span's service, lower-cased, is one of these (the call's peer names).
+    pub services: Vec<String>,
+    /// Its span name is this.
+    pub name: Option<String>,
+    /// Its `messaging.message.id` attribute is this.
+    pub message_id: Option<String>,
+    /// Its `messaging.destination.name` attribute is this.
+    pub destination: Option<String>,
+    /// One of its peer attributes (those [`Span::peer`] holds), lower-cased, contains this: a
+    /// call whose peer names may name this service.
+    pub peer_containing: Option<String>,
 }
 
 /// A span of another trace.

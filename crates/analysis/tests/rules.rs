@@ -390,6 +390,19 @@ impl Lookup for OtherTrace {
             .filter(|s| {
                 s.kind == SpanKind::Producer || q.running_at_ns.is_none_or(|t| s.end_ns() >= t)
             })
+            .filter(|s| {
+                q.continues.as_ref().is_none_or(|c| {
+                    c.services.contains(&s.service.to_ascii_lowercase())
+                        || c.name.as_ref() == Some(&s.name)
+                        || (c.message_id.is_some() && c.message_id == s.messaging_message_id)
+                        || (c.destination.is_some() && c.destination == s.messaging_destination)
+                        || c.peer_containing.as_ref().is_some_and(|service| {
+                            s.peer
+                                .iter()
+                                .any(|p| p.to_ascii_lowercase().contains(service.as_str()))
+                        })
+                })
+            })
             .map(|s| ForeignSpan {
                 trace_id: Some(self.trace_id),
                 span: s.clone(),

@@ -191,7 +191,7 @@ fn analysed_trace(index_dir: &Path, args: &TraceArgs) -> anyhow::Result<Option<s
         ..analysis::Options::default()
     };
     let analysis = index.analyze(&trace, &options);
-    Ok(Some(trace.to_json_with(&analysis)))
+    Ok(Some(trace.into_json_with(&analysis)))
 }
 
 pub fn search(index_dir: &Path, args: SearchArgs) -> anyhow::Result<ExitCode> {

@@ -70,7 +70,7 @@ impl Index {
             .search(&*query, &EarliestArrivals { limit })
             .context("searching for new arrivals")?;
         let mut hits = Vec::with_capacity(fruit.hits.len());
-        let mut loader = RecordLoader::new(&searcher, fields);
+        let mut loader = RecordLoader::new(self, &searcher);
         for (seq, m) in &fruit.hits {
             let record = loader.load(m)?;
             hits.push((*seq, hit_json(record, m.is_span)));

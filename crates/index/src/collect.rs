@@ -2,10 +2,12 @@
 //! matches after a cursor. Neither needs scores nor loads stored documents.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
+use tantivy::index::SegmentId;
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::doc::KIND_SPAN;
@@ -27,6 +29,68 @@ pub(crate) struct SortColumns {
     seq: Column<u64>,
     kind: Option<StrColumn>,
     span_ord: Option<u64>,
+}
+
+/// Per segment, the columns a trace lookup reads, opened once and kept: opening a column reads
+/// its block index, a cost per segment that every lookup would otherwise pay again, and that
+/// grows with the index (docs/BENCHMARKS.md, issue 13).
+#[derive(Default)]
+pub(crate) struct OpenedColumns {
+    segments: Mutex<HashMap<SegmentId, Arc<SegmentColumns>>>,
+}
+
+/// One segment's opened columns.
+pub(crate) struct SegmentColumns {
+    timestamp: Column<DateTime>,
+    seq: Column<u64>,
+    kind: Option<StrColumn>,
+    span_ord: Option<u64>,
+    pub duration: Column<i64>,
+    pub span_id: Option<Column<u64>>,
+    pub parent_span_id: Option<Column<u64>>,
+}
+
+impl OpenedColumns {
+    /// The segment's columns, opened on first use. Segments not in the searcher the last
+    /// [`OpenedColumns::retain`] saw are forgotten there.
+    pub(crate) fn of(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
+        let id = reader.segment_id();
+        if let Some(columns) = self
+            .segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(columns.clone());
+        }
+        let fast = reader.fast_fields();
+        let (kind, span_ord) = kind_column(reader)?;
+        let columns = Arc::new(SegmentColumns {
+            timestamp: fast.date(names::TIMESTAMP)?,
+            seq: fast.u64(names::SEQ)?,
+            kind,
+            span_ord,
+            duration: fast.i64(names::DURATION_NS)?,
+            span_id: fast.column_opt(names::SPAN_ID)?,
+            parent_span_id: fast.column_opt(names::PARENT_SPAN_ID)?,
+        });
+        self.segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, columns.clone());
+        Ok(columns)
+    }
+
+    /// Forgets the segments that are not in `searcher` (merged away or deleted).
+    pub(crate) fn retain(&self, searcher: &tantivy::Searcher) {
+        let live: Vec<SegmentId> = searcher
+            .segment_readers()
+            .iter()
+            .map(SegmentReader::segment_id)
+            .collect();
+        let mut segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        segments.retain(|id, _| live.contains(id));
+    }
 }
 
 /// A segment's `kind` column and the ordinal of `span` in it (`None` when the segment has no
@@ -58,6 +122,22 @@ impl SortColumns {
         })
     }
 
+    /// The columns kept in `opened`.
+    pub(crate) fn kept(
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+        opened: &OpenedColumns,
+    ) -> tantivy::Result<SortColumns> {
+        let columns = opened.of(reader)?;
+        Ok(SortColumns {
+            segment,
+            timestamp: columns.timestamp.clone(),
+            seq: columns.seq.clone(),
+            kind: columns.kind.clone(),
+            span_ord: columns.span_ord,
+        })
+    }
+
     pub(crate) fn get(&self, doc: DocId) -> Match {
         let ts = self
             .timestamp
@@ -77,15 +157,16 @@ impl SortColumns {
 }
 
 /// Every match, sorted by (timestamp, seq) ascending. No cap: a trace comes back whole.
-#[derive(Debug, Default)]
-pub(crate) struct AllMatches;
+pub(crate) struct AllMatches<'a> {
+    pub columns: &'a OpenedColumns,
+}
 
 pub(crate) struct AllMatchesSegment {
     columns: SortColumns,
     matches: Vec<Match>,
 }
 
-impl Collector for AllMatches {
+impl Collector for AllMatches<'_> {
     type Fruit = Vec<Match>;
     type Child = AllMatchesSegment;
 
@@ -95,7 +176,7 @@ impl Collector for AllMatches {
         reader: &SegmentReader,
     ) -> tantivy::Result<AllMatchesSegment> {
         Ok(AllMatchesSegment {
-            columns: SortColumns::open(segment, reader)?,
+            columns: SortColumns::kept(segment, reader, self.columns)?,
             matches: Vec::new(),
         })
     }

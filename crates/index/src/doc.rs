@@ -719,7 +719,13 @@ mod tests {
         for key in STORED_ELSEWHERE {
             assert!(stored.get(key).is_none(), "{key} is stored");
         }
-        for key in ["trace_id", "start", "duration_ns", "span_id", "parent_span_id"] {
+        for key in [
+            "trace_id",
+            "start",
+            "duration_ns",
+            "span_id",
+            "parent_span_id",
+        ] {
             assert!(whole.get(key).is_some(), "{key} is missing");
         }
         let doc = indexed(record);

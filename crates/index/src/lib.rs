@@ -102,6 +102,8 @@ struct Inner {
     traces_by_segment: compare::TraceCache,
     /// Each segment's spans in time order, for the analysis's time-window lookups.
     span_times: Arc<span_times::SpanTimes>,
+    /// Each segment's columns that trace assembly reads.
+    columns: collect::OpenedColumns,
 }
 
 impl Index {
@@ -192,6 +194,7 @@ impl Index {
                 p50s: lookup::P50Cache::default(),
                 traces_by_segment: compare::TraceCache::default(),
                 span_times: Arc::default(),
+                columns: collect::OpenedColumns::default(),
             }),
         })
     }

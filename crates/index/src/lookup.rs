@@ -5,6 +5,7 @@
 use analysis::{ForeignSpan, Lookup, SpanQuery};
 use model::{SpanId, SpanKind, TraceId};
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,14 +25,24 @@ use crate::{AggRequest, Index, Trace};
 /// Fewer spans of an operation than this and its p50 says nothing.
 const MIN_P50_SAMPLES: u64 = 5;
 
-/// How long an operation's p50 is reused: it moves slowly, and computing it reads every span
-/// of the operation, so without reuse each trace lookup would cost more as the index grows.
+/// How long an operation's p50 is reused once the index has changed: it moves slowly, and
+/// computing it reads every span of the operation, so without reuse each trace lookup would
+/// cost more as the index grows. While the index holds the same segments (and deletes) it is
+/// reused however old: it would be computed again from the same spans.
 const P50_TTL: Duration = Duration::from_secs(30);
 /// Operations remembered at most (all forgotten at once when full).
 const P50_CACHE_ENTRIES: usize = 4096;
 
-/// (service, span name) → when its p50 was computed, and the p50.
-type P50Entries = HashMap<(String, String), (Instant, Option<i64>)>;
+/// (service, span name) → when its p50 was computed, from which segments, and the p50.
+type P50Entries = HashMap<(String, String), P50Entry>;
+
+#[derive(Debug, Clone, Copy)]
+struct P50Entry {
+    at: Instant,
+    /// [`segments_key`] of the searcher it was computed from.
+    segments: u64,
+    p50: Option<i64>,
+}
 
 /// Recently computed p50s by (service, span name).
 #[derive(Default)]
@@ -39,19 +50,28 @@ pub(crate) struct P50Cache {
     entries: Mutex<P50Entries>,
 }
 
+/// Names a searcher's segments and their deletes: equal keys, equal spans.
+fn segments_key(searcher: &tantivy::Searcher) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    searcher.generation().segments().hash(&mut hasher);
+    hasher.finish()
+}
+
 impl P50Cache {
-    fn get(&self, service: &str, name: &str) -> Option<Option<i64>> {
+    /// The p50 computed from these segments, or within [`P50_TTL`] of `now`.
+    fn get(&self, service: &str, name: &str, segments: u64, now: Instant) -> Option<Option<i64>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (at, p50) = entries.get(&(service.to_owned(), name.to_owned()))?;
-        (at.elapsed() < P50_TTL).then_some(*p50)
+        let entry = entries.get(&(service.to_owned(), name.to_owned()))?;
+        (entry.segments == segments || now.saturating_duration_since(entry.at) < P50_TTL)
+            .then_some(entry.p50)
     }
 
-    fn put(&self, service: &str, name: &str, p50: Option<i64>) {
+    fn put(&self, service: &str, name: &str, entry: P50Entry) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= P50_CACHE_ENTRIES {
             entries.clear();
         }
-        entries.insert((service.to_owned(), name.to_owned()), (Instant::now(), p50));
+        entries.insert((service.to_owned(), name.to_owned()), entry);
     }
 }
 
@@ -99,7 +119,7 @@ impl IndexLookup<'_> {
             .search(query, newest)
             .context("looking up spans of other traces")?;
         // Through the loader: a stored record keeps its times in the fast fields only.
-        let mut loader = RecordLoader::new(searcher, fields);
+        let mut loader = RecordLoader::new(self.index, searcher);
         let mut hits = Vec::with_capacity(matches.len());
         for m in &matches {
             hits.push(hit_json(loader.load(m)?, m.is_span));
@@ -136,11 +156,21 @@ impl IndexLookup<'_> {
 impl Lookup for IndexLookup<'_> {
     fn operation_p50_ns(&self, service: &str, name: &str) -> Option<i64> {
         let cache = &self.index.inner.p50s;
-        if let Some(p50) = cache.get(service, name) {
+        let segments = segments_key(&self.index.searcher());
+        let now = Instant::now();
+        if let Some(p50) = cache.get(service, name, segments, now) {
             return p50;
         }
         let p50 = self.compute_p50(service, name);
-        cache.put(service, name, p50);
+        cache.put(
+            service,
+            name,
+            P50Entry {
+                at: now,
+                segments,
+                p50,
+            },
+        );
         p50
     }
 
@@ -169,6 +199,7 @@ impl Lookup for IndexLookup<'_> {
             roots_only: q.roots_only,
             span_kinds: q.kinds.iter().map(|&k| kind_name(k)).collect(),
             running_at_ns: q.running_at_ns,
+            continues: q.continues.clone(),
         };
         let query = BooleanQuery::intersection(vec![Box::new(window), compiled]);
         let newest = NewestSpans {
@@ -263,5 +294,35 @@ impl SegmentCollector for ParentIsSegment {
 
     fn harvest(self) -> bool {
         self.found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_p50_is_reused_while_the_segments_are_the_same_and_for_a_while_after() {
+        let cache = P50Cache::default();
+        let now = Instant::now();
+        let computed = now.checked_sub(P50_TTL * 10).unwrap_or(now);
+        cache.put(
+            "api",
+            "GET /",
+            P50Entry {
+                at: computed,
+                segments: 1,
+                p50: Some(7),
+            },
+        );
+        assert_eq!(cache.get("api", "GET /", 1, now), Some(Some(7)));
+        assert_eq!(
+            cache.get("api", "GET /", 2, computed + P50_TTL / 2),
+            Some(Some(7))
+        );
+        if computed + P50_TTL <= now {
+            assert_eq!(cache.get("api", "GET /", 2, now), None);
+        }
+        assert_eq!(cache.get("api", "POST /", 1, now), None);
     }
 }

@@ -106,7 +106,7 @@ impl Index {
             .search(&*query, &NewestFirst { limit, before })
             .context("searching")?;
         let mut hits = Vec::with_capacity(fruit.hits.len());
-        let mut loader = RecordLoader::new(&searcher, fields);
+        let mut loader = RecordLoader::new(self, &searcher);
         for m in &fruit.hits {
             hits.push(hit_json(loader.load(m)?, m.is_span));
         }

@@ -13,7 +13,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Column, ColumnIndex, ColumnType, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, TermQuery, Weight};
 use tantivy::schema::IndexRecordOption;
@@ -24,6 +24,7 @@ use tantivy::{
 use crate::collect::Match;
 use crate::doc::KIND_SPAN;
 use crate::schema::{Fields, names};
+use crate::trace::PEER_ATTRIBUTES;
 
 /// Per segment, its spans in time order and the columns a lookup reads. Opening a column
 /// reads its block index (a few bytes per 512 documents), so opening one per lookup would cost
@@ -36,13 +37,60 @@ pub(crate) struct SpanTimes {
 /// One segment's spans and columns.
 pub(crate) struct SegmentSpans {
     /// The ids of the spans that have a timestamp, ordered by (timestamp, doc id). Four bytes
-    /// per span: 24 MB for an index of 10M records (6M spans).
+    /// per span, five with `shapes`: 30 MB for an index of 10M records (6M spans).
     docs: Vec<DocId>,
     timestamp: Column<DateTime>,
     duration: Column<i64>,
     seq: Column<u64>,
-    parents: Option<Column<u64>>,
-    span_kinds: Option<StrColumn>,
+    /// Per span of `docs`, whether it names no parent ([`SHAPE_ROOT`]) and its kind
+    /// ([`SHAPE_KIND`], [`shape_of_kind`]): one byte per span, so that a window is filtered
+    /// without reading the parent and kind columns span by span.
+    shapes: Vec<u8>,
+    services: Option<StrColumn>,
+    /// The service column's terms lower-cased, by ordinal (`None` past
+    /// [`MAX_SERVICES_LOWERED`]: a continuation is then not checked by service).
+    services_lower: Option<Vec<String>>,
+    names: Option<StrColumn>,
+    message_ids: Attribute,
+    destinations: Attribute,
+    /// Per attribute of [`PEER_ATTRIBUTES`].
+    peers: Vec<Attribute>,
+}
+
+/// A span's shape: it names no parent.
+const SHAPE_ROOT: u8 = 0x80;
+/// A span's shape: its kind's code (0 for a kind of no other code).
+const SHAPE_KIND: u8 = 0x07;
+const SPAN_KINDS: [&str; 6] = [
+    "SERVER",
+    "CLIENT",
+    "PRODUCER",
+    "CONSUMER",
+    "INTERNAL",
+    "UNSPECIFIED",
+];
+
+/// The code of a `span_kind` value in a span's shape (1 to 6; 0 for any other value).
+fn shape_of_kind(kind: &str) -> u8 {
+    SPAN_KINDS
+        .iter()
+        .position(|&k| k == kind)
+        .map_or(0, |i| i as u8 + 1)
+}
+
+/// The attribute columns `analysis::Continues` compares (attribute keys expand at dots).
+const MESSAGE_ID_COLUMN: &str = "attributes.messaging.message.id";
+const DESTINATION_COLUMN: &str = "attributes.messaging.destination.name";
+
+/// Most distinct services of a segment whose lower-cased names are kept.
+const MAX_SERVICES_LOWERED: usize = 65_536;
+
+/// An attribute's text column, for an exact comparison.
+struct Attribute {
+    text: Option<StrColumn>,
+    /// Which spans hold a value of the attribute that is not text (a number, a boolean): the
+    /// rule compares it as its JSON text, which no column holds, so such a span may match.
+    not_text: Vec<ColumnIndex>,
 }
 
 impl SpanTimes {
@@ -166,6 +214,8 @@ pub(crate) struct SpansInWindow {
     pub span_kinds: Vec<&'static str>,
     /// Only spans ending at or after this (`timestamp` + `duration_ns`), and PRODUCER spans.
     pub running_at_ns: Option<i64>,
+    /// Only spans that share a service, name or messaging attribute with a call.
+    pub continues: Option<analysis::Continues>,
 }
 
 impl std::fmt::Debug for SpansInWindow {
@@ -189,39 +239,36 @@ impl Weight for SpansInWindow {
         let at = |doc: DocId| timestamp_ns(&spans.timestamp, doc);
         let start = spans.docs.partition_point(|&doc| at(doc) < self.from_ns);
         let end = start + spans.docs[start..].partition_point(|&doc| at(doc) < self.to_ns);
-        let mut window = spans.docs[start..end].to_vec();
-        if self.roots_only
-            && let Some(parents) = &spans.parents
-        {
-            window.retain(|&doc| parents.first(doc).is_none());
-        }
-        if !self.span_kinds.is_empty() {
-            let mut ords = Vec::new();
-            if let Some(kinds) = &spans.span_kinds {
-                for kind in &self.span_kinds {
-                    ords.extend(kinds.dictionary().term_ord(kind)?);
-                }
-            }
-            match &spans.span_kinds {
-                Some(kinds) if !ords.is_empty() => {
-                    window.retain(|&doc| kinds.term_ords(doc).any(|ord| ords.contains(&ord)));
-                }
-                _ => window.clear(),
-            }
-        }
+        // Root and kind from the shapes kept beside the docs, without reading a column.
+        let kinds: Option<u8> = (!self.span_kinds.is_empty()).then(|| {
+            self.span_kinds
+                .iter()
+                .map(|&kind| shape_of_kind(kind))
+                .fold(0u8, |mask, code| mask | (1 << code))
+        });
+        let wanted = |shape: u8| {
+            (!self.roots_only || shape & SHAPE_ROOT != 0)
+                && kinds.is_none_or(|mask| {
+                    let code = shape & SHAPE_KIND;
+                    code != 0 && mask & (1 << code) != 0
+                })
+        };
+        let mut window: Vec<(DocId, u8)> = spans.docs[start..end]
+            .iter()
+            .zip(&spans.shapes[start..end])
+            .filter(|&(_, &shape)| wanted(shape))
+            .map(|(&doc, &shape)| (doc, shape))
+            .collect();
         if let Some(running_at) = self.running_at_ns {
-            let producer = match &spans.span_kinds {
-                Some(kinds) => kinds.dictionary().term_ord("PRODUCER")?,
-                None => None,
-            };
-            let is_producer = |doc: DocId| match (&spans.span_kinds, producer) {
-                (Some(kinds), Some(ord)) => kinds.term_ords(doc).any(|o| o == ord),
-                _ => false,
-            };
-            window.retain(|&doc| {
+            let producer = shape_of_kind("PRODUCER");
+            window.retain(|&(doc, shape)| {
                 let duration = spans.duration.first(doc).unwrap_or(0).max(0);
-                is_producer(doc) || at(doc).saturating_add(duration) >= running_at
+                shape & SHAPE_KIND == producer || at(doc).saturating_add(duration) >= running_at
             });
+        }
+        let mut window: Vec<DocId> = window.into_iter().map(|(doc, _)| doc).collect();
+        if let Some(continues) = &self.continues {
+            keep_continuations(&spans, continues, &mut window)?;
         }
         window.sort_unstable();
         Ok(Box::new(ConstScorer::new(SortedDocs::new(window), boost)))
@@ -235,6 +282,168 @@ impl Weight for SpansInWindow {
             )));
         }
         Ok(Explanation::new("SpansInWindow", 1.0))
+    }
+}
+
+/// Keeps the spans of `window` that `continues` lets through, from the columns (unordered).
+fn keep_continuations(
+    spans: &SegmentSpans,
+    continues: &analysis::Continues,
+    window: &mut Vec<DocId>,
+) -> tantivy::Result<()> {
+    let Some(filter) = ContinuesFilter::new(spans, continues)? else {
+        return Ok(());
+    };
+    let mut unmatched = Vec::new();
+    window.retain(|&doc| {
+        let keep = filter.matches(spans, doc);
+        if !keep {
+            unmatched.push(doc);
+        }
+        keep
+    });
+    let Some(service) = &continues.peer_containing else {
+        return Ok(());
+    };
+    // The peer attributes' texts are read in one sorted pass per column (a dictionary block
+    // read costs a decompression), for the spans nothing else matched.
+    for peer in &spans.peers {
+        let Some(text) = &peer.text else { continue };
+        let mut ords: Vec<u64> = unmatched.iter().flat_map(|&d| text.term_ords(d)).collect();
+        ords.sort_unstable();
+        ords.dedup();
+        let mut naming = Vec::new();
+        let mut at = ords.iter();
+        text.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+            let ord = at.next().copied();
+            if String::from_utf8_lossy(term)
+                .to_ascii_lowercase()
+                .contains(service.as_str())
+            {
+                naming.extend(ord);
+            }
+        })?;
+        unmatched.retain(|&doc| {
+            let names = text
+                .term_ords(doc)
+                .any(|o| naming.binary_search(&o).is_ok());
+            if names {
+                window.push(doc);
+            }
+            !names
+        });
+    }
+    // A peer that is not text (a number) may name the service as its JSON text.
+    window.extend(unmatched.into_iter().filter(|&doc| {
+        spans
+            .peers
+            .iter()
+            .any(|peer| peer.not_text.iter().any(|index| index.has_value(doc)))
+    }));
+    Ok(())
+}
+
+/// [`analysis::Continues`] as term ordinals of one segment's columns.
+struct ContinuesFilter {
+    services: Vec<u64>,
+    name: Option<u64>,
+    message_id: Option<u64>,
+    destination: Option<u64>,
+    asks_message_id: bool,
+    asks_destination: bool,
+}
+
+impl ContinuesFilter {
+    /// `None` when the columns cannot decide (every span may continue the call).
+    fn new(
+        spans: &SegmentSpans,
+        continues: &analysis::Continues,
+    ) -> tantivy::Result<Option<ContinuesFilter>> {
+        let services = match (&spans.services_lower, continues.services.is_empty()) {
+            (_, true) => Vec::new(),
+            (Some(lower), false) => (0u64..)
+                .zip(lower)
+                .filter(|(_, service)| continues.services.contains(service))
+                .map(|(ord, _)| ord)
+                .collect(),
+            (None, false) => return Ok(None),
+        };
+        let name = match (&spans.names, &continues.name) {
+            (Some(names), Some(name)) => names.dictionary().term_ord(name)?,
+            _ => None,
+        };
+        let message_id = match &continues.message_id {
+            Some(id) => spans.message_ids.ord(id)?,
+            None => None,
+        };
+        let destination = match &continues.destination {
+            Some(destination) => spans.destinations.ord(destination)?,
+            None => None,
+        };
+
+        Ok(Some(ContinuesFilter {
+            services,
+            name,
+            message_id,
+            destination,
+            asks_message_id: continues.message_id.is_some(),
+            asks_destination: continues.destination.is_some(),
+        }))
+    }
+
+    fn matches(&self, spans: &SegmentSpans, doc: DocId) -> bool {
+        let has = |column: &Option<StrColumn>, ord: Option<u64>| match (column, ord) {
+            (Some(column), Some(ord)) => column.term_ords(doc).any(|o| o == ord),
+            _ => false,
+        };
+        let service = !self.services.is_empty()
+            && spans
+                .services
+                .as_ref()
+                .is_some_and(|c| c.term_ords(doc).any(|o| self.services.contains(&o)));
+        service
+            || has(&spans.names, self.name)
+            || spans
+                .message_ids
+                .may_have(doc, self.asks_message_id, self.message_id)
+            || spans
+                .destinations
+                .may_have(doc, self.asks_destination, self.destination)
+    }
+}
+
+impl Attribute {
+    fn read(fast: &tantivy::fastfield::FastFieldReaders, path: &str) -> tantivy::Result<Attribute> {
+        let mut not_text = Vec::new();
+        for handle in fast.dynamic_column_handles(path)? {
+            if handle.column_type() != ColumnType::Str {
+                not_text.push(handle.open()?.into_column_index());
+            }
+        }
+        Ok(Attribute {
+            text: fast.str(path)?,
+            not_text,
+        })
+    }
+
+    /// `value`'s ordinal in the text column (`None`: no span has it as text).
+    fn ord(&self, value: &str) -> tantivy::Result<Option<u64>> {
+        Ok(match &self.text {
+            Some(text) => text.dictionary().term_ord(value)?,
+            None => None,
+        })
+    }
+
+    /// Whether `doc` may have the value whose text ordinal is `ord` (asked for: `asked`).
+    fn may_have(&self, doc: DocId, asked: bool, ord: Option<u64>) -> bool {
+        if !asked {
+            return false;
+        }
+        let as_text = match (&self.text, ord) {
+            (Some(text), Some(ord)) => text.term_ords(doc).any(|o| o == ord),
+            _ => false,
+        };
+        as_text || self.not_text.iter().any(|index| index.has_value(doc))
     }
 }
 
@@ -300,13 +509,55 @@ impl SegmentSpans {
             doc = scorer.advance();
         }
         keyed.sort_unstable();
+        let parents: Option<Column<u64>> = fast.column_opt(names::PARENT_SPAN_ID)?;
+        let span_kinds = fast.str(names::SPAN_KIND)?;
+        let mut kind_codes = Vec::new();
+        if let Some(column) = &span_kinds {
+            let mut terms = column.dictionary().stream()?;
+            while terms.advance() {
+                kind_codes.push(shape_of_kind(&String::from_utf8_lossy(terms.key())));
+            }
+        }
+        let shapes = keyed
+            .iter()
+            .map(|&(_, doc)| {
+                let root = parents.as_ref().is_none_or(|p| p.first(doc).is_none());
+                let kind = span_kinds
+                    .as_ref()
+                    .and_then(|k| k.term_ords(doc).next())
+                    .and_then(|ord| kind_codes.get(ord as usize).copied())
+                    .unwrap_or(0);
+                if root { SHAPE_ROOT | kind } else { kind }
+            })
+            .collect();
+        let services = fast.str(names::SERVICE)?;
+        let services_lower = match &services {
+            Some(column) if column.num_terms() <= MAX_SERVICES_LOWERED => {
+                let mut lower = Vec::with_capacity(column.num_terms());
+                let mut terms = column.dictionary().stream()?;
+                while terms.advance() {
+                    lower.push(String::from_utf8_lossy(terms.key()).to_ascii_lowercase());
+                }
+                Some(lower)
+            }
+            Some(_) => None,
+            None => Some(Vec::new()),
+        };
         Ok(SegmentSpans {
             docs: keyed.into_iter().map(|(_, doc)| doc).collect(),
             timestamp,
             duration: fast.i64(names::DURATION_NS)?,
             seq: fast.u64(names::SEQ)?,
-            parents: fast.column_opt(names::PARENT_SPAN_ID)?,
-            span_kinds: fast.str(names::SPAN_KIND)?,
+            shapes,
+            services,
+            services_lower,
+            names: fast.str(names::NAME)?,
+            message_ids: Attribute::read(fast, MESSAGE_ID_COLUMN)?,
+            destinations: Attribute::read(fast, DESTINATION_COLUMN)?,
+            peers: PEER_ATTRIBUTES
+                .iter()
+                .map(|key| Attribute::read(fast, &format!("{}.{key}", names::ATTRIBUTES)))
+                .collect::<tantivy::Result<_>>()?,
         })
     }
 }
@@ -426,6 +677,7 @@ mod tests {
                     roots_only,
                     span_kinds,
                     running_at_ns: None,
+                    continues: None,
                 };
                 let newest = NewestSpans {
                     fields: fields.clone(),

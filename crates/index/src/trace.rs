@@ -3,6 +3,7 @@
 //! critical path).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use model::{Level, SpanId, SpanKind, TraceId};
 use serde_json::{Value, json};
@@ -12,9 +13,9 @@ use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{TantivyDocument, Term};
 
 use crate::Index;
-use crate::collect::{AllMatches, Match};
+use crate::collect::{AllMatches, Match, OpenedColumns, SegmentColumns};
 use crate::error::{Context as _, Error, Result};
-use crate::schema::{Fields, names};
+use crate::schema::Fields;
 
 /// Everything recorded for one trace.
 #[derive(Debug, Clone)]
@@ -68,15 +69,17 @@ impl Index {
         let fields = self.fields();
         let searcher = self.searcher();
         let query = trace_query(fields, trace_id);
+        let columns = &self.inner.columns;
+        columns.retain(&searcher);
         let matches = searcher
-            .search(&*query, &AllMatches)
+            .search(&*query, &AllMatches { columns })
             .context("collecting a trace")?;
         if matches.is_empty() {
             return Ok(None);
         }
         let mut spans = Vec::new();
         let mut logs = Vec::new();
-        let mut loader = RecordLoader::new(&searcher, fields);
+        let mut loader = RecordLoader::new(self, &searcher);
         for m in matches {
             let record = loader.load(&m)?;
             if m.is_span {
@@ -145,27 +148,9 @@ pub(crate) fn load_record(
 pub(crate) struct RecordLoader<'a> {
     searcher: &'a tantivy::Searcher,
     fields: &'a Fields,
-    /// Per segment ordinal, its columns once opened.
-    columns: HashMap<u32, RecordColumns>,
-}
-
-/// The columns a stored record is completed from, in one segment.
-struct RecordColumns {
-    duration: Option<Column<i64>>,
-    span_id: Option<Column<u64>>,
-    parent_span_id: Option<Column<u64>>,
-}
-
-impl RecordColumns {
-    fn open(reader: &tantivy::SegmentReader) -> Result<RecordColumns> {
-        let fast = reader.fast_fields();
-        let context = "reading a record's columns";
-        Ok(RecordColumns {
-            duration: fast.column_opt(names::DURATION_NS).context(context)?,
-            span_id: fast.column_opt(names::SPAN_ID).context(context)?,
-            parent_span_id: fast.column_opt(names::PARENT_SPAN_ID).context(context)?,
-        })
-    }
+    columns: &'a OpenedColumns,
+    /// Per segment ordinal, its opened columns.
+    segments: HashMap<u32, Arc<SegmentColumns>>,
 }
 
 /// A span id column's value as the record's hex text, or null.
@@ -177,11 +162,12 @@ fn id_value(column: Option<&Column<u64>>, doc: tantivy::DocId) -> Value {
 }
 
 impl<'a> RecordLoader<'a> {
-    pub(crate) fn new(searcher: &'a tantivy::Searcher, fields: &'a Fields) -> RecordLoader<'a> {
+    pub(crate) fn new(index: &'a Index, searcher: &'a tantivy::Searcher) -> RecordLoader<'a> {
         RecordLoader {
             searcher,
-            fields,
-            columns: HashMap::new(),
+            fields: index.fields(),
+            columns: &index.inner.columns,
+            segments: HashMap::new(),
         }
     }
 
@@ -205,11 +191,13 @@ impl<'a> RecordLoader<'a> {
         if complete {
             return Ok(record);
         }
-        let columns = match self.columns.entry(m.addr.segment_ord) {
+        let columns = match self.segments.entry(m.addr.segment_ord) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(RecordColumns::open(
-                self.searcher.segment_reader(m.addr.segment_ord),
-            )?),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                self.columns
+                    .of(self.searcher.segment_reader(m.addr.segment_ord))
+                    .context("reading a record's columns")?,
+            ),
         };
         let doc = m.addr.doc_id;
         if !map.contains_key(span_key) {
@@ -221,7 +209,7 @@ impl<'a> RecordLoader<'a> {
                 map.insert(parent_key.to_owned(), parent);
             }
             if !map.contains_key(duration_key) {
-                let duration = columns.duration.as_ref().and_then(|c| c.first(doc));
+                let duration = columns.duration.first(doc);
                 map.insert(
                     duration_key.to_owned(),
                     duration.map_or(Value::Null, Value::from),
@@ -435,27 +423,39 @@ impl Trace {
     /// log has `attached_span_id`, the span it belongs to (which differs from its `span_id` when
     /// the log recorded an incoming traceparent).
     pub fn to_json_with(&self, analysis: &analysis::Analysis) -> Value {
-        let span_id = |i: usize| self.spans[i].span_id.map(|id| id.to_string());
-        let spans: Vec<Value> = self
+        self.clone().into_json_with(analysis)
+    }
+
+    /// [`Trace::to_json_with`] without copying the records: they move into the JSON.
+    pub fn into_json_with(self, analysis: &analysis::Analysis) -> Value {
+        let summary = self.summary_json();
+        let span_ids: Vec<Value> = self
             .spans
             .iter()
+            .map(|s| json!(s.span_id.map(|id| id.to_string())))
+            .collect();
+        let spans: Vec<Value> = self
+            .spans
+            .into_iter()
             .map(|span| {
-                let mut record = span.record.clone();
+                let mut record = span.record;
                 if let Some(map) = record.as_object_mut() {
                     map.insert("depth".into(), json!(span.depth));
-                    let children: Vec<_> = span.children.iter().map(|&c| span_id(c)).collect();
-                    map.insert("children".into(), json!(children));
+                    let children: Vec<Value> =
+                        span.children.iter().map(|&c| span_ids[c].clone()).collect();
+                    map.insert("children".into(), Value::Array(children));
                 }
                 record
             })
             .collect();
         let logs: Vec<Value> = self
             .logs
-            .iter()
+            .into_iter()
             .map(|log| {
-                let mut record = log.record.clone();
+                let mut record = log.record;
                 if let Some(map) = record.as_object_mut() {
-                    map.insert("attached_span_id".into(), json!(log.span.and_then(span_id)));
+                    let attached = log.span.map_or(Value::Null, |s| span_ids[s].clone());
+                    map.insert("attached_span_id".into(), attached);
                 }
                 record
             })
@@ -464,7 +464,7 @@ impl Trace {
             "trace_id": self.trace_id.to_string(),
             "spans": spans,
             "logs": logs,
-            "summary": self.summary_json(),
+            "summary": summary,
             "analysis": serde_json::to_value(analysis).unwrap_or(Value::Null),
         })
     }
@@ -555,6 +555,15 @@ fn drop_identical_duplicates(spans: Vec<TraceSpan>) -> Vec<TraceSpan> {
     out
 }
 
+/// The attributes that name where a call goes (`analysis::Span::peer`), in order.
+pub(crate) const PEER_ATTRIBUTES: [&str; 5] = [
+    "peer.service",
+    "server.address",
+    "url.full",
+    "http.url",
+    "rpc.service",
+];
+
 /// A stored span record reduced to what analysis reads; also used for spans of other traces.
 pub(crate) fn analysis_span(start_ns: i64, duration_ns: i64, record: &Value) -> analysis::Span {
     let attr = |key: &str| -> Option<String> {
@@ -609,16 +618,7 @@ pub(crate) fn analysis_span(start_ns: i64, duration_ns: i64, record: &Value) -> 
             }
         })
         .collect();
-    let peer = [
-        "peer.service",
-        "server.address",
-        "url.full",
-        "http.url",
-        "rpc.service",
-    ]
-    .into_iter()
-    .filter_map(attr)
-    .collect();
+    let peer = PEER_ATTRIBUTES.into_iter().filter_map(attr).collect();
     analysis::Span {
         span_id: span_id_field(record, "span_id"),
         parent_span_id: span_id_field(record, "parent_span_id"),

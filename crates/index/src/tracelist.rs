@@ -448,7 +448,11 @@ impl SegmentCollector for RowSegment {
         acc.row.span_count += 1;
         acc.row.span_start = Some(acc.row.span_start.map_or(ts, |s| s.min(ts)));
         acc.row.span_end = acc.row.span_end.max(ts.saturating_add(duration));
-        let is_root = self.parent_span_id.as_ref().and_then(|c| c.first(doc)).is_none();
+        let is_root = self
+            .parent_span_id
+            .as_ref()
+            .and_then(|c| c.first(doc))
+            .is_none();
         let candidate = (!is_root, ts, service, first_ord(&self.name, doc));
         if acc.root.is_none_or(|root| candidate < root) {
             acc.root = Some(candidate);

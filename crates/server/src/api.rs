@@ -149,7 +149,7 @@ pub async fn trace(
             ..analysis::Options::default()
         };
         let analysis = index.analyze(&trace, &options);
-        Ok(Some(trace.to_json_with(&analysis)))
+        Ok(Some(trace.into_json_with(&analysis)))
     })
     .await?;
     json.map(Json).ok_or_else(|| not_found(trace_id))

@@ -120,9 +120,10 @@ impl Compiler<'_> {
                     (FieldRef::Builtin(Builtin::SpanId), Value::SpanId(id)) => {
                         (names::SPAN_ID, u64_term(f.span_id, id.as_u64()))
                     }
-                    (FieldRef::Builtin(Builtin::ParentSpanId), Value::SpanId(id)) => {
-                        (names::PARENT_SPAN_ID, u64_term(f.parent_span_id, id.as_u64()))
-                    }
+                    (FieldRef::Builtin(Builtin::ParentSpanId), Value::SpanId(id)) => (
+                        names::PARENT_SPAN_ID,
+                        u64_term(f.parent_span_id, id.as_u64()),
+                    ),
                     (FieldRef::Builtin(Builtin::Kind), Value::Kind(kind)) => {
                         (names::KIND, text_term(f.kind, kind.as_str()))
                     }
