@@ -8,7 +8,8 @@ One command, on one machine, in one run:
 1. builds threadline and the checkout simulator (release) and writes ~MB of simulated checkout
    traffic in its real formats (OTLP/JSON and Zipkin spans; JSON, ECS, logfmt, text logs);
 2. threadline: `threadline ingest` of the raw files, timed end to end (decode + index + commit),
-   with the child's peak RSS; index size on disk;
+   with the child's peak RSS (and the peaks of its anonymous and file-mapped parts); index size
+   on disk;
 3. flattens the records threadline decoded (read back through its search API, so every engine
    holds exactly the same records) to NDJSON: one row per span or log with its attributes as a
    JSON column. The flattening is not counted for anyone;
@@ -81,10 +82,12 @@ def main() -> int:
         stdout=subprocess.PIPE,
     )
     assert ingest.stdout is not None
+    memory = PeakMemory(ingest.pid)
     out = ingest.stdout.read()
     # wait4: this child's own peak RSS (not the simulator's or cargo's).
     _, status, usage = os.wait4(ingest.pid, 0)
     tl_ingest_s = time.perf_counter() - started
+    memory.stop()
     ingest.returncode = os.waitstatus_to_exitcode(status)
     if ingest.returncode != 0:
         raise SystemExit(f"threadline ingest failed ({ingest.returncode})")
@@ -158,7 +161,8 @@ def main() -> int:
     print()
     print(f"{mb:.0f} MB of input ({summary['records']:,} records: {summary['spans']:,} spans, "
           f"{summary['logs']:,} logs) in {summary['files']} files; threadline ingest peak RSS "
-          f"{tl_rss_kib / 1024:.0f} MiB. Peers load the same records as flat NDJSON "
+          f"{tl_rss_kib / 1024:.0f} MiB (anonymous {memory.anon_kib / 1024:.0f} MiB, mapped "
+          f"{memory.file_kib / 1024:.0f} MiB). Peers load the same records as flat NDJSON "
           f"({dir_bytes(flat) / 1e6:.0f} MB; flattening not counted).")
     print()
     print("| | ingest | index size / input | trace lookup | filter + group | 10-min histogram | errors by service | text search |")
@@ -185,6 +189,38 @@ CH_COLUMNS = (
     "service LowCardinality(String), name String, ts Int64, duration_ns Int64, "
     "status LowCardinality(String), level LowCardinality(String), body String, attributes String"
 )
+
+
+class PeakMemory:
+    """Peaks of RssAnon and of RssFile + RssShmem of a running process, sampled every 2 ms from
+    /proc/PID/status on a thread until stop() (as PeakMemory in crates/cli/examples/sim_bench).
+    The two peaks need not fall at the same moment; the exact peak of the total is wait4's."""
+
+    def __init__(self, pid: int):
+        import threading
+
+        self.anon_kib = self.file_kib = 0
+        self._path = f"/proc/{pid}/status"
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            try:
+                with open(self._path) as f:
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+                anon = int(fields["RssAnon"].split()[0])
+                file = int(fields["RssFile"].split()[0]) + int(fields.get("RssShmem", "0 kB").split()[0])
+            except (OSError, KeyError, ValueError):
+                anon = file = 0  # gone, or a zombie without memory lines
+            self.anon_kib = max(self.anon_kib, anon)
+            self.file_kib = max(self.file_kib, file)
+            self._done.wait(0.002)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 class ThreadlineHttp:

@@ -1,5 +1,5 @@
 //! The issue-3 benchmark, in one run: simulated checkout traffic → the real `threadline ingest`
-//! (MB/s, records/s, peak RSS, index size ÷ input), then in-process queries on the index it built
+//! (MB/s, records/s, peak RSS with its anonymous and mapped parts, index size ÷ input), then in-process queries on the index it built
 //! (everything for a trace p50/p99, filter + terms aggregation p50, 10-minute histogram p50), and
 //! `grep -rF` / `rg -F` for the same trace ids as the no-index baseline. Prints a Markdown table.
 //!
@@ -7,8 +7,9 @@
 //! cargo build --release -p cli && cargo run --release -p cli --example bench -- --mb 250
 //! ```
 //!
-//! `cargo run --example` does not build the `threadline` binary, hence the `cargo build` first;
-//! the bench refuses a binary older than itself. Results go in `docs/BENCHMARKS.md`.
+//! `cargo run --example` does not build the `threadline` binary, hence the `cargo build` first
+//! (cargo does not relink an unchanged binary, so its age says nothing: build it before you run
+//! the bench). Results go in `docs/BENCHMARKS.md`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use checkout_sim::{GroundTruth, SimConfig};
 use index::{AggRequest, Index};
-use serde_json::Value;
+use sim_bench::{percentile_ms, run_ingest, threadline_binary};
+
+mod sim_bench;
 
 /// Targets of issue 3 ("Done when").
 const TARGET_INGEST_MB_S: f64 = 60.0;
@@ -94,10 +97,11 @@ fn main() -> anyhow::Result<()> {
     let secs = ingest.wall.as_secs_f64();
     let mb_s = input_bytes as f64 / 1e6 / secs;
     let size_ratio = index_bytes as f64 / input_bytes as f64;
-    let rss_mib = ingest.peak_rss_kib as f64 / 1024.0;
+    let rss_mib = ingest.memory.hwm_mib();
     eprintln!(
-        "ingest: {secs:.2} s ({:.2} s CPU), {mb_s:.1} MB/s, peak RSS {rss_mib:.0} MiB",
-        ingest.cpu.as_secs_f64()
+        "ingest: {secs:.2} s ({:.2} s CPU), {mb_s:.1} MB/s, peak RSS {}",
+        ingest.cpu.as_secs_f64(),
+        ingest.memory.describe()
     );
 
     // 3. Queries, in process, warm.
@@ -162,8 +166,8 @@ fn main() -> anyhow::Result<()> {
             Some(size_ratio <= TARGET_SIZE_RATIO),
         ),
         Row::new(
-            "peak RSS of `threadline ingest` (VmHWM)",
-            format!("{rss_mib:.0} MiB"),
+            "peak RSS of `threadline ingest` (VmHWM; peaks of RssAnon, RssFile + RssShmem)",
+            ingest.memory.describe(),
             format!("≤ {TARGET_RSS_MIB} MiB"),
             Some(rss_mib <= TARGET_RSS_MIB),
         ),
@@ -297,36 +301,6 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// `target/<profile>/threadline`, next to `target/<profile>/examples/bench`, and not older than
-/// this bench (so a stale binary is not measured by mistake).
-fn threadline_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = explicit {
-        return Ok(path.to_owned());
-    }
-    let me = std::env::current_exe().context("cannot locate the bench executable")?;
-    let profile_dir = me
-        .parent()
-        .and_then(Path::parent)
-        .context("the bench is not in target/<profile>/examples")?;
-    let path = profile_dir.join("threadline");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
-    let bin = modified(&path).with_context(|| {
-        format!(
-            "{} not found: run `cargo build --release -p cli` first",
-            path.display()
-        )
-    })?;
-    if let Ok(bench) = modified(&me)
-        && bin + Duration::from_secs(120) < bench
-    {
-        bail!(
-            "{} is older than the bench: run `cargo build --release -p cli` first",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 /// Writes the simulator output (deterministic, about 1 s) and returns its ground truth.
 fn simulate(args: &Args, sim_dir: &Path) -> anyhow::Result<GroundTruth> {
     let config = SimConfig {
@@ -343,80 +317,6 @@ fn simulate(args: &Args, sim_dir: &Path) -> anyhow::Result<GroundTruth> {
         started.elapsed().as_secs_f64()
     );
     Ok(truth)
-}
-
-struct Ingest {
-    wall: Duration,
-    /// User + system CPU of the ingest process (all its threads).
-    cpu: Duration,
-    peak_rss_kib: u64,
-    summary: Value,
-}
-
-/// Runs `threadline ingest --json` and samples the child's VmHWM (peak RSS, monotonic) until it
-/// exits.
-fn run_ingest(threadline: &Path, index_dir: &Path, inputs: &[PathBuf]) -> anyhow::Result<Ingest> {
-    let cpu_before = children_cpu()?;
-    let started = Instant::now();
-    let mut child = Command::new(threadline)
-        .arg("--index")
-        .arg(index_dir)
-        .arg("ingest")
-        .arg("--json")
-        .args(inputs)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot run {}", threadline.display()))?;
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_rss_kib = 0;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if let Some(kib) = std::fs::read_to_string(&status_path)
-            .ok()
-            .and_then(|s| vm_hwm_kib(&s))
-        {
-            peak_rss_kib = peak_rss_kib.max(kib);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let wall = started.elapsed();
-    let cpu = children_cpu()?.saturating_sub(cpu_before);
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().context("no stdout")?, &mut stdout)?;
-    ensure!(status.success(), "threadline ingest failed: {status}");
-    let summary: Value =
-        serde_json::from_str(&stdout).context("threadline ingest --json printed no JSON")?;
-    Ok(Ingest {
-        wall,
-        cpu,
-        peak_rss_kib,
-        summary,
-    })
-}
-
-/// CPU time of this process's waited-for children (`cutime` + `cstime` of /proc/self/stat),
-/// in clock ticks of 10 ms.
-fn children_cpu() -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("cannot read /proc/self/stat")?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `cutime` and `cstime` are fields 16 and 17 of the line; `rest` starts at field 3.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Ok(Duration::from_millis((ticks(13) + ticks(14)) * 10))
-}
-
-fn vm_hwm_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `n` distinct trace ids drawn from the ground truth with a seeded xorshift (same every run).
@@ -576,17 +476,6 @@ fn has_program(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Nearest-rank percentile in milliseconds (`q` in 0..=1).
-fn percentile_ms(times: &[Duration], q: f64) -> f64 {
-    if times.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = times.to_vec();
-    sorted.sort_unstable();
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
 }
 
 /// Total bytes of the regular files under `path`.

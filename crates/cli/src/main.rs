@@ -19,7 +19,9 @@ use clap::{Args, Parser, Subcommand};
 
 /// Decoding allocates every record on one thread and the index writer frees it on another;
 /// glibc's arenas made that ~13% of ingest CPU, mimalloc cuts ingest CPU by 5–15%
-/// (docs/BENCHMARKS.md).
+/// (docs/BENCHMARKS.md). Built with `no_thp` (crates/cli/Cargo.toml): without huge pages for
+/// its arenas the ingest's peak RSS is ~50 MiB lower at the same CPU; the purge-delay, eager-commit
+/// and `override` options measured no better (docs/BENCHMARKS.md, issue 13).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
