@@ -866,7 +866,6 @@ fn describe(doing: &str, err: &TantivyError) -> String {
     }
 }
 
-/// One past the largest sequence number committed, so `seq` stays unique across restarts.
 /// tantivy's log merge policy, which also merges a segment for its deleted records (retention).
 fn merge_policy() -> Box<LogMergePolicy> {
     let mut policy = LogMergePolicy::default();
@@ -874,6 +873,7 @@ fn merge_policy() -> Box<LogMergePolicy> {
     Box::new(policy)
 }
 
+/// One past the largest sequence number committed, so `seq` stays unique across restarts.
 fn next_seq(index: &Index) -> Result<u64> {
     let searcher = index.searcher();
     let mut next = 0;
