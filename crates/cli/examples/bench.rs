@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use checkout_sim::{GroundTruth, SimConfig};
 use index::{AggRequest, Index};
-use sim_bench::{percentile_ms, run_ingest, threadline_binary};
+use sim_bench::{dir_size, percentile_ms, run_ingest, threadline_binary};
 
 mod sim_bench;
 
@@ -476,27 +476,6 @@ fn has_program(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Total bytes of the regular files under `path`.
-fn dir_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_file() {
-        return meta.len();
-    }
-    if !meta.is_dir() {
-        return 0;
-    }
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| dir_size(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// Where the index bytes go: per component (term dictionary, postings, positions, fast fields,

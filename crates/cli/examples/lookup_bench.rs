@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use checkout_sim::{GroundTruth, SimConfig};
 use serde_json::Value;
-use sim_bench::{percentile_ms, threadline_binary};
+use sim_bench::{dir_size, percentile_ms, threadline_binary};
 
 mod sim_bench;
 
@@ -336,23 +336,4 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     Ok(args)
-}
-
-/// Total bytes of the regular files under `path` (an explicit stack, no recursion).
-fn dir_size(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_owned()];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_file() {
-            total += meta.len();
-        } else if meta.is_dir()
-            && let Ok(entries) = std::fs::read_dir(&path)
-        {
-            stack.extend(entries.filter_map(Result::ok).map(|e| e.path()));
-        }
-    }
-    total
 }

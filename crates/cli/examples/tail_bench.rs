@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use checkout_sim::SimConfig;
-use sim_bench::{PeakMemory, process_cpu, run_ingest, threadline_binary};
+use sim_bench::{PeakMemory, dir_size, process_cpu, run_ingest, threadline_binary};
 
 mod sim_bench;
 
@@ -248,27 +248,6 @@ fn fresh(dir: &Path) -> anyhow::Result<PathBuf> {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     Ok(dir.to_owned())
-}
-
-/// Total bytes of the regular files under `path`.
-fn dir_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_file() {
-        return meta.len();
-    }
-    if !meta.is_dir() {
-        return 0;
-    }
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| dir_size(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn parse_args() -> anyhow::Result<Args> {

@@ -2,12 +2,12 @@
 //! matches after a cursor. Neither needs scores nor loads stored documents.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 
+use crate::segment_cache::SegmentCache;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::index::SegmentId;
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::doc::KIND_SPAN;
@@ -36,7 +36,7 @@ pub(crate) struct SortColumns {
 /// grows with the index (docs/BENCHMARKS.md, issue 13).
 #[derive(Default)]
 pub(crate) struct OpenedColumns {
-    segments: Mutex<HashMap<SegmentId, Arc<SegmentColumns>>>,
+    segments: SegmentCache<SegmentColumns>,
 }
 
 /// One segment's opened columns.
@@ -54,42 +54,24 @@ impl OpenedColumns {
     /// The segment's columns, opened on first use. Segments not in the searcher the last
     /// [`OpenedColumns::retain`] saw are forgotten there.
     pub(crate) fn of(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
-        let id = reader.segment_id();
-        if let Some(columns) = self
-            .segments
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-        {
-            return Ok(columns.clone());
-        }
-        let fast = reader.fast_fields();
-        let (kind, span_ord) = kind_column(reader)?;
-        let columns = Arc::new(SegmentColumns {
-            timestamp: fast.date(names::TIMESTAMP)?,
-            seq: fast.u64(names::SEQ)?,
-            kind,
-            span_ord,
-            duration: fast.i64(names::DURATION_NS)?,
-            span_id: fast.column_opt(names::SPAN_ID)?,
-            parent_span_id: fast.column_opt(names::PARENT_SPAN_ID)?,
-        });
-        self.segments
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, columns.clone());
-        Ok(columns)
+        self.segments.get_or_build(reader, |reader| {
+            let fast = reader.fast_fields();
+            let (kind, span_ord) = kind_column(reader)?;
+            Ok(SegmentColumns {
+                timestamp: fast.date(names::TIMESTAMP)?,
+                seq: fast.u64(names::SEQ)?,
+                kind,
+                span_ord,
+                duration: fast.i64(names::DURATION_NS)?,
+                span_id: fast.column_opt(names::SPAN_ID)?,
+                parent_span_id: fast.column_opt(names::PARENT_SPAN_ID)?,
+            })
+        })
     }
 
     /// Forgets the segments that are not in `searcher` (merged away or deleted).
     pub(crate) fn retain(&self, searcher: &tantivy::Searcher) {
-        let live: Vec<SegmentId> = searcher
-            .segment_readers()
-            .iter()
-            .map(SegmentReader::segment_id)
-            .collect();
-        let mut segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
-        segments.retain(|id, _| live.contains(id));
+        self.segments.retain(searcher);
     }
 }
 

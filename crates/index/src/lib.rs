@@ -21,6 +21,7 @@ pub mod query;
 mod retention;
 pub mod schema;
 mod search;
+mod segment_cache;
 mod space;
 mod span_times;
 #[cfg(feature = "testing")]

@@ -9,12 +9,11 @@
 //! (docs/BENCHMARKS.md, issue 13).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, ColumnIndex, ColumnType, StrColumn};
-use tantivy::index::SegmentId;
 use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, TermQuery, Weight};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{
@@ -24,6 +23,7 @@ use tantivy::{
 use crate::collect::Match;
 use crate::doc::KIND_SPAN;
 use crate::schema::{Fields, names};
+use crate::segment_cache::SegmentCache;
 use crate::trace::PEER_ATTRIBUTES;
 
 /// Per segment, its spans in time order and the columns a lookup reads. Opening a column
@@ -31,7 +31,7 @@ use crate::trace::PEER_ATTRIBUTES;
 /// more as the index grows; the opened columns are kept with the segment.
 #[derive(Default)]
 pub(crate) struct SpanTimes {
-    segments: Mutex<HashMap<SegmentId, Arc<SegmentSpans>>>,
+    segments: SegmentCache<SegmentSpans>,
 }
 
 /// One segment's spans and columns.
@@ -96,34 +96,13 @@ struct Attribute {
 impl SpanTimes {
     /// Forgets the segments that are not in `searcher` (merged away or deleted).
     pub(crate) fn retain(&self, searcher: &tantivy::Searcher) {
-        let live: Vec<SegmentId> = searcher
-            .segment_readers()
-            .iter()
-            .map(SegmentReader::segment_id)
-            .collect();
-        let mut segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
-        segments.retain(|id, _| live.contains(id));
+        self.segments.retain(searcher);
     }
 
     /// The segment's spans and columns, read on first use.
     fn of(&self, fields: &Fields, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentSpans>> {
-        let id = reader.segment_id();
-        if let Some(segment) = self
-            .segments
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-        {
-            return Ok(segment.clone());
-        }
-        // Built outside the lock: a concurrent lookup of another segment need not wait. Two
-        // lookups of a new segment may both build it; both get the same answer.
-        let segment = Arc::new(SegmentSpans::read(fields, reader)?);
         self.segments
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, segment.clone());
-        Ok(segment)
+            .get_or_build(reader, |reader| SegmentSpans::read(fields, reader))
     }
 }
 
@@ -704,8 +683,8 @@ mod tests {
         }
         assert!(non_empty > 300, "only {non_empty} windows held a span");
         // One entry per segment, kept across lookups.
-        assert_eq!(times.segments.lock().unwrap().len(), n_segments);
+        assert_eq!(times.segments.len(), n_segments);
         times.retain(&searcher);
-        assert_eq!(times.segments.lock().unwrap().len(), n_segments);
+        assert_eq!(times.segments.len(), n_segments);
     }
 }

@@ -206,3 +206,22 @@ fn cpu_fields(stat: &str, a: usize, b: usize) -> Duration {
     };
     Duration::from_millis((ticks(a) + ticks(b)) * 10)
 }
+
+/// Total bytes of the regular files under `path` (symbolic links not followed).
+pub fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_owned()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_file() {
+            total += meta.len();
+        } else if meta.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            stack.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+        }
+    }
+    total
+}
