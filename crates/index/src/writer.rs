@@ -54,8 +54,15 @@ pub struct Batch {
 /// Writer tuning; `Default` is right for a single machine.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Commit at most this long after the first uncommitted batch arrived.
+    /// Commit at most this long after the first uncommitted batch arrived, once the queue is
+    /// empty: what a line read or a span received waits before it is searchable.
     pub commit_interval: Duration,
+    /// While the queue stays full (a backfill, a burst), commit at most this long after the
+    /// first uncommitted batch, without waiting for the queue to empty: what an ack waits for
+    /// at most under load. Each commit cuts every indexing thread's segment short, so under a
+    /// backlog, when records wait in the queue anyway, a commit every `commit_interval` would
+    /// make many small segments for tantivy to merge (docs/BENCHMARKS.md, issue 13).
+    pub max_commit_delay: Duration,
     /// Commit as soon as this many records are pending.
     pub commit_records: usize,
     /// Commit as soon as this many bytes (estimated) are pending.
@@ -196,8 +203,9 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             commit_interval: Duration::from_secs(1),
-            commit_records: 100_000,
-            commit_bytes: 64 << 20,
+            max_commit_delay: Duration::from_secs(2),
+            commit_records: 400_000,
+            commit_bytes: 256 << 20,
             queue_capacity: 64,
             memory_budget: 128 << 20,
             num_threads: 2,
@@ -552,9 +560,14 @@ impl State {
         self.pending_records += n_records;
         self.pending_checkpoints.extend(batch.checkpoints);
         self.pending_acks.extend(batch.ack);
-        self.pending_since.get_or_insert_with(Instant::now);
+        let since = self.pending_since.get_or_insert_with(Instant::now);
         if self.pending_records >= self.config.commit_records
             || self.pending_bytes >= self.config.commit_bytes
+            || since.elapsed()
+                >= self
+                    .config
+                    .max_commit_delay
+                    .max(self.config.commit_interval)
         {
             let _ = self.commit();
         }

@@ -387,3 +387,58 @@ fn a_full_disk_pauses_indexing_acknowledges_nothing_loses_nothing_and_resumes() 
         Some(&json!(2))
     );
 }
+
+/// A queue kept full (a backfill, a burst) with no record or byte bound still commits, and
+/// acks, while the stream goes on: within `max_commit_delay` of the first pending batch.
+#[test]
+fn a_steady_backlog_is_committed_within_the_max_commit_delay() {
+    let index = Index::create_in_ram().unwrap();
+    let config = WriterConfig {
+        commit_interval: Duration::from_millis(20),
+        max_commit_delay: Duration::from_millis(300),
+        commit_records: usize::MAX,
+        commit_bytes: usize::MAX,
+        queue_capacity: 1,
+        ..WriterConfig::default()
+    };
+    let writer = Writer::start(&index, config).unwrap();
+    let handle = writer.handle();
+    // Built beforehand, so that sending outpaces indexing and the queue stays full.
+    const BATCHES: u64 = 400;
+    let batches: Vec<Batch> = (1..BATCHES)
+        .map(|i| Batch::new(lines("burst", i * 500..i * 500 + 500), vec![]))
+        .collect();
+    let (first, ack) = Batch::with_ack(lines("burst", 0..200), vec![]);
+    handle.blocking_send(first).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let handle = handle.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut records = 200;
+            let mut sent = 1;
+            for batch in batches {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                records += batch.records.len() as u64;
+                handle.blocking_send(batch).unwrap();
+                sent += 1;
+            }
+            (sent, records)
+        })
+    };
+    let started = std::time::Instant::now();
+    let opstamp = ack.blocking_recv().unwrap().unwrap();
+    let waited = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, records) = sender.join().unwrap();
+    assert!(opstamp > 0);
+    assert!(
+        sent < BATCHES,
+        "the ack came only when the queue drained ({waited:?})"
+    );
+    assert!(waited < Duration::from_secs(10), "acked after {waited:?}");
+    writer.shutdown().unwrap();
+    assert_eq!(index.num_docs(), records);
+}
