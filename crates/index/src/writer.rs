@@ -57,13 +57,14 @@ pub struct WriterConfig {
     /// Commit at most this long after the first uncommitted batch arrived, once the queue is
     /// empty: what a line read or a span received waits before it is searchable.
     pub commit_interval: Duration,
-    /// While the queue stays full (a backfill, a burst), commit at most this long after the
-    /// first uncommitted batch, without waiting for the queue to empty: what an ack waits for
-    /// at most under load. Each commit cuts every indexing thread's segment short, so under a
-    /// backlog, when records wait in the queue anyway, a commit every `commit_interval` would
-    /// make many small segments for tantivy to merge (docs/BENCHMARKS.md, issue 13).
+    /// However full the queue stays (a backfill, a burst), commit at most this long after the
+    /// first uncommitted batch arrived (or `commit_interval`, if longer): the bound on what an
+    /// ack waits for under load, where `commit_interval` applies only when the writer gets to
+    /// wait on the queue.
     pub max_commit_delay: Duration,
-    /// Commit as soon as this many records are pending.
+    /// Commit as soon as this many records are pending. Each commit ends every indexing
+    /// thread's segment, and tantivy merges the small segments later: large bounds keep a
+    /// backfill in few segments (docs/BENCHMARKS.md, issue 13).
     pub commit_records: usize,
     /// Commit as soon as this many bytes (estimated) are pending.
     pub commit_bytes: usize,
