@@ -490,6 +490,7 @@ fn ground_truth_matches_the_files() {
         .collect();
     assert_eq!(got, expected);
     let _ = fs::remove_dir_all(dir);
+    let _ = fs::remove_file(truth_path);
 }
 
 fn logs_without_trace(r: &Recount) -> u64 {
