@@ -11,6 +11,17 @@ use model::{AttrValue, SpanKind, TraceId};
 const ORDER: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PAYMENT: &str = "5b8efff798038103d269b633813fc60c";
 
+/// The findings of `kind` in the analysis of `trace`.
+fn findings_of(index: &index::Index, trace: TraceId, kind: FindingKind) -> Vec<analysis::Finding> {
+    let trace = index.trace(trace).unwrap().unwrap();
+    let analysis = index.analyze(&trace, &Options::default());
+    analysis
+        .findings
+        .into_iter()
+        .filter(|f| f.kind == kind)
+        .collect()
+}
+
 #[test]
 fn a_call_in_flight_is_found_behind_many_finished_calls() {
     let order = trace_id(ORDER);
@@ -60,26 +71,14 @@ fn a_call_in_flight_is_found_behind_many_finished_calls() {
     }
     let index = index_of(records);
 
-    let trace = index.trace(payment).unwrap().unwrap();
-    let analysis = index.analyze(&trace, &Options::default());
-    let detached: Vec<_> = analysis
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::DetachedRoot)
-        .collect();
-    assert_eq!(detached.len(), 1, "{:#?}", analysis.findings);
+    let detached = findings_of(&index, payment, FindingKind::DetachedRoot);
+    assert_eq!(detached.len(), 1, "{detached:#?}");
     assert_eq!(detached[0].linked_trace_id, Some(order));
     assert_eq!(detached[0].evidence["caller_span_id"], "0000000000000002");
 
     // And the other way: the lost call links to the payment trace.
-    let trace = index.trace(order).unwrap().unwrap();
-    let analysis = index.analyze(&trace, &Options::default());
-    let broken: Vec<_> = analysis
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::BrokenPropagation)
-        .collect();
-    assert_eq!(broken.len(), 1, "{:#?}", analysis.findings);
+    let broken = findings_of(&index, order, FindingKind::BrokenPropagation);
+    assert_eq!(broken.len(), 1, "{broken:#?}");
     assert_eq!(broken[0].linked_trace_id, Some(payment));
 }
 
@@ -121,14 +120,8 @@ fn continuation_behind_unrelated_roots(
     }
     let index = index_of(records);
 
-    let trace = index.trace(order).unwrap().unwrap();
-    let analysis = index.analyze(&trace, &Options::default());
-    let broken: Vec<_> = analysis
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::BrokenPropagation)
-        .collect();
-    assert_eq!(broken.len(), 1, "{:#?}", analysis.findings);
+    let broken = findings_of(&index, order, FindingKind::BrokenPropagation);
+    assert_eq!(broken.len(), 1, "{broken:#?}");
     assert_eq!(broken[0].linked_trace_id, Some(payment));
     assert_eq!(broken[0].evidence["matched_by"], matched_by);
     assert_eq!(broken[0].evidence["linked_span_id"], "000000000000000a");
@@ -235,14 +228,8 @@ fn a_caller_in_flight_is_found_behind_many_unrelated_calls_in_flight() {
     }
     let index = index_of(records);
 
-    let trace = index.trace(payment).unwrap().unwrap();
-    let analysis = index.analyze(&trace, &Options::default());
-    let detached: Vec<_> = analysis
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::DetachedRoot)
-        .collect();
-    assert_eq!(detached.len(), 1, "{:#?}", analysis.findings);
+    let detached = findings_of(&index, payment, FindingKind::DetachedRoot);
+    assert_eq!(detached.len(), 1, "{detached:#?}");
     assert_eq!(detached[0].linked_trace_id, Some(order));
     assert_eq!(detached[0].evidence["matched_by"], "peer");
     assert_eq!(detached[0].evidence["caller_span_id"], "0000000000000002");
