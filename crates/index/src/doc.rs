@@ -28,9 +28,9 @@ pub(crate) struct RecordDoc {
     /// four, and the record inline made that 2 KB of copying per document.
     record: Box<Record>,
     seq: u64,
-    /// The trace id as indexed (32 hex; W3C-padded for a 64-bit id), its low 64 bits, and
-    /// whether only those are known.
-    trace: Option<(String, u64, bool)>,
+    /// The trace id as indexed (32 hex; W3C-padded, so with a high half of zero, when only its
+    /// low 64 bits are known) and those low 64 bits.
+    trace: Option<(String, u64)>,
     span_id: Option<u64>,
     parent_span_id: Option<u64>,
     /// Attribute sets with values whose indexed form is made on the fly (bytes as base64 text,
@@ -55,13 +55,14 @@ impl RecordDoc {
     /// The document for `record`, with the writer-assigned sequence number.
     pub(crate) fn new(record: Record, fields: Arc<Fields>, seq: u64) -> RecordDoc {
         // A full id whose high half is zero is a 64-bit id (old Zipkin/Jaeger): its real high
-        // half is unknown, exactly like a Datadog decimal id.
+        // half is unknown, exactly like a Datadog decimal id, which is indexed padded the same
+        // way.
         let trace = record.trace_ref().map(|trace| {
-            let (low64, partial) = match trace {
-                TraceRef::Full(id) => (id.low64(), id.high64() == 0),
-                TraceRef::Low64(low) => (low.get(), true),
+            let low64 = match trace {
+                TraceRef::Full(id) => id.low64(),
+                TraceRef::Low64(low) => low.get(),
             };
-            (trace.to_string(), low64, partial)
+            (trace.to_string(), low64)
         });
         let (span_id, parent_span_id) = match &record {
             Record::Span(span) => (span.span_id, span.parent_span_id),
@@ -161,12 +162,9 @@ impl tantivy::Document for RecordDoc {
         let f = &*self.fields;
         let mut out = Vec::with_capacity(24);
         out.push((f.seq, DocValue::U64(self.seq)));
-        if let Some((text, low64, partial)) = &self.trace {
+        if let Some((text, low64)) = &self.trace {
             out.push((f.trace_id, DocValue::Str(text)));
             out.push((f.trace_low64, DocValue::U64(*low64)));
-            if *partial {
-                out.push((f.trace_partial, DocValue::U64(1)));
-            }
         }
         if let Some(origin) = self.record.origin() {
             out.push((f.source, DocValue::Str(&origin.source)));

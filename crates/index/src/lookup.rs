@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, Query};
+use tantivy::query::{BooleanQuery, Occur, Query};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::error::Context as _;
 use crate::schema::names;
 use crate::search::{hit_json, resolve_partial_ids};
 use crate::span_times::{NewestSpans, SpansInWindow};
-use crate::trace::{RecordLoader, analysis_span};
+use crate::trace::{RecordLoader, analysis_span, trace_query};
 use crate::{AggRequest, Index, Trace};
 
 /// Fewer spans of an operation than this and its p50 says nothing.
@@ -179,9 +179,6 @@ impl Lookup for IndexLookup<'_> {
         if let Some(id) = &q.message_id {
             clauses.push(format!("messaging.message.id = {}", quoted(id)));
         }
-        if let Some(trace_id) = q.exclude {
-            clauses.push(format!("NOT trace_id = {trace_id}"));
-        }
         let query = clauses.join(" AND ");
         let Ok(compiled) = self.index.compile(&query, None) else {
             return Vec::new();
@@ -201,7 +198,15 @@ impl Lookup for IndexLookup<'_> {
             running_at_ns: q.running_at_ns,
             continues: q.continues.clone(),
         };
-        let query = BooleanQuery::intersection(vec![Box::new(window), compiled]);
+        let mut parts: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Box::new(window)), (Occur::Must, compiled)];
+        // The trace itself, as its lookup finds it: every record with the low 64 bits of its
+        // id (a `trace_id = X` filter would read each segment's trace-id dictionary to tell a
+        // trace that shares those bits apart, for a difference no finding cares about).
+        if let Some(trace_id) = q.exclude {
+            parts.push((Occur::MustNot, trace_query(self.index.fields(), trace_id)));
+        }
+        let query = BooleanQuery::new(parts);
         let newest = NewestSpans {
             fields: self.index.fields().clone(),
             times: self.index.inner.span_times.clone(),
@@ -235,15 +240,13 @@ impl Lookup for IndexLookup<'_> {
     }
 
     fn has_children(&self, trace_id: TraceId, span_id: SpanId) -> bool {
-        // The trace's spans are found by term; their parent is read from the column. A term
-        // query on `parent_span_id` (a fast field only) would scan the column of every segment.
-        let query = format!("kind = span AND trace_id = {trace_id}");
-        let Ok(compiled) = self.index.compile(&query, None) else {
-            return true;
-        };
+        // The trace's records are found by term (as its lookup finds them: by the low 64 bits
+        // of its id); their parent is read from the column. A term query on `parent_span_id`
+        // (a fast field only) would scan the column of every segment.
+        let query = trace_query(self.index.fields(), trace_id);
         self.index
             .searcher()
-            .search(&*compiled, &ParentIs(span_id.as_u64()))
+            .search(&*query, &ParentIs(span_id.as_u64()))
             // When the index cannot say, do not claim a lost context.
             .unwrap_or(true)
     }

@@ -16,14 +16,11 @@ use tantivy::tokenizer::RAW_TOKENIZER_NAME;
 pub mod names {
     /// `"span"` or `"log"`.
     pub const KIND: &str = "kind";
-    /// 32 lowercase hex. For a record known only by the low 64 bits of its trace, the W3C
-    /// left-padded form (and `TRACE_PARTIAL` is set).
+    /// 32 lowercase hex (a column only). For a record known only by the low 64 bits of its
+    /// trace, the W3C left-padded form: a high half of zero says "partial".
     pub const TRACE_ID: &str = "trace_id";
     /// Low 64 bits of the trace id of every linked record (u64).
     pub const TRACE_LOW64: &str = "trace_low64";
-    /// 1 when the record's trace id is known only by its low 64 bits (Datadog decimal ids, and
-    /// 64-bit Zipkin/Jaeger ids), so lookups of a full id also match on `TRACE_LOW64`.
-    pub const TRACE_PARTIAL: &str = "trace_partial";
     /// The span id of a span, or of the span a log was written in (u64, fast only).
     pub const SPAN_ID: &str = "span_id";
     /// A span's parent span id (u64, fast only).
@@ -70,7 +67,6 @@ pub struct Fields {
     pub kind: Field,
     pub trace_id: Field,
     pub trace_low64: Field,
-    pub trace_partial: Field,
     pub span_id: Field,
     pub parent_span_id: Field,
     pub service: Field,
@@ -121,11 +117,17 @@ impl Fields {
                 .set_expand_dots_enabled()
         };
         let kind = b.add_text_field(names::KIND, keyword.clone());
-        let trace_id = b.add_text_field(names::TRACE_ID, keyword.clone());
+        // A column only: trace ids are random 32-hex strings, and their terms were a third of
+        // the term dictionary and of the dictionary building at every flush. Records of a
+        // trace are found by `trace_low64` and their full id checked on this column
+        // (`query::structure::TraceMembers`, or the stored record in trace assembly).
+        let trace_id = b.add_text_field(
+            names::TRACE_ID,
+            TextOptions::default().set_fast(RAW_TOKENIZER_NAME),
+        );
         // Looked up by term only (trace assembly); as a fast field it would cost 8 bytes per
         // record: random values do not compress.
-        let trace_low64 = b.add_u64_field(names::TRACE_LOW64, indexed_only.clone());
-        let trace_partial = b.add_u64_field(names::TRACE_PARTIAL, indexed_only);
+        let trace_low64 = b.add_u64_field(names::TRACE_LOW64, indexed_only);
         // Span ids are unique per span: an inverted index of them would be the largest term
         // dictionary of the index (a term per span, per segment) for a rare query. A u64
         // column (8 bytes a value, read in place) serves `span_id = X` (tantivy's fast-field
@@ -172,7 +174,6 @@ impl Fields {
             kind,
             trace_id,
             trace_low64,
-            trace_partial,
             span_id,
             parent_span_id,
             service,

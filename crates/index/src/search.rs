@@ -1,10 +1,11 @@
 //! Search (matching spans and logs, newest first, cursor paging) and trace search (traces in
 //! which one span matches, summarised from fast fields only).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::time::Instant;
 
+use model::TraceId;
 use serde_json::{Value, json};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
@@ -159,17 +160,22 @@ impl Index {
                 took_ms: elapsed_ms(started),
             });
         }
-        let ids = newest
+        // Found by the low halves of their ids (`trace_id` has no inverted index); a trace that
+        // only shares those bits is summarised under its own id, and left out here.
+        let wanted: HashSet<&str> = newest.iter().map(|(id, _)| id.as_str()).collect();
+        let lows = newest
             .iter()
-            .map(|(id, _)| Term::from_field_text(fields.trace_id, id));
+            .filter_map(|(id, _)| TraceId::from_hex(id).ok())
+            .map(|id| Term::from_field_u64(fields.trace_low64, id.low64()));
         let spans_of_traces = BooleanQuery::intersection(vec![
-            Box::new(TermSetQuery::new(ids)),
+            Box::new(TermSetQuery::new(lows)),
             kind_query(fields, KIND_SPAN),
         ]);
         let mut traces: Vec<TraceSummary> = searcher
             .search(&spans_of_traces, &Summaries)
             .context("summarising traces")?
             .into_iter()
+            .filter(|(trace_id, _)| wanted.contains(trace_id.as_str()))
             .map(|(trace_id, acc)| acc.finish(trace_id))
             .collect();
         traces.sort_unstable_by(|a, b| {

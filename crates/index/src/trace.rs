@@ -8,7 +8,7 @@ use std::sync::Arc;
 use model::{Level, SpanId, SpanKind, TraceId};
 use serde_json::{Value, json};
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, Query, TermQuery};
+use tantivy::query::{Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{TantivyDocument, Term};
 
@@ -82,11 +82,17 @@ impl Index {
         let mut loader = RecordLoader::new(self, &searcher);
         for m in matches {
             let record = loader.load(&m)?;
+            if !belongs_to(&record, trace_id) {
+                continue;
+            }
             if m.is_span {
                 spans.push(span_from_record(&m, record));
             } else {
                 logs.push(log_from_record(&m, record));
             }
+        }
+        if spans.is_empty() && logs.is_empty() {
+            return Ok(None);
         }
         // Looked up by its low 64 bits (a Datadog decimal, a 64-bit id): name the trace by the
         // full id its spans agree on.
@@ -99,30 +105,26 @@ impl Index {
     }
 }
 
-/// `trace_id == X OR (trace_low64 == low64(X) AND trace_partial == 1)`; for an id whose high
-/// half is zero (a 64-bit id), any record with the same low half.
+/// The records whose trace id ends in the low 64 bits of `trace_id`: its own, those known only
+/// by those bits, and (rarely) those of another trace that shares them, which
+/// [`belongs_to`] then leaves out. `trace_id` itself has no inverted index (schema.rs).
 pub(crate) fn trace_query(fields: &Fields, trace_id: TraceId) -> Box<dyn Query> {
-    let low64 = || -> Box<dyn Query> {
-        Box::new(TermQuery::new(
-            Term::from_field_u64(fields.trace_low64, trace_id.low64()),
-            IndexRecordOption::Basic,
-        ))
-    };
+    Box::new(TermQuery::new(
+        Term::from_field_u64(fields.trace_low64, trace_id.low64()),
+        IndexRecordOption::Basic,
+    ))
+}
+
+/// Whether a record of [`trace_query`]'s answer, by the trace id it stores, is one of
+/// `trace_id`'s: it carries that id, or is known only by its low 64 bits, or `trace_id` is.
+fn belongs_to(record: &Value, trace_id: TraceId) -> bool {
     if trace_id.high64() == 0 {
-        return low64();
+        return true;
     }
-    let full: Box<dyn Query> = Box::new(TermQuery::new(
-        Term::from_field_text(fields.trace_id, &trace_id.to_string()),
-        IndexRecordOption::Basic,
-    ));
-    let partial: Box<dyn Query> = Box::new(TermQuery::new(
-        Term::from_field_u64(fields.trace_partial, 1),
-        IndexRecordOption::Basic,
-    ));
-    Box::new(BooleanQuery::union(vec![
-        full,
-        Box::new(BooleanQuery::intersection(vec![low64(), partial])),
-    ]))
+    match record.get("trace_id").and_then(Value::as_str) {
+        Some(hex) => TraceId::from_hex(hex).is_ok_and(|id| id.high64() == 0 || id == trace_id),
+        None => true,
+    }
 }
 
 /// The stored record JSON of a match as stored, without what [`RecordLoader`] adds back from

@@ -127,3 +127,81 @@ fn aggregate_through_the_language() {
         .collect();
     assert_eq!(keys, [("411111", "error", 1), ("411111", "warn", 1)]);
 }
+
+/// Two traces whose ids share their low 64 bits are found through those bits (`trace_id` has
+/// no inverted index) and then told apart by their full ids: a lookup, `trace_id = X`,
+/// `trace(...)` and a trace search each keep to their own trace, while a log known only by
+/// those bits belongs to both, as before (and, being ambiguous, shows its padded id).
+#[test]
+fn traces_sharing_their_low_64_bits_stay_apart() {
+    const B1: &str = "1111111111111111d269b633813fc60c";
+    const B2: &str = "2222222222222222d269b633813fc60c";
+    let (b1, b2) = (trace_id(B1), trace_id(B2));
+    let index = index_of(vec![
+        span(b1, 1, None, "orders", "create").at(T0, MS).build(),
+        span(b1, 2, Some(1), "orders", "only-b1").at(T0, MS).build(),
+        span(b2, 3, None, "orders", "create")
+            .at(T0 + SEC, MS)
+            .build(),
+        log(low64(b1), None, "orders", "shared line").at(T0).build(),
+    ]);
+
+    let trace = index.trace(b1).unwrap().unwrap();
+    let names: Vec<&str> = trace.spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["create", "only-b1"]);
+    assert_eq!(trace.logs.len(), 1);
+    let trace = index.trace(b2).unwrap().unwrap();
+    assert_eq!(trace.spans.len(), 1);
+    assert_eq!(trace.logs.len(), 1);
+
+    let hits = |q: &str| {
+        let request = SearchRequest {
+            query: q,
+            limit: 100,
+            now_ns: Some(T0 + 60 * SEC),
+            ..Default::default()
+        };
+        let mut found: Vec<String> = index
+            .search(&request)
+            .unwrap()
+            .hits
+            .iter()
+            .map(|h| {
+                let name = h["name"].as_str().or(h["body"].as_str()).unwrap();
+                format!("{} {name}", &h["trace_id"].as_str().unwrap()[..4])
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(
+        hits(&format!("trace_id = {B1}")),
+        ["0000 shared line", "1111 create", "1111 only-b1"]
+    );
+    assert_eq!(
+        hits(&format!("trace_id = {B2}")),
+        ["0000 shared line", "2222 create"]
+    );
+    assert_eq!(
+        hits("trace(name = only-b1)"),
+        ["0000 shared line", "1111 create", "1111 only-b1"]
+    );
+    assert_eq!(
+        hits(&format!("trace_id != {B1} AND kind = span")),
+        ["2222 create"]
+    );
+
+    let found = index
+        .search_traces(&TraceSearchRequest {
+            query: "name = create",
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let summaries: Vec<(&str, u64)> = found
+        .traces
+        .iter()
+        .map(|t| (t.trace_id.as_str(), t.span_count))
+        .collect();
+    assert_eq!(summaries, [(B2, 1), (B1, 2)]);
+}

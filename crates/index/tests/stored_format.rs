@@ -82,14 +82,11 @@ fn an_index_with_whole_stored_records_reads_as_before() {
         doc.add_u64(fields.seq, seq as u64);
         let trace = record.trace_ref().unwrap();
         doc.add_text(fields.trace_id, trace.to_string());
-        let (low64, partial) = match trace {
-            model::TraceRef::Full(id) => (id.low64(), false),
-            model::TraceRef::Low64(low) => (low.get(), true),
+        let low64 = match trace {
+            model::TraceRef::Full(id) => id.low64(),
+            model::TraceRef::Low64(low) => low.get(),
         };
         doc.add_u64(fields.trace_low64, low64);
-        if partial {
-            doc.add_u64(fields.trace_partial, 1);
-        }
         let (kind, ts) = match record {
             Record::Span(s) => ("span", s.start_ns),
             Record::Log(l) => ("log", l.time_ns),

@@ -12,7 +12,7 @@ use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 
 use super::QueryError;
 use super::ast::{AttrPath, AttrScope, Comparison, Expr, FieldRef, NumValue, Op, Value};
-use super::structure::{ChildOf, LinkFields, TraceOf};
+use super::structure::{ChildOf, LinkFields, TraceMembers, TraceOf};
 use super::value::strip_anchors;
 use crate::field_catalog::Builtin;
 use crate::schema::{Fields, names};
@@ -184,23 +184,16 @@ impl Compiler<'_> {
     /// known only by its low 64 bits (or with a zero high half) matches on the low half alone.
     fn trace(&self, r: model::TraceRef) -> BoxQuery {
         let f = self.fields;
-        let low: BoxQuery = Box::new(TermQuery::new(
-            Term::from_field_u64(f.trace_low64, r.low64()),
-            IndexRecordOption::Basic,
-        ));
         match r.full() {
-            Some(id) if id.high64() != 0 => {
-                let partial: BoxQuery = Box::new(TermQuery::new(
-                    Term::from_field_u64(f.trace_partial, 1),
-                    IndexRecordOption::Basic,
-                ));
-                let full = text_term(f.trace_id, &id.to_string());
-                Box::new(BooleanQuery::union(vec![
-                    full,
-                    Box::new(BooleanQuery::intersection(vec![low, partial])),
-                ]))
-            }
-            _ => low,
+            Some(id) if id.high64() != 0 => Box::new(TraceMembers::new(
+                [id.as_u128()],
+                LinkFields::new(self.fields),
+            )),
+            // Known only by its low 64 bits: every record with them.
+            _ => Box::new(TermQuery::new(
+                Term::from_field_u64(f.trace_low64, r.low64()),
+                IndexRecordOption::Basic,
+            )),
         }
     }
 

@@ -22,7 +22,7 @@ const T3: &str = "1111111111111111a3ce929d0e0e4736";
 struct Rec {
     tag: &'static str,
     kind: &'static str,
-    trace: Option<(&'static str, bool)>,
+    trace: Option<&'static str>,
     span_id: Option<&'static str>,
     parent: Option<&'static str>,
     service: Option<&'static str>,
@@ -44,7 +44,7 @@ fn records() -> Vec<Rec> {
         Rec {
             tag: "pay-err",
             kind: "span",
-            trace: Some((T1, false)),
+            trace: Some(T1),
             span_id: Some("00f067aa0ba902b7"),
             parent: Some("53995c3f42cd8ad8"),
             service: Some("payment-service"),
@@ -62,7 +62,7 @@ fn records() -> Vec<Rec> {
         Rec {
             tag: "checkout-ok",
             kind: "span",
-            trace: Some((T1, false)),
+            trace: Some(T1),
             span_id: Some("53995c3f42cd8ad8"),
             service: Some("checkout"),
             name: Some("POST /checkout"),
@@ -78,7 +78,7 @@ fn records() -> Vec<Rec> {
         Rec {
             tag: "warn-reset",
             kind: "log",
-            trace: Some((low, true)),
+            trace: Some(low),
             service: Some("payment-service"),
             level: Some(4),
             ago_ns: 60 * MIN,
@@ -98,7 +98,7 @@ fn records() -> Vec<Rec> {
         Rec {
             tag: "error-other",
             kind: "log",
-            trace: Some((T3, false)),
+            trace: Some(T3),
             service: Some("gateway"),
             level: Some(5),
             ago_ns: 2 * MIN,
@@ -116,10 +116,9 @@ fn index() -> (Index, Fields) {
         let mut doc = TantivyDocument::new();
         doc.add_bytes(f.record, r.tag.as_bytes());
         doc.add_text(f.kind, r.kind);
-        if let Some((id, partial)) = r.trace {
+        if let Some(id) = r.trace {
             doc.add_text(f.trace_id, id);
             doc.add_u64(f.trace_low64, u128::from_str_radix(id, 16).unwrap() as u64);
-            doc.add_u64(f.trace_partial, u64::from(partial));
         }
         for (field, id) in [(f.span_id, r.span_id), (f.parent_span_id, r.parent)] {
             if let Some(id) = id {

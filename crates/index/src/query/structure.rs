@@ -41,18 +41,14 @@ pub const MAX_CHILD_CANDIDATES: usize = 4_000_000;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LinkFields {
     kind: Field,
-    trace_id: Field,
     trace_low64: Field,
-    trace_partial: Field,
 }
 
 impl LinkFields {
     pub(crate) fn new(fields: &Fields) -> LinkFields {
         LinkFields {
             kind: fields.kind,
-            trace_id: fields.trace_id,
             trace_low64: fields.trace_low64,
-            trace_partial: fields.trace_partial,
         }
     }
 
@@ -73,31 +69,108 @@ impl LinkFields {
         if ids.is_empty() {
             return Box::new(EmptyQuery);
         }
-        let full = ids
+        Box::new(TraceMembers::new(ids.iter().copied(), self))
+    }
+}
+
+/// Every record of a set of traces, as trace lookups count them: the records carrying one of the
+/// full ids, the records known only by the low 64 bits of one of them (`trace_partial`), and,
+/// for an id whose high half is zero (itself known only by its low bits), every record with
+/// those low bits.
+///
+/// `trace_id` has no inverted index (its terms, random 32-hex strings, were a third of the
+/// index's term dictionary and of the flush's dictionary building): the candidates come from the
+/// `trace_low64` postings, and each candidate's full id is read from the `trace_id` column (one
+/// sorted pass over the segment's dictionary), so two traces whose ids share their low 64 bits
+/// stay apart.
+#[derive(Debug, Clone)]
+pub(crate) struct TraceMembers {
+    ids: Arc<HashSet<u128>>,
+    /// Low halves of the ids whose high half is zero: any record with them belongs.
+    partial_lows: Arc<HashSet<u64>>,
+    trace_low64: Field,
+}
+
+impl TraceMembers {
+    pub(crate) fn new(ids: impl IntoIterator<Item = u128>, fields: LinkFields) -> TraceMembers {
+        let ids: HashSet<u128> = ids.into_iter().collect();
+        let partial_lows = ids
             .iter()
-            .map(|id| Term::from_field_text(self.trace_id, &format!("{id:032x}")));
-        let low = |id: &u128| Term::from_field_u64(self.trace_low64, *id as u64);
-        let partial = TermQuery::new(
-            Term::from_field_u64(self.trace_partial, 1),
-            IndexRecordOption::Basic,
-        );
-        let mut clauses: Vec<Box<dyn Query>> = vec![
-            Box::new(TermSetQuery::new(full)),
-            // Records known only by their low 64 bits, of a trace known in full.
-            Box::new(BooleanQuery::new(vec![
-                (Occur::Must, Box::new(partial)),
-                (
-                    Occur::Must,
-                    Box::new(TermSetQuery::new(ids.iter().map(low))),
-                ),
-            ])),
-        ];
-        // A trace a partial id matched: the records carrying its full id too.
-        let partial_ids: Vec<Term> = ids.iter().filter(|id| *id >> 64 == 0).map(low).collect();
-        if !partial_ids.is_empty() {
-            clauses.push(Box::new(TermSetQuery::new(partial_ids)));
+            .filter(|&&id| id >> 64 == 0)
+            .map(|&id| id as u64)
+            .collect();
+        TraceMembers {
+            ids: Arc::new(ids),
+            partial_lows: Arc::new(partial_lows),
+            trace_low64: fields.trace_low64,
         }
-        Box::new(BooleanQuery::union(clauses))
+    }
+
+    /// Whether a record whose `trace_id` column holds `id` belongs (its low half is one of
+    /// the set's: it was a candidate).
+    fn keeps(&self, id: u128) -> bool {
+        id >> 64 == 0 || self.ids.contains(&id) || self.partial_lows.contains(&(id as u64))
+    }
+}
+
+impl Query for TraceMembers {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let lows: HashSet<u64> = self.ids.iter().map(|&id| id as u64).collect();
+        let candidates = TermSetQuery::new(
+            lows.into_iter()
+                .map(|low| Term::from_field_u64(self.trace_low64, low)),
+        )
+        .weight(scoring)?;
+        Ok(Box::new(TraceMembersWeight {
+            members: self.clone(),
+            candidates,
+        }))
+    }
+}
+
+struct TraceMembersWeight {
+    members: TraceMembers,
+    candidates: Box<dyn Weight>,
+}
+
+impl TraceMembersWeight {
+    fn matching(&self, reader: &SegmentReader) -> tantivy::Result<BitSet> {
+        let mut set = BitSet::with_max_value(reader.max_doc());
+        let Some(column) = str_column(reader, names::TRACE_ID)? else {
+            return Ok(set);
+        };
+        let mut candidates = self.candidates.scorer(reader, 1.0)?;
+        let mut docs: Vec<(DocId, u64)> = Vec::new();
+        let mut doc = candidates.doc();
+        while doc != tantivy::TERMINATED {
+            if let Some(ord) = first_ord(Some(&column), doc) {
+                docs.push((doc, ord));
+            }
+            doc = candidates.advance();
+        }
+        let ids = trace_ids_of_ords(&column, docs.iter().map(|&(_, ord)| ord).collect());
+        for (doc, ord) in docs {
+            if ids.get(&ord).is_some_and(|&id| self.members.keeps(id)) {
+                set.insert(doc);
+            }
+        }
+        Ok(set)
+    }
+}
+
+impl Weight for TraceMembersWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let set = self.matching(reader)?;
+        Ok(Box::new(ConstScorer::new(BitSetDocSet::from(set), boost)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        if !self.matching(reader)?.contains(doc) {
+            return Err(TantivyError::InvalidArgument(format!(
+                "document {doc} does not match"
+            )));
+        }
+        Ok(Explanation::new("a record of one of the traces", 1.0))
     }
 }
 
