@@ -738,7 +738,9 @@ pub fn open_existing(index_dir: &Path) -> anyhow::Result<Index> {
 pub fn cannot_open(index_dir: &Path, err: index::Error) -> anyhow::Error {
     match err {
         // The message says it all.
-        e @ index::Error::MissingMeta { .. } => anyhow::Error::new(e),
+        e @ (index::Error::MissingMeta { .. } | index::Error::OtherVersion { .. }) => {
+            anyhow::Error::new(e)
+        }
         e @ (index::Error::Damaged { .. } | index::Error::Open { .. }) => anyhow::Error::new(e)
             .context(format!(
                 "cannot open index {} (`threadline check --index {0}` tells which file is damaged)",

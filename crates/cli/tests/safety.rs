@@ -294,6 +294,52 @@ fn an_index_without_meta_json_is_refused_not_wiped_and_check_names_damaged_files
     assert_eq!(names(&index), before, "nothing was deleted");
 }
 
+/// An index written by an earlier version (here: `trace_id` with the inverted index it had
+/// before it became a column only) is refused by every command with one message saying how to
+/// rebuild it — not called damaged — and left as it is.
+#[test]
+fn an_index_of_an_earlier_version_is_refused_with_the_rebuild_command() {
+    let ws = workspace();
+    let index = ingested(&ws, "older");
+    let meta_path = index.join("meta.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    let trace_id = meta["schema"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|field| field["name"] == "trace_id")
+        .unwrap();
+    trace_id["options"]["indexing"] =
+        serde_json::json!({"record": "basic", "fieldnorms": false, "tokenizer": "raw"});
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let before = std::fs::read(&meta_path).unwrap();
+    let files = names(&index);
+
+    for command in [
+        &["search", ""][..],
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["ingest", "/dev/null"][..],
+    ] {
+        let mut args: Vec<&dyn AsRef<OsStr>> = vec![&"--index", &index];
+        args.extend(command.iter().map(|a| a as &dyn AsRef<OsStr>));
+        let out = threadline(&args);
+        let message = stderr_of(&out);
+        assert!(!out.status.success(), "{command:?}: {message}");
+        assert!(
+            message.contains("field \"trace_id\" differs from this version's schema"),
+            "{command:?}: {message}"
+        );
+        assert_eq!(
+            message.matches("threadline ingest PATH...").count(),
+            1,
+            "{command:?}: {message}"
+        );
+        assert!(!message.contains("damaged"), "{command:?}: {message}");
+    }
+    assert_eq!(std::fs::read(&meta_path).unwrap(), before, "meta.json kept");
+    assert_eq!(names(&index), files, "nothing was deleted");
+}
+
 #[test]
 fn a_missing_or_cut_segment_file_is_a_clear_error_at_start_not_a_panic() {
     let ws = workspace();

@@ -41,6 +41,10 @@ pub enum Error {
     MissingMeta { path: PathBuf, found: String },
     #[error("no index at {path}", path = .path.display())]
     NoIndex { path: PathBuf },
+    /// An index of another schema: written by another version of threadline. The message says
+    /// how to rebuild it.
+    #[error("cannot open index at {path}: {message}", path = .path.display())]
+    OtherVersion { path: PathBuf, message: String },
     /// A segment file is missing or unreadable (found when opening the index).
     #[error("the index at {path} is damaged: {message}", path = .path.display())]
     Damaged { path: PathBuf, message: String },
