@@ -117,8 +117,9 @@ impl Fields {
                 .set_expand_dots_enabled()
         };
         let kind = b.add_text_field(names::KIND, keyword.clone());
-        // A column only: trace ids are random 32-hex strings, and their terms were a third of
-        // the term dictionary and of the dictionary building at every flush. Records of a
+        // A column only: trace ids are random 32-hex strings, and their terms were 40% of the
+        // term dictionary's bytes and the costliest part of building it at every flush and
+        // merge. Records of a
         // trace are found by `trace_low64` and their full id checked on this column
         // (`query::structure::TraceMembers`, or the stored record in trace assembly).
         let trace_id = b.add_text_field(

@@ -74,12 +74,12 @@ impl LinkFields {
 }
 
 /// Every record of a set of traces, as trace lookups count them: the records carrying one of the
-/// full ids, the records known only by the low 64 bits of one of them (`trace_partial`), and,
-/// for an id whose high half is zero (itself known only by its low bits), every record with
-/// those low bits.
+/// full ids, the records known only by the low 64 bits of one of them (their indexed id is
+/// padded: its high half is zero), and, for an id whose high half is zero (itself known only by
+/// its low bits), every record with those low bits.
 ///
-/// `trace_id` has no inverted index (its terms, random 32-hex strings, were a third of the
-/// index's term dictionary and of the flush's dictionary building): the candidates come from the
+/// `trace_id` has no inverted index (its terms, random 32-hex strings, were 40% of the term
+/// dictionary's bytes and the costliest part of building it at flush): the candidates come from the
 /// `trace_low64` postings, and each candidate's full id is read from the `trace_id` column (one
 /// sorted pass over the segment's dictionary), so two traces whose ids share their low 64 bits
 /// stay apart.
