@@ -319,6 +319,7 @@ fn an_index_of_an_earlier_version_is_refused_with_the_rebuild_command() {
         &["search", ""][..],
         &["serve", "--listen", "127.0.0.1:0"][..],
         &["ingest", "/dev/null"][..],
+        &["check"][..],
     ] {
         let mut args: Vec<&dyn AsRef<OsStr>> = vec![&"--index", &index];
         args.extend(command.iter().map(|a| a as &dyn AsRef<OsStr>));

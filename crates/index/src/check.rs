@@ -42,6 +42,9 @@ pub fn check(dir: &Path) -> Result<CheckReport> {
         source,
     };
     let index = tantivy::Index::open_in_dir(dir).map_err(open_err)?;
+    // Its files may all be sound, but this version cannot read it: say so, not "0 damaged".
+    crate::schema::Fields::from_schema(&index.schema())
+        .map_err(|e| Error::other_version(dir, e))?;
     let metas = index.load_metas().map_err(open_err)?;
     let directory = index.directory();
     let all_files = metas.list_segment_files();

@@ -2,6 +2,19 @@
 
 use std::path::PathBuf;
 
+impl Error {
+    /// [`Error::OtherVersion`] from `schema::Fields::from_schema`'s refusal.
+    pub(crate) fn other_version(dir: &std::path::Path, err: tantivy::TantivyError) -> Error {
+        Error::OtherVersion {
+            path: dir.to_owned(),
+            message: match err {
+                tantivy::TantivyError::SchemaError(message) => message,
+                other => other.to_string(),
+            },
+        }
+    }
+}
+
 /// Everything that can go wrong in the index crate, with enough context to act on.
 ///
 /// `Query`, `Cursor` and `Aggregation` are the caller's mistakes (HTTP 400); the others are ours.

@@ -154,13 +154,8 @@ impl Index {
             source,
         };
         let tantivy = tantivy::Index::open_in_dir(dir).map_err(open_err)?;
-        let fields = Fields::from_schema(&tantivy.schema()).map_err(|e| Error::OtherVersion {
-            path: dir.to_owned(),
-            message: match e {
-                tantivy::TantivyError::SchemaError(message) => message,
-                other => other.to_string(),
-            },
-        })?;
+        let fields =
+            Fields::from_schema(&tantivy.schema()).map_err(|e| Error::other_version(dir, e))?;
         Index::with_tantivy(tantivy, fields, Some(dir.to_owned())).map_err(|e| match e {
             // The reader opens every segment file: one missing or cut short fails here.
             Error::Tantivy { source, .. } => Error::Damaged {
