@@ -9,9 +9,11 @@ use serde_json::Value;
 
 mod support;
 
-/// Simulated traffic, its ground truth and the index built from it, shared by the tests.
+/// Simulated traffic, its ground truth and the index built from it, shared by the tests. It
+/// lives in a static, which is never dropped, so it is kept in one fixed folder under the
+/// target directory that each run replaces (a temporary folder in /tmp was left behind by
+/// every run).
 struct Fixture {
-    _dir: tempfile::TempDir,
     traffic: PathBuf,
     index: PathBuf,
     truth: Value,
@@ -21,9 +23,10 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let traffic = dir.path().join("traffic");
-        let index = dir.path().join("index");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("simulator_e2e");
+        let _ = std::fs::remove_dir_all(&dir);
+        let traffic = dir.join("traffic");
+        let index = dir.join("index");
         let config = checkout_sim::SimConfig {
             seed: 42,
             traces: 400,
@@ -44,7 +47,6 @@ fn fixture() -> &'static Fixture {
         assert_success(&out);
         let ingest_summary: Value = serde_json::from_slice(&out.stdout).unwrap();
         Fixture {
-            _dir: dir,
             traffic,
             index,
             truth,
