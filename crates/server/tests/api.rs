@@ -620,7 +620,9 @@ async fn health_readiness_metrics_and_unknown_routes() {
     assert_eq!(reply.error_code(), "not_found");
 
     // The writer stopped: not ready, still healthy.
-    let TestApp { app, writer, .. } = t;
+    let mut t = t;
+    let writer = t.take_writer();
+    let app = t.app.clone();
     tokio::task::spawn_blocking(move || writer.shutdown())
         .await
         .unwrap()

@@ -461,7 +461,7 @@ async fn a_full_writer_queue_is_429_with_retry_after() {
         body = traces_request("svc", vec![span(TRACE, ROOT, None, &name, 1)]).encode_to_vec();
         // Fill the queue: the writer takes one batch, the slot holds the next.
         loop {
-            match t.writer.try_send(filler()) {
+            match t.writer().try_send(filler()) {
                 Ok(()) => continue,
                 Err(TrySendError::Full(_)) => break,
                 Err(TrySendError::Closed(_)) => panic!("writer stopped"),
@@ -484,7 +484,7 @@ async fn a_full_writer_queue_is_429_with_retry_after() {
     assert!(saw_429, "never saw the queue full");
 
     // Once the writer has drained, the retry succeeds and is indexed: a 429 is not remembered.
-    t.writer.flush().await.unwrap();
+    t.writer().flush().await.unwrap();
     let reply = t.post("/v1/traces", "application/x-protobuf", body).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
@@ -674,7 +674,7 @@ async fn identical_requests_in_flight_at_once_are_indexed_once() {
             String::from_utf8_lossy(&reply.body)
         );
     }
-    t.writer.flush().await.unwrap();
+    t.writer().flush().await.unwrap();
     assert_eq!(count(&t, "service = twins").await, 5);
 }
 
@@ -708,7 +708,7 @@ async fn a_503_after_a_commit_that_happened_does_not_invite_a_duplicate() {
         "{}",
         String::from_utf8_lossy(&retry.body)
     );
-    t.writer.flush().await.unwrap();
+    t.writer().flush().await.unwrap();
     assert_eq!(count(&t, "service = late-ack").await, 3);
 }
 

@@ -24,8 +24,31 @@ pub struct TestApp {
     pub app: Router,
     pub state: AppState,
     pub index: Index,
-    pub writer: Writer,
+    /// `Some` until dropped (see `Drop`) or taken.
+    writer: Option<Writer>,
     _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn writer(&self) -> &Writer {
+        self.writer.as_ref().expect("the writer was not taken")
+    }
+
+    /// The writer, for a test that stops it itself.
+    pub fn take_writer(&mut self) -> Writer {
+        self.writer.take().expect("the writer was not taken")
+    }
+}
+
+/// The writer is stopped (its commits and tantivy's merges finished) before the index folder
+/// is removed: left running, it recreated index files in a fresh folder in /tmp. On a thread of
+/// its own, as this runs inside the tests' tokio runtime, where `shutdown` may not block.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = std::thread::spawn(move || writer.shutdown()).join();
+        }
+    }
 }
 
 /// A writer that commits quickly, with little memory, for tests.
@@ -51,7 +74,7 @@ pub fn app_with(config: ServerConfig, writer_config: WriterConfig) -> TestApp {
         app: router(state.clone()),
         state,
         index,
-        writer,
+        writer: Some(writer),
         _dir: dir,
     }
 }
