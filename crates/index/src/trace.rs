@@ -109,8 +109,13 @@ impl Index {
 /// by those bits, and (rarely) those of another trace that shares them, which
 /// [`belongs_to`] then leaves out. `trace_id` itself has no inverted index (schema.rs).
 pub(crate) fn trace_query(fields: &Fields, trace_id: TraceId) -> Box<dyn Query> {
+    low64_query(fields, trace_id.low64())
+}
+
+/// Every record whose trace id ends in these 64 bits.
+pub(crate) fn low64_query(fields: &Fields, low64: u64) -> Box<dyn Query> {
     Box::new(TermQuery::new(
-        Term::from_field_u64(fields.trace_low64, trace_id.low64()),
+        Term::from_field_u64(fields.trace_low64, low64),
         IndexRecordOption::Basic,
     ))
 }

@@ -183,17 +183,13 @@ impl Compiler<'_> {
     /// A full id matches its own records and the records that know only its low 64 bits; an id
     /// known only by its low 64 bits (or with a zero high half) matches on the low half alone.
     fn trace(&self, r: model::TraceRef) -> BoxQuery {
-        let f = self.fields;
         match r.full() {
             Some(id) if id.high64() != 0 => Box::new(TraceMembers::new(
                 [id.as_u128()],
                 LinkFields::new(self.fields),
             )),
             // Known only by its low 64 bits: every record with them.
-            _ => Box::new(TermQuery::new(
-                Term::from_field_u64(f.trace_low64, r.low64()),
-                IndexRecordOption::Basic,
-            )),
+            _ => crate::trace::low64_query(self.fields, r.low64()),
         }
     }
 

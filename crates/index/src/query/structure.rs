@@ -143,7 +143,7 @@ impl TraceMembersWeight {
         let mut docs: Vec<(DocId, u64)> = Vec::new();
         let mut doc = candidates.doc();
         while doc != tantivy::TERMINATED {
-            if let Some(ord) = first_ord(Some(&column), doc) {
+            if let Some(ord) = column.term_ords(doc).next() {
                 docs.push((doc, ord));
             }
             doc = candidates.advance();
