@@ -12,6 +12,11 @@
 //! across traces), kept in `DIR/trace_ids.txt` so that `--reuse` measures another build on the
 //! same index. `--dump FILE` writes each trace's `analysis` (one JSON line per id, in id order):
 //! two builds that find the same things write the same file.
+//!
+//! `--baseline PATH` serves a second build on a copy of the index and asks it each question right
+//! beside the measured one (alternating which goes first): on a shared machine whose speed moves
+//! from minute to minute, the two columns of one run compare, where two runs do not. The table
+//! then adds each server's CPU time per request.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +30,21 @@ use serde_json::Value;
 use sim_bench::{dir_size, percentile_ms, threadline_binary};
 
 mod sim_bench;
+
+/// Copies the files of an index folder (flat: tantivy keeps no subfolders).
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
 
 /// Issue 13's targets for a trace lookup over HTTP.
 const TARGET_P50_MS: f64 = 1.0;
@@ -47,6 +67,10 @@ struct Args {
     drop_input: bool,
     dump: Option<PathBuf>,
     threadline: Option<PathBuf>,
+    /// Another build, served on a copy of the index (`DIR/index-baseline`) and asked every
+    /// question right beside the measured build, in alternating order, so that both see the
+    /// same machine.
+    baseline: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +81,11 @@ fn main() -> anyhow::Result<()> {
     let index_dir = args.dir.join("index");
     let ids_path = args.dir.join("trace_ids.txt");
     if !args.reuse {
+        let copy = args.dir.join("index-baseline");
+        if copy.exists() {
+            std::fs::remove_dir_all(&copy)
+                .with_context(|| format!("cannot remove {}", copy.display()))?;
+        }
         build_index(&args, &threadline, &index_dir, &ids_path)?;
     }
     let ids: Vec<String> = std::fs::read_to_string(&ids_path)
@@ -67,11 +96,20 @@ fn main() -> anyhow::Result<()> {
     ensure!(!ids.is_empty(), "{} holds no trace ids", ids_path.display());
 
     let mut server = Server::start(&threadline, &index_dir)?;
+    let mut baseline = match &args.baseline {
+        Some(binary) => {
+            let copy = args.dir.join("index-baseline");
+            if !copy.exists() {
+                copy_dir(&index_dir, &copy)?;
+            }
+            Some(Server::start(binary, &copy)?)
+        }
+        None => None,
+    };
     let client = reqwest::blocking::Client::new();
-    let base = format!("http://{}", server.addr);
-    let get = |path: &str| -> anyhow::Result<(Duration, Value)> {
+    let get = |server: &Server, path: &str| -> anyhow::Result<(Duration, Value)> {
         let started = Instant::now();
-        let response = client.get(format!("{base}{path}")).send()?;
+        let response = client.get(format!("http://{}{path}", server.addr)).send()?;
         let status = response.status();
         let body = response.bytes()?;
         let took = started.elapsed();
@@ -80,28 +118,54 @@ fn main() -> anyhow::Result<()> {
     };
 
     // The first pass is cold for the analysis (an operation's p50 is computed once per 30 s).
-    let mut native = Timings::default();
-    let mut jaeger = Timings::default();
+    // Per build (measured, baseline): the timings of each endpoint.
+    let mut timings: [[Timings; 2]; 2] = Default::default();
+    let mut cpu_start = [Duration::ZERO; 2];
     let mut analyses = BTreeMap::new();
+    let mut asked = 0usize;
     for pass in 0..=args.reps {
+        if pass == 1 {
+            cpu_start = [
+                server.cpu(),
+                baseline.as_ref().map_or(Duration::ZERO, Server::cpu),
+            ];
+        }
         for id in &ids {
-            let (took, trace) = get(&format!("/api/v1/traces/{id}"))?;
-            native.add(pass, took);
-            let (took, j) = get(&format!("/api/traces/{id}"))?;
-            jaeger.add(pass, took);
-            let spans = trace["spans"].as_array().map_or(0, Vec::len);
-            let jaeger_spans = j["data"][0]["spans"].as_array().map_or(0, Vec::len);
-            ensure!(
-                spans == jaeger_spans,
-                "trace {id}: {spans} spans natively, {jaeger_spans} from the Jaeger API"
-            );
-            if pass == 0 {
-                analyses.insert(id.clone(), trace["analysis"].clone());
+            // Which build goes first alternates, so neither always finds the other's caches warm.
+            let mut builds = vec![(0, &server)];
+            if let Some(b) = &baseline {
+                builds.insert(asked % 2, (1, b));
+            }
+            asked += 1;
+            for (build, server) in builds {
+                let (took, trace) = get(server, &format!("/api/v1/traces/{id}"))?;
+                timings[build][0].add(pass, took);
+                let (took, j) = get(server, &format!("/api/traces/{id}"))?;
+                timings[build][1].add(pass, took);
+                let spans = trace["spans"].as_array().map_or(0, Vec::len);
+                let jaeger_spans = j["data"][0]["spans"].as_array().map_or(0, Vec::len);
+                ensure!(
+                    spans == jaeger_spans,
+                    "trace {id}: {spans} spans natively, {jaeger_spans} from the Jaeger API"
+                );
+                if pass == 0 && build == 0 {
+                    analyses.insert(id.clone(), trace["analysis"].clone());
+                }
             }
         }
     }
-    let status = get("/api/v1/services").map(|_| ());
+    let cpu = [
+        server.cpu().saturating_sub(cpu_start[0]),
+        baseline
+            .as_ref()
+            .map_or(Duration::ZERO, Server::cpu)
+            .saturating_sub(cpu_start[1]),
+    ];
+    let status = get(&server, "/api/v1/services").map(|_| ());
     server.stop();
+    if let Some(b) = &mut baseline {
+        b.stop();
+    }
     status?;
 
     if let Some(path) = &args.dump {
@@ -130,19 +194,33 @@ fn main() -> anyhow::Result<()> {
         args.reps
     );
     println!();
-    println!("| endpoint | first pass p50 | first pass max | p50 | p99 | target |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for (name, t) in [
-        ("`/api/v1/traces/{id}` (with analysis)", &native),
-        ("`/api/traces/{id}` (Jaeger, no analysis)", &jaeger),
-    ] {
-        println!(
-            "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | p50 ≤ {TARGET_P50_MS} ms, p99 ≤ {TARGET_P99_MS} ms |",
-            percentile_ms(&t.first, 0.5),
-            percentile_ms(&t.first, 1.0),
-            percentile_ms(&t.warm, 0.5),
-            percentile_ms(&t.warm, 0.99),
-        );
+    let warm_requests = (ids.len() * args.reps * 2).max(1) as f64;
+    println!(
+        "| build | endpoint | first pass p50 | first pass max | p50 | p99 | server CPU per request | target |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let builds = if baseline.is_some() { 2 } else { 1 };
+    for (build, name) in ["measured", "baseline"]
+        .into_iter()
+        .enumerate()
+        .take(builds)
+    {
+        for (endpoint, t) in [
+            "`/api/v1/traces/{id}` (with analysis)",
+            "`/api/traces/{id}` (Jaeger, no analysis)",
+        ]
+        .into_iter()
+        .zip(&timings[build])
+        {
+            println!(
+                "| {name} | {endpoint} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | p50 ≤ {TARGET_P50_MS} ms, p99 ≤ {TARGET_P99_MS} ms |",
+                percentile_ms(&t.first, 0.5),
+                percentile_ms(&t.first, 1.0),
+                percentile_ms(&t.warm, 0.5),
+                percentile_ms(&t.warm, 0.99),
+                cpu[build].as_secs_f64() * 1e3 / warm_requests,
+            );
+        }
     }
     Ok(())
 }
@@ -283,6 +361,23 @@ impl Server {
         Ok(Server { child, addr })
     }
 
+    /// The server's CPU time so far (user + system, every thread; Linux only, zero elsewhere).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()));
+        // The fields after the command name (which may hold spaces) in parentheses.
+        let ticks = stat.ok().and_then(|stat| {
+            let fields: Vec<u64> = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect();
+            Some(fields.get(11)? + fields.get(12)?)
+        });
+        // Clock ticks are 1/100 s on Linux (`getconf CLK_TCK`).
+        Duration::from_millis(ticks.unwrap_or(0) * 10)
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -307,6 +402,7 @@ fn parse_args() -> anyhow::Result<Args> {
         drop_input: false,
         dump: None,
         threadline: None,
+        baseline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -324,11 +420,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--drop-input" => args.drop_input = true,
             "--dump" => args.dump = Some(value()?.into()),
             "--threadline" => args.threadline = Some(value()?.into()),
+            "--baseline" => args.baseline = Some(value()?.into()),
             "-h" | "--help" => {
                 println!(
                     "lookup_bench [--mb 500] [--dir DIR] [--seed 13] [--random-ids 30] \
                      [--cross-trace-ids 10] [--reps 5] [--reuse] [--drop-input] [--dump FILE] \
-                     [--threadline PATH]"
+                     [--threadline PATH] [--baseline PATH]"
                 );
                 std::process::exit(0);
             }
