@@ -15,8 +15,9 @@
 //!
 //! `--baseline PATH` serves a second build on a copy of the index and asks it each question right
 //! beside the measured one (alternating which goes first): on a shared machine whose speed moves
-//! from minute to minute, the two columns of one run compare, where two runs do not. The table
-//! then adds each server's CPU time per request.
+//! from minute to minute, the two columns of one run compare, where two runs do not. Both builds
+//! must return the same number of spans for each trace. The table adds each server's CPU time
+//! per warm request (both endpoints' requests together).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -148,8 +149,18 @@ fn main() -> anyhow::Result<()> {
                     spans == jaeger_spans,
                     "trace {id}: {spans} spans natively, {jaeger_spans} from the Jaeger API"
                 );
-                if pass == 0 && build == 0 {
-                    analyses.insert(id.clone(), trace["analysis"].clone());
+                if pass == 0 {
+                    // Both builds must find the same trace: their answers are compared, not
+                    // only their times. `--dump` writes the measured build's analyses.
+                    if let Some((other_spans, _)) = analyses.get(id) {
+                        ensure!(
+                            *other_spans == spans,
+                            "trace {id}: {spans} spans from one build, {other_spans} from the other"
+                        );
+                    }
+                    if build == 0 || !analyses.contains_key(id) {
+                        analyses.insert(id.clone(), (spans, trace["analysis"].clone()));
+                    }
                 }
             }
         }
@@ -171,7 +182,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = &args.dump {
         let mut out = std::fs::File::create(path)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        for (id, analysis) in &analyses {
+        for (id, (_, analysis)) in &analyses {
             writeln!(
                 out,
                 "{}",
@@ -181,6 +192,7 @@ fn main() -> anyhow::Result<()> {
     }
     let linked = analyses
         .values()
+        .map(|(_, analysis)| analysis)
         .flat_map(|a| a["findings"].as_array().cloned().unwrap_or_default())
         .filter(|f| CROSS_TRACE.contains(&f["kind"].as_str().unwrap_or("")))
         .count();
