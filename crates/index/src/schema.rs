@@ -119,9 +119,9 @@ impl Fields {
         let kind = b.add_text_field(names::KIND, keyword.clone());
         // A column only: trace ids are random 32-hex strings, and their terms were 40% of the
         // term dictionary's bytes and the costliest part of building it at every flush and
-        // merge. Records of a
-        // trace are found by `trace_low64` and their full id checked on this column
-        // (`query::structure::TraceMembers`, or the stored record in trace assembly).
+        // merge. Records of a trace are found by `trace_low64` and their full id checked on
+        // this column (`query::structure::TraceMembers`, or the stored record in trace
+        // assembly).
         let trace_id = b.add_text_field(
             names::TRACE_ID,
             TextOptions::default().set_fast(RAW_TOKENIZER_NAME),
