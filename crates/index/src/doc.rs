@@ -735,4 +735,154 @@ mod tests {
             assert_eq!(object["http.status_code"], 502);
         }
     }
+
+    /// `record`'s JSON in both forms: whole (what readers hand out) and stored.
+    fn both_forms(record: &Record) -> (Value, Value) {
+        let stored = serde_json::to_vec(&StoredJson(record)).unwrap();
+        (
+            record_json(record),
+            serde_json::from_slice(&stored).unwrap(),
+        )
+    }
+
+    /// The shape DESIGN.md's Trace JSON names, every optional part present, and the stored form
+    /// without the keys the fast fields hold.
+    #[test]
+    fn a_span_is_written_in_the_trace_json_shape() {
+        let mut attributes = Attributes::new();
+        attributes.push("http.status_code", AttrValue::Int(-502));
+        attributes.push("ratio", AttrValue::Float(0.1));
+        attributes.push("nan", AttrValue::Float(f64::NAN));
+        attributes.push("ok", AttrValue::Bool(false));
+        attributes.push("blob", AttrValue::Bytes(vec![1, 2, 3]));
+        let mut card = Attributes::new();
+        card.push("last4", AttrValue::Str("4242\n\"".into()));
+        attributes.push(
+            "nested",
+            AttrValue::Array(vec![AttrValue::Map(card), AttrValue::Array(Vec::new())]),
+        );
+        let mut resource = Attributes::new();
+        resource.push("service.name", AttrValue::Str("payment".into()));
+        let trace = model::TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").ok();
+        let span = Record::Span(Span {
+            trace_id: trace,
+            span_id: model::SpanId::from_hex("00f067aa0ba902b7").ok(),
+            name: "charge \"card\"".into(),
+            service: "payment".into(),
+            kind: model::SpanKind::Client,
+            start_ns: 1_700_000_000_123_456_789,
+            end_ns: 1_700_000_000_223_456_789,
+            status: model::Status {
+                code: model::StatusCode::Error,
+                message: "declined\tcode=51".into(),
+            },
+            events: vec![model::SpanEvent {
+                time_ns: 1_700_000_000_200_000_000,
+                name: "exception".into(),
+                attributes: resource.clone(),
+            }],
+            links: vec![model::SpanLink {
+                trace_id: trace,
+                span_id: None,
+                trace_state: "k=v".into(),
+                attributes: Attributes::new(),
+                flags: 0,
+            }],
+            trace_state: "congo=t61rcWkgMzE".into(),
+            scope: model::Scope {
+                name: "io.opentelemetry.http".into(),
+                version: "1.2".into(),
+                attributes: resource.clone(),
+            },
+            origin: Some(model::Origin {
+                source: "/var/log/spans.jsonl".into(),
+                offset: 1 << 40,
+            }),
+            attributes,
+            resource,
+            ..Span::default()
+        });
+        let expected = serde_json::json!({
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "span_id": "00f067aa0ba902b7",
+            "parent_span_id": null,
+            "service": "payment",
+            "name": "charge \"card\"",
+            "kind": "CLIENT",
+            "start": "2023-11-14T22:13:20.123456789Z",
+            "duration_ns": 100_000_000,
+            "status": {"code": "ERROR", "message": "declined\tcode=51"},
+            "attributes": {
+                "http.status_code": -502, "ratio": 0.1, "nan": "NaN", "ok": false,
+                "blob": "AQID", "nested": [{"last4": "4242\n\""}, []],
+            },
+            "resource": {"service.name": "payment"},
+            "events": [{
+                "name": "exception", "time": "2023-11-14T22:13:20.200000000Z",
+                "attributes": {"service.name": "payment"},
+            }],
+            "binary_attributes": ["blob"],
+            "links": [{
+                "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": null,
+                "trace_state": "k=v", "attributes": {},
+            }],
+            "trace_state": "congo=t61rcWkgMzE",
+            "scope": {
+                "name": "io.opentelemetry.http", "version": "1.2",
+                "attributes": {"service.name": "payment"},
+            },
+            "origin": {"source": "/var/log/spans.jsonl", "offset": 1_u64 << 40},
+        });
+        let (whole, stored_json) = both_forms(&span);
+        assert_eq!(whole, expected);
+        let mut stored = expected;
+        for key in STORED_ELSEWHERE {
+            stored.as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(stored_json, stored);
+    }
+
+    #[test]
+    fn a_log_is_written_in_the_trace_json_shape() {
+        let mut problems = model::Problems::empty();
+        problems.insert(model::Problems::NO_TIMESTAMP);
+        let log = Record::Log(LogRecord {
+            time_ns: 1_700_000_000_000_000_001,
+            service: "checkout".into(),
+            level: Some(model::Level::Warn),
+            severity_text: "WARNING".into(),
+            body: "retrying \u{1}payment".into(),
+            span_id: model::SpanId::from_hex("00f067aa0ba902b7").ok(),
+            event_name: "retry".into(),
+            scope: model::Scope {
+                name: "checkout.logger".into(),
+                version: String::new(),
+                attributes: Attributes::new(),
+            },
+            problems,
+            ..LogRecord::default()
+        });
+        let expected = serde_json::json!({
+            "trace_id": null,
+            "time": "2023-11-14T22:13:20.000000001Z",
+            "service": "checkout",
+            "level": "warn",
+            "severity_text": "WARNING",
+            "body": "retrying \u{1}payment",
+            "span_id": "00f067aa0ba902b7",
+            "attributes": {},
+            "resource": {},
+            "origin": null,
+            "problems": ["no_timestamp"],
+            "event_name": "retry",
+            "scope": {"name": "checkout.logger", "version": ""},
+        });
+        let (whole, stored_json) = both_forms(&log);
+        assert_eq!(whole, expected);
+        let mut stored = expected;
+        for key in STORED_ELSEWHERE {
+            stored.as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(stored_json, stored);
+    }
 }
