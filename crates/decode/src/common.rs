@@ -63,7 +63,7 @@ pub(crate) enum Scalar {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(model::CompactString),
 }
 
 /// OTLP/JSON `KeyValue` list, decoded straight into model attributes (no intermediate list).
@@ -74,8 +74,9 @@ pub(crate) struct AttrList(pub Attributes);
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct AnyValueJson<'a> {
+    /// Short strings (most attribute values) are kept inline, with no allocation of their own.
     #[serde(alias = "string_value")]
-    string_value: Option<String>,
+    string_value: Option<model::CompactString>,
     #[serde(alias = "bool_value")]
     bool_value: Option<Bool>,
     #[serde(alias = "int_value")]
@@ -106,7 +107,7 @@ struct KvListJson {
 #[derive(Default, Deserialize)]
 #[serde(default)]
 struct KeyValueJson<'a> {
-    key: String,
+    key: model::CompactString,
     #[serde(borrow)]
     value: Option<AnyValueJson<'a>>,
 }
@@ -125,13 +126,13 @@ pub(crate) fn service_of(resource: &Attributes, decoder: &Decoder) -> String {
 /// OTLP's empty AnyValue (and the profiles-only string index) has no model counterpart; it
 /// becomes an empty string so the key still exists.
 pub(crate) fn empty_value() -> AttrValue {
-    AttrValue::Str(String::new())
+    AttrValue::Str(model::CompactString::default())
 }
 
 /// A log body as text: strings as they are, anything else rendered as compact JSON.
 pub(crate) fn body_text(body: Option<AttrValue>) -> String {
     match body {
-        Some(AttrValue::Str(s)) => s,
+        Some(AttrValue::Str(s)) => s.into(),
         Some(other) => other.to_text(),
         None => String::new(),
     }
@@ -303,7 +304,7 @@ impl AnyValueJson<'_> {
             // Not base64 after all: keep the text rather than lose the value.
             return match decode_base64(&b64) {
                 Some(bytes) => AttrValue::Bytes(bytes),
-                None => AttrValue::Str(b64.into_owned()),
+                None => AttrValue::Str(b64.into()),
             };
         }
         empty_value()
@@ -619,20 +620,20 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar::Float(v))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v.to_owned()))
+                Ok(Scalar::Str(v.into()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v))
+                Ok(Scalar::Str(v.into()))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar, A::Error> {
                 let value: serde_json::Value =
                     Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(Scalar::Str(value.to_string()))
+                Ok(Scalar::Str(value.to_string().into()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar, A::Error> {
                 let value: serde_json::Value =
                     Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Scalar::Str(value.to_string()))
+                Ok(Scalar::Str(value.to_string().into()))
             }
         }
         deserializer.deserialize_any(ScalarVisitor)
@@ -641,12 +642,13 @@ impl<'de> Deserialize<'de> for Scalar {
 
 impl Scalar {
     /// The value as text, as Zipkin tags and string-typed Jaeger tags want it.
-    pub(crate) fn into_text(self) -> String {
+    pub(crate) fn into_text(self) -> model::CompactString {
+        use compact_str::ToCompactString as _;
         match self {
-            Scalar::Null => String::new(),
-            Scalar::Bool(b) => b.to_string(),
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
+            Scalar::Null => model::CompactString::default(),
+            Scalar::Bool(b) => b.to_compact_string(),
+            Scalar::Int(i) => i.to_compact_string(),
+            Scalar::Float(f) => f.to_compact_string(),
             Scalar::Str(s) => s,
         }
     }
@@ -698,10 +700,10 @@ mod tests {
             value(r#"{"bytesValue":"_-8"}"#),
             AttrValue::Bytes(vec![0xff, 0xef])
         );
-        assert_eq!(value(r#"{}"#), AttrValue::Str(String::new()));
+        assert_eq!(value(r#"{}"#), AttrValue::Str(String::new().into()));
         assert_eq!(
             value(r#"{"stringValueStrindex":3}"#),
-            AttrValue::Str(String::new())
+            AttrValue::Str(String::new().into())
         );
         assert_eq!(
             value(r#"{"arrayValue":{"values":[{"intValue":1},{"boolValue":false}]}}"#),

@@ -228,7 +228,7 @@ impl Process<'_> {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| decoder.default_service().to_owned());
         let mut resource = Attributes::new();
-        resource.push("service.name", AttrValue::Str(service.clone()));
+        resource.push("service.name", AttrValue::Str(service.as_str().into()));
         resource.0.extend(
             self.tags
                 .unwrap_or_default()
@@ -314,7 +314,7 @@ impl JaegerSpan<'_> {
             } else {
                 "child_of"
             };
-            attributes.push("opentracing.ref_type", AttrValue::Str(ref_type.to_owned()));
+            attributes.push("opentracing.ref_type", AttrValue::Str(ref_type.into()));
             links.push(SpanLink {
                 trace_id: ref_trace_id.or(trace_id),
                 span_id: ref_span_id,
@@ -411,7 +411,7 @@ impl Tag<'_> {
                 .map_or_else(common::empty_value, Scalar::into_value)
         };
         KeyValue {
-            key: self.key,
+            key: self.key.into(),
             value,
         }
     }
@@ -433,7 +433,7 @@ impl Tag<'_> {
             2 => AttrValue::Int(self.v_int64.unwrap_or_default().0),
             3 => AttrValue::Float(self.v_float64.unwrap_or_default().0),
             4 => binary(self.v_binary.as_ref().map_or("", Text::as_str)),
-            _ => AttrValue::Str(self.v_str.clone().unwrap_or_default()),
+            _ => AttrValue::Str(self.v_str.clone().unwrap_or_default().into()),
         }
     }
 }
@@ -463,7 +463,7 @@ fn typed_value(value_type: &str, value: Scalar) -> AttrValue {
 fn binary(b64: &str) -> AttrValue {
     match common::decode_base64(b64) {
         Some(bytes) => AttrValue::Bytes(bytes),
-        None => AttrValue::Str(b64.to_owned()),
+        None => AttrValue::Str(b64.into()),
     }
 }
 

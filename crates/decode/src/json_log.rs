@@ -291,7 +291,12 @@ impl<'de> Fields<'de> {
     }
 
     fn push_attribute(&mut self, key: Cow<'de, str>, depth: u32, value: AttrValue) {
-        let key = self.full_key(key, depth).into_owned();
+        // Copied straight from the line (or the dotted path) into the key, inline when short.
+        let key = if depth == 0 {
+            model::CompactString::from(key)
+        } else {
+            model::CompactString::from(self.path.as_str())
+        };
         self.attributes.push(KeyValue { key, value });
     }
 
@@ -487,7 +492,7 @@ impl<'de> Fields<'de> {
             raw.to_text()
         ));
         self.attributes.push(KeyValue {
-            key: name,
+            key: name.into(),
             value: raw.into_attr(),
         });
     }
@@ -518,7 +523,7 @@ impl<'de> Fields<'de> {
             Some(best) => {
                 if let Some(nanos) = self.time_nanos {
                     attributes.push(KeyValue {
-                        key: "timestamp.nanos".to_owned(),
+                        key: "timestamp.nanos".into(),
                         value: AttrValue::Int(nanos),
                     });
                 }
@@ -615,7 +620,7 @@ fn offer_by<'de, V>(
             };
             if !same(&loser, current) {
                 attributes.push(KeyValue {
-                    key: loser.key.into_owned(),
+                    key: loser.key.into(),
                     value: loser.raw.into_attr(),
                 });
             }
@@ -870,10 +875,10 @@ fn is_decimal(s: &str) -> bool {
 impl Scalar<'_> {
     fn into_attr(self) -> AttrValue {
         match self {
-            Scalar::Str(s) => AttrValue::Str(s.into_owned()),
+            Scalar::Str(s) => AttrValue::Str(s.into()),
             Scalar::Int(n) => AttrValue::Int(n),
             // Beyond i64: keep every digit (these are ids, not quantities).
-            Scalar::UInt(n) => AttrValue::Str(n.to_string()),
+            Scalar::UInt(n) => AttrValue::Str(n.to_string().into()),
             Scalar::Float(f) => AttrValue::Float(f),
             Scalar::Bool(b) => AttrValue::Bool(b),
         }
@@ -1086,7 +1091,7 @@ impl<'de> Visitor<'de> for Element {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<AttrValue, E> {
-        Ok(i64::try_from(v).map_or_else(|_| AttrValue::Str(v.to_string()), AttrValue::Int))
+        Ok(i64::try_from(v).map_or_else(|_| AttrValue::Str(v.to_string().into()), AttrValue::Int))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<AttrValue, E> {
@@ -1094,15 +1099,15 @@ impl<'de> Visitor<'de> for Element {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<AttrValue, E> {
-        Ok(AttrValue::Str(v.to_owned()))
+        Ok(AttrValue::Str(v.into()))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<AttrValue, E> {
-        Ok(AttrValue::Str(v))
+        Ok(AttrValue::Str(v.into()))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<AttrValue, E> {
-        Ok(AttrValue::Str(String::new()))
+        Ok(AttrValue::Str(model::CompactString::default()))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AttrValue, A::Error> {

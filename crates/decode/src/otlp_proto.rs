@@ -243,7 +243,7 @@ fn attributes(list: Vec<KeyValueProto>) -> Attributes {
     Attributes(
         list.into_iter()
             .map(|kv| KeyValue {
-                key: kv.key,
+                key: kv.key.into(),
                 value: kv.value.map_or_else(common::empty_value, any_value),
             })
             .collect(),
@@ -252,7 +252,7 @@ fn attributes(list: Vec<KeyValueProto>) -> Attributes {
 
 fn any_value(value: AnyValue) -> AttrValue {
     match value.value {
-        Some(any_value::Value::StringValue(s)) => AttrValue::Str(s),
+        Some(any_value::Value::StringValue(s)) => AttrValue::Str(s.into()),
         Some(any_value::Value::BoolValue(b)) => AttrValue::Bool(b),
         Some(any_value::Value::IntValue(i)) => AttrValue::Int(i),
         Some(any_value::Value::DoubleValue(f)) => AttrValue::Float(f),
@@ -455,7 +455,7 @@ mod tests {
             Some(&AttrValue::Array(vec![
                 AttrValue::Int(7),
                 AttrValue::Bytes(vec![1, 2]),
-                AttrValue::Str(String::new())
+                AttrValue::Str(String::new().into())
             ]))
         );
         assert_eq!(span.scope.name, "my.library");

@@ -186,12 +186,12 @@ impl ZipkinSpan<'_> {
             .unwrap_or(decoder.default_service())
             .to_owned();
         let mut resource = Attributes::new();
-        resource.push("service.name", AttrValue::Str(service.clone()));
+        resource.push("service.name", AttrValue::Str(service.as_str().into()));
 
         let mut attributes = self.tags.map(|t| t.0).unwrap_or_default();
         if let Some(mut remote) = self.remote_endpoint {
             if let Some(name) = remote.service_name.take().filter(|s| !s.is_empty()) {
-                attributes.push("peer.service", AttrValue::Str(name));
+                attributes.push("peer.service", AttrValue::Str(name.into()));
             }
             push_address(
                 &mut attributes,
@@ -263,7 +263,7 @@ fn push_address(
     port_key: &str,
 ) {
     if let Some(address) = endpoint.ipv4.or(endpoint.ipv6).filter(|a| !a.is_empty()) {
-        attributes.push(address_key, AttrValue::Str(address));
+        attributes.push(address_key, AttrValue::Str(address.into()));
     }
     if let Some(port) = endpoint.port.filter(|p| p.0 > 0) {
         attributes.push(port_key, AttrValue::Int(i64::try_from(port.0).unwrap_or(0)));
@@ -283,7 +283,7 @@ impl<'de> Deserialize<'de> for Tags {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tags, A::Error> {
                 let mut tags = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
-                while let Some((key, value)) = map.next_entry::<String, Scalar>()? {
+                while let Some((key, value)) = map.next_entry::<model::CompactString, Scalar>()? {
                     tags.push(KeyValue {
                         key,
                         value: AttrValue::Str(value.into_text()),

@@ -342,8 +342,8 @@ fn needs_owned(attributes: &Attributes) -> bool {
 fn indexable(attributes: &Attributes) -> Attributes {
     fn value(v: &AttrValue) -> AttrValue {
         match v {
-            AttrValue::Float(f) if !f.is_finite() => AttrValue::Str(f.to_string()),
-            AttrValue::Bytes(_) => AttrValue::Str(v.to_text().trim_matches('"').to_owned()),
+            AttrValue::Float(f) if !f.is_finite() => AttrValue::Str(f.to_string().into()),
+            AttrValue::Bytes(_) => AttrValue::Str(v.to_text().trim_matches('"').into()),
             AttrValue::Array(values) => AttrValue::Array(values.iter().map(value).collect()),
             AttrValue::Map(map) => AttrValue::Map(indexable(map)),
             other => other.clone(),

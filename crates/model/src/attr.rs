@@ -1,9 +1,17 @@
 //! Typed attribute values (OTLP's AnyValue) and ordered attribute lists.
 
+pub use compact_str::CompactString;
+
 /// An attribute value that keeps its type.
+///
+/// Keys and string values are `CompactString`s: up to 24 bytes sit inline, with no allocation
+/// of their own, and most attribute keys and values are that short: with them inline an
+/// ingested record costs 34 frees instead of 47, and ingest ~5% less CPU (docs/BENCHMARKS.md;
+/// records are freed on the indexing threads, away from the thread that allocated them). They
+/// read as `&str` everywhere.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
-    Str(String),
+    Str(CompactString),
     Bool(bool),
     Int(i64),
     Float(f64),
@@ -15,7 +23,7 @@ pub enum AttrValue {
 /// One key and its value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyValue {
-    pub key: String,
+    pub key: CompactString,
     pub value: AttrValue,
 }
 
@@ -28,7 +36,7 @@ impl Attributes {
         Attributes(Vec::new())
     }
 
-    pub fn push(&mut self, key: impl Into<String>, value: AttrValue) {
+    pub fn push(&mut self, key: impl Into<CompactString>, value: AttrValue) {
         self.0.push(KeyValue {
             key: key.into(),
             value,
@@ -68,11 +76,14 @@ impl<'a> IntoIterator for &'a Attributes {
     }
 }
 
-impl FromIterator<(String, AttrValue)> for Attributes {
-    fn from_iter<I: IntoIterator<Item = (String, AttrValue)>>(iter: I) -> Self {
+impl<K: Into<CompactString>> FromIterator<(K, AttrValue)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (K, AttrValue)>>(iter: I) -> Self {
         Attributes(
             iter.into_iter()
-                .map(|(key, value)| KeyValue { key, value })
+                .map(|(key, value)| KeyValue {
+                    key: key.into(),
+                    value,
+                })
                 .collect(),
         )
     }
@@ -83,7 +94,7 @@ impl AttrValue {
     /// compact JSON-like text. Used for string comparisons (Jaeger tags) and log bodies.
     pub fn to_text(&self) -> String {
         match self {
-            AttrValue::Str(s) => s.clone(),
+            AttrValue::Str(s) => s.to_string(),
             other => {
                 let mut out = String::new();
                 other.write_json(&mut out);
@@ -156,13 +167,13 @@ fn write_json_string(s: &str, out: &mut String) {
 
 impl From<&str> for AttrValue {
     fn from(s: &str) -> Self {
-        AttrValue::Str(s.to_owned())
+        AttrValue::Str(s.into())
     }
 }
 
 impl From<String> for AttrValue {
     fn from(s: String) -> Self {
-        AttrValue::Str(s)
+        AttrValue::Str(s.into())
     }
 }
 

@@ -4,7 +4,7 @@ mod attr;
 mod ids;
 mod record;
 
-pub use attr::{AttrValue, Attributes, KeyValue};
+pub use attr::{AttrValue, Attributes, CompactString, KeyValue};
 pub use ids::{IdError, SpanId, TraceId, TraceParent, TraceRef, XRayHeader};
 pub use record::{
     Level, LogRecord, Origin, Problems, Record, Scope, Span, SpanEvent, SpanKind, SpanLink, Status,
