@@ -383,7 +383,7 @@ impl JaegerSpan<'_> {
                     .map(Tag::into_key_value)
                     .collect(),
             ),
-            resource,
+            resource: std::sync::Arc::new(resource),
             events,
             links,
             flags: self.flags.map_or(0, |f| u32::try_from(f.0).unwrap_or(0)),

@@ -11,6 +11,8 @@
 //! snake_case keys, enum names, 64-bit ints as numbers, base64 ids from generic protobuf-JSON
 //! encoders, and `null` for any field.
 
+use std::sync::Arc;
+
 use model::{
     Attributes, LogRecord, Record, Scope, Span, SpanEvent, SpanId, SpanLink, Status, TraceId,
     TraceRef,
@@ -52,10 +54,13 @@ pub(crate) fn decode_traces(
     }
     out.records.reserve(n_spans);
     for resource_spans in data.resource_spans.unwrap_or_default() {
-        let resource = resource_spans
-            .resource
-            .map(|r| r.attributes.0)
-            .unwrap_or_default();
+        // Shared by every record under it: a clone is a reference count, not a copy.
+        let resource = Arc::new(
+            resource_spans
+                .resource
+                .map(|r| r.attributes.0)
+                .unwrap_or_default(),
+        );
         let service = service_of(&resource, decoder);
         for scope_spans in resource_spans.scope_spans.unwrap_or_default() {
             let scope = scope_spans
@@ -96,10 +101,13 @@ pub(crate) fn decode_logs(
     }
     out.records.reserve(n_logs);
     for resource_logs in data.resource_logs.unwrap_or_default() {
-        let resource = resource_logs
-            .resource
-            .map(|r| r.attributes.0)
-            .unwrap_or_default();
+        // Shared by every record under it: a clone is a reference count, not a copy.
+        let resource = Arc::new(
+            resource_logs
+                .resource
+                .map(|r| r.attributes.0)
+                .unwrap_or_default(),
+        );
         let service = service_of(&resource, decoder);
         for scope_logs in resource_logs.scope_logs.unwrap_or_default() {
             let scope = scope_logs
@@ -142,7 +150,7 @@ fn decode_traces_one_by_one(
             .resource
             .map_or(Ok(None), parse_part::<Option<ResourceJson>>)
             .map(|r| {
-                let attributes = r.map(|r| r.attributes.0).unwrap_or_default();
+                let attributes = Arc::new(r.map(|r| r.attributes.0).unwrap_or_default());
                 let service = service_of(&attributes, decoder);
                 (attributes, service)
             })
@@ -209,7 +217,7 @@ fn decode_logs_one_by_one(
             .resource
             .map_or(Ok(None), parse_part::<Option<ResourceJson>>)
             .map(|r| {
-                let attributes = r.map(|r| r.attributes.0).unwrap_or_default();
+                let attributes = Arc::new(r.map(|r| r.attributes.0).unwrap_or_default());
                 let service = service_of(&attributes, decoder);
                 (attributes, service)
             })
@@ -598,7 +606,7 @@ impl SpanJson<'_> {
     fn into_span(
         self,
         service: &str,
-        resource: &Attributes,
+        resource: &Arc<Attributes>,
         scope: &Scope,
         cx: &LineContext<'_>,
         warnings: &mut Vec<Warning>,
@@ -692,7 +700,7 @@ impl LogRecordJson<'_> {
     fn into_log(
         self,
         service: &str,
-        resource: &Attributes,
+        resource: &Arc<Attributes>,
         scope: &Scope,
         cx: &LineContext<'_>,
         warnings: &mut Vec<Warning>,

@@ -48,7 +48,7 @@ pub fn decode_traces_request(
         read_time_ns,
     };
     for resource_spans in request.resource_spans {
-        let resource = resource_attributes(resource_spans.resource);
+        let resource = std::sync::Arc::new(resource_attributes(resource_spans.resource));
         let service = service_of(&resource, decoder);
         for scope_spans in resource_spans.scope_spans {
             let scope = scope_of(scope_spans.scope);
@@ -142,7 +142,7 @@ pub fn decode_logs_request(
         read_time_ns,
     };
     for resource_logs in request.resource_logs {
-        let resource = resource_attributes(resource_logs.resource);
+        let resource = std::sync::Arc::new(resource_attributes(resource_logs.resource));
         let service = service_of(&resource, decoder);
         for scope_logs in resource_logs.scope_logs {
             let scope = scope_of(scope_logs.scope);

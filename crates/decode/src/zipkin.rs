@@ -225,7 +225,7 @@ impl ZipkinSpan<'_> {
             start_ns,
             end_ns,
             attributes,
-            resource,
+            resource: std::sync::Arc::new(resource),
             events,
             ..Span::default()
         };

@@ -799,7 +799,7 @@ mod tests {
                 offset: 1 << 40,
             }),
             attributes,
-            resource,
+            resource: Arc::new(resource),
             ..Span::default()
         });
         let expected = serde_json::json!({

@@ -1,5 +1,7 @@
 //! Spans, span events and links, log records, and where each record came from.
 
+use std::sync::Arc;
+
 use crate::attr::Attributes;
 use crate::ids::{SpanId, TraceId, TraceRef};
 
@@ -24,7 +26,9 @@ pub struct Span {
     pub end_ns: i64,
     pub status: Status,
     pub attributes: Attributes,
-    pub resource: Attributes,
+    /// Shared by every record of one OTLP resource block (or Zipkin/Jaeger process): the
+    /// decoder builds it once, and each record holds a reference, not a copy.
+    pub resource: Arc<Attributes>,
     pub scope: Scope,
     pub events: Vec<SpanEvent>,
     pub links: Vec<SpanLink>,
@@ -96,7 +100,7 @@ pub struct LogRecord {
     pub level: Option<Level>,
     pub body: String,
     pub attributes: Attributes,
-    pub resource: Attributes,
+    pub resource: Arc<Attributes>,
     pub scope: Scope,
     pub event_name: String,
     pub trace_id: Option<TraceRef>,

@@ -81,7 +81,7 @@ impl SpanBuilder {
         self
     }
     pub fn resource(mut self, key: &str, value: impl Into<AttrValue>) -> Self {
-        self.0.resource.push(key, value.into());
+        std::sync::Arc::make_mut(&mut self.0.resource).push(key, value.into());
         self
     }
     pub fn event(mut self, name: &str, time_ns: i64, attributes: Attributes) -> Self {
