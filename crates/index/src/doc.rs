@@ -22,11 +22,15 @@ pub(crate) const KIND_LOG: &str = "log";
 /// into a `TantivyDocument` first), and the stored JSON is made by whichever indexing thread
 /// reads the document first, so that work is shared by tantivy's threads instead of queueing on
 /// the writer thread. The record is dropped on the indexing thread too.
-pub(crate) struct RecordDoc {
+pub(crate) struct RecordDoc(Box<DocParts>);
+
+/// Everything of a [`RecordDoc`], behind one pointer: tantivy moves each document through its
+/// channels by value, in a `SmallVec` of four, so the document itself is kept to 8 bytes (the
+/// record inline made that 2 KB of copying per document, and these parts inline still
+/// several hundred bytes).
+pub(crate) struct DocParts {
     fields: Arc<Fields>,
-    /// Boxed: tantivy moves each document through its channel by value, in a `SmallVec` of
-    /// four, and the record inline made that 2 KB of copying per document.
-    record: Box<Record>,
+    record: Record,
     seq: u64,
     /// The trace id as indexed (32 hex; W3C-padded, so with a high half of zero, when only its
     /// low 64 bits are known) and those low 64 bits.
@@ -38,6 +42,13 @@ pub(crate) struct RecordDoc {
     indexed: Option<Box<IndexedAttributes>>,
     /// The stored record JSON, made on first use.
     stored: OnceLock<Vec<u8>>,
+}
+
+impl std::ops::Deref for RecordDoc {
+    type Target = DocParts;
+    fn deref(&self) -> &DocParts {
+        &self.0
+    }
 }
 
 /// The attribute sets of a record as indexed, when some value must be converted first.
@@ -69,22 +80,22 @@ impl RecordDoc {
             Record::Log(log) => (log.span_id, None),
         };
         let indexed = IndexedAttributes::of(&record).map(Box::new);
-        RecordDoc {
+        RecordDoc(Box::new(DocParts {
             fields,
             seq,
             trace,
             span_id: span_id.map(model::SpanId::as_u64),
             parent_span_id: parent_span_id.map(model::SpanId::as_u64),
             indexed,
-            record: Box::new(record),
+            record,
             stored: OnceLock::new(),
-        }
+        }))
     }
 
     /// About how many bytes the record costs the index writer (for its commit-by-size
     /// trigger): its text and attributes, without serialising anything.
     pub(crate) fn approx_bytes(&self) -> usize {
-        let text = match &*self.record {
+        let text = match &self.record {
             Record::Span(span) => {
                 span.name.len()
                     + span.status.message.len()
@@ -185,7 +196,7 @@ impl tantivy::Document for RecordDoc {
                 out.push((field, DocValue::Object(attributes, None)));
             }
         }
-        match &*self.record {
+        match &self.record {
             Record::Span(span) => {
                 out.push((f.kind, DocValue::Str(KIND_SPAN)));
                 out.push((f.service, DocValue::Str(&span.service)));
