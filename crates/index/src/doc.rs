@@ -747,13 +747,17 @@ mod tests {
         }
     }
 
-    /// `record`'s JSON in both forms: whole (what readers hand out) and stored.
-    fn both_forms(record: &Record) -> (Value, Value) {
-        let stored = serde_json::to_vec(&StoredJson(record)).unwrap();
-        (
-            record_json(record),
-            serde_json::from_slice(&stored).unwrap(),
-        )
+    /// `record`'s whole JSON (what readers hand out) is `expected`, and its stored form is that
+    /// without the [`STORED_ELSEWHERE`] keys.
+    fn assert_json_forms(record: &Record, expected: Value) {
+        assert_eq!(record_json(record), expected);
+        let stored: Value =
+            serde_json::from_slice(&serde_json::to_vec(&StoredJson(record)).unwrap()).unwrap();
+        let mut expected = expected;
+        for key in STORED_ELSEWHERE {
+            expected.as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(stored, expected);
     }
 
     /// The shape DESIGN.md's Trace JSON names, every optional part present, and the stored form
@@ -844,13 +848,7 @@ mod tests {
             },
             "origin": {"source": "/var/log/spans.jsonl", "offset": 1_u64 << 40},
         });
-        let (whole, stored_json) = both_forms(&span);
-        assert_eq!(whole, expected);
-        let mut stored = expected;
-        for key in STORED_ELSEWHERE {
-            stored.as_object_mut().unwrap().remove(key);
-        }
-        assert_eq!(stored_json, stored);
+        assert_json_forms(&span, expected);
     }
 
     #[test]
@@ -888,12 +886,6 @@ mod tests {
             "event_name": "retry",
             "scope": {"name": "checkout.logger", "version": ""},
         });
-        let (whole, stored_json) = both_forms(&log);
-        assert_eq!(whole, expected);
-        let mut stored = expected;
-        for key in STORED_ELSEWHERE {
-            stored.as_object_mut().unwrap().remove(key);
-        }
-        assert_eq!(stored_json, stored);
+        assert_json_forms(&log, expected);
     }
 }
