@@ -18,6 +18,10 @@ One command, on one machine, in one run:
 5. asks each engine the same five questions, checks that the answers agree, and prints one
    Markdown table (ingest MB/s of the raw input, size ÷ input, p50 of each question).
 
+Each engine loads `--loads` times (3 by default), in rounds (threadline, DuckDB, chDB, then
+again), and the table shows each engine's median load: a single load moves by a third from one
+minute to the next on a shared machine, and so would the ratio between engines.
+
 DuckDB and chDB come from PyPI into a virtual environment under target/peers-venv (created on
 first use). Not part of CI: it needs the network for PyPI and a few minutes of the machine.
 """
@@ -55,6 +59,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--traces", type=int, default=40, help="trace ids looked up")
     ap.add_argument("--reps", type=int, default=20, help="repetitions of each aggregation")
+    ap.add_argument("--loads", type=int, default=3,
+                    help="loads per engine, in rounds; the table shows the median")
     ap.add_argument("--skip-build", action="store_true")
     args = ap.parse_args()
 
@@ -76,23 +82,8 @@ def main() -> int:
     input_bytes = dir_bytes(traffic)
 
     print("== threadline ingest", flush=True)
-    started = time.perf_counter()
-    ingest = subprocess.Popen(
-        [str(threadline), "--index", str(index), "ingest", str(traffic), "--json"],
-        stdout=subprocess.PIPE,
-    )
-    assert ingest.stdout is not None
-    memory = PeakMemory(ingest.pid)
-    out = ingest.stdout.read()
-    # wait4: this child's own peak RSS (not the simulator's or cargo's).
-    _, status, usage = os.wait4(ingest.pid, 0)
-    tl_ingest_s = time.perf_counter() - started
-    memory.stop()
-    ingest.returncode = os.waitstatus_to_exitcode(status)
-    if ingest.returncode != 0:
-        raise SystemExit(f"threadline ingest failed ({ingest.returncode})")
-    tl_rss_kib = usage.ru_maxrss
-    summary = json.loads(out)
+    tl_runs = [threadline_ingest(threadline, traffic, index)]
+    summary = tl_runs[0].summary
     tl_size = dir_bytes(index)
 
     server = subprocess.Popen(
@@ -115,27 +106,40 @@ def main() -> int:
         import chdb.session  # noqa: E402  (from the venv)
         import duckdb  # noqa: E402
 
-        print("== DuckDB load", flush=True)
-        duck_path = work / "duck.db"
-        duck = duckdb.connect(str(duck_path))
-        started = time.perf_counter()
-        duck.execute(
-            f"""CREATE TABLE records AS SELECT * FROM read_json('{flat}',
-                format = 'newline_delimited', columns = {DUCK_COLUMNS})"""
-        )
-        duck.execute("CHECKPOINT")
-        duck_load_s = time.perf_counter() - started
-        duck_size = duck_path.stat().st_size
+        duck_runs: list[float] = []
+        ch_runs: list[float] = []
+        duck = duck_path = None
+        ch = chdb.session.Session(str(work / "chdb"))
+        for round_ in range(max(args.loads, 1)):
+            if round_ > 0:
+                print(f"== threadline ingest ({round_ + 1} of {args.loads})", flush=True)
+                again = work / f"index-{round_}"
+                tl_runs.append(threadline_ingest(threadline, traffic, again))
+                shutil.rmtree(again)
+            print(f"== DuckDB load ({round_ + 1} of {args.loads})", flush=True)
+            if round_ > 0:
+                duck.close()
+                duck_path.unlink()
+            duck_path = work / f"duck-{round_}.db"
+            duck = duckdb.connect(str(duck_path))
+            started = time.perf_counter()
+            duck.execute(
+                f"""CREATE TABLE records AS SELECT * FROM read_json('{flat}',
+                    format = 'newline_delimited', columns = {DUCK_COLUMNS})"""
+            )
+            duck.execute("CHECKPOINT")
+            duck_runs.append(time.perf_counter() - started)
+            duck_size = duck_path.stat().st_size
 
-        print("== chDB load", flush=True)
+            print(f"== chDB load ({round_ + 1} of {args.loads})", flush=True)
+            ch.query("DROP DATABASE IF EXISTS bench SYNC")
+            ch.query("CREATE DATABASE bench")
+            ch.query(f"CREATE TABLE bench.records ({CH_COLUMNS}) ENGINE = MergeTree ORDER BY trace_id")
+            started = time.perf_counter()
+            ch.query(f"INSERT INTO bench.records SELECT * FROM file('{flat}', JSONEachRow, '{CH_COLUMNS}')")
+            ch.query("OPTIMIZE TABLE bench.records FINAL")
+            ch_runs.append(time.perf_counter() - started)
         ch_path = work / "chdb"
-        ch = chdb.session.Session(str(ch_path))
-        ch.query("CREATE DATABASE IF NOT EXISTS bench")
-        ch.query(f"CREATE TABLE bench.records ({CH_COLUMNS}) ENGINE = MergeTree ORDER BY trace_id")
-        started = time.perf_counter()
-        ch.query(f"INSERT INTO bench.records SELECT * FROM file('{flat}', JSONEachRow, '{CH_COLUMNS}')")
-        ch.query("OPTIMIZE TABLE bench.records FINAL")
-        ch_load_s = time.perf_counter() - started
         ch_size = dir_bytes(ch_path / "store") if (ch_path / "store").exists() else dir_bytes(ch_path)
 
         engines = {
@@ -144,9 +148,9 @@ def main() -> int:
             "chDB (embedded ClickHouse), ORDER BY trace_id": SqlAsk(lambda sql, params: ch_rows(ch, sql, params), "chdb"),
         }
         loads = {
-            "threadline (`ingest`, then HTTP)": (tl_ingest_s, tl_size),
-            "DuckDB": (duck_load_s, duck_size),
-            "chDB (embedded ClickHouse), ORDER BY trace_id": (ch_load_s, ch_size),
+            "threadline (`ingest`, then HTTP)": ([run.seconds for run in tl_runs], tl_size),
+            "DuckDB": (duck_runs, duck_size),
+            "chDB (embedded ClickHouse), ORDER BY trace_id": (ch_runs, ch_size),
         }
         print("== the five questions", flush=True)
         answers, timings = {}, {}
@@ -158,19 +162,23 @@ def main() -> int:
         server.wait(timeout=60)
 
     mb = input_bytes / 1e6
+    peak = max(tl_runs, key=lambda run: run.rss_kib)
     print()
     print(f"{mb:.0f} MB of input ({summary['records']:,} records: {summary['spans']:,} spans, "
           f"{summary['logs']:,} logs) in {summary['files']} files; threadline ingest peak RSS "
-          f"{tl_rss_kib / 1024:.0f} MiB (anonymous {memory.anon_kib / 1024:.0f} MiB, mapped "
-          f"{memory.file_kib / 1024:.0f} MiB). Peers load the same records as flat NDJSON "
-          f"({dir_bytes(flat) / 1e6:.0f} MB; flattening not counted).")
+          f"{peak.rss_kib / 1024:.0f} MiB (anonymous {peak.anon_kib / 1024:.0f} MiB, mapped "
+          f"{peak.file_kib / 1024:.0f} MiB; the highest of its {len(tl_runs)} loads). Peers load "
+          f"the same records as flat NDJSON ({dir_bytes(flat) / 1e6:.0f} MB; flattening not "
+          f"counted). Ingest is each engine's median load; every load, in MB/s:")
+    for name, (runs, _) in loads.items():
+        print(f"- {name}: " + ", ".join(f"{mb / seconds:.1f}" for seconds in runs))
     print()
     print("| | ingest | index size / input | trace lookup | filter + group | 10-min histogram | errors by service | text search |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in engines:
-        load_s, size = loads[name]
+        runs, size = loads[name]
         t = timings[name]
-        print(f"| {name} | {mb / load_s:.1f} MB/s | {size / input_bytes:.3f} | "
+        print(f"| {name} | {mb / statistics.median(runs):.1f} MB/s | {size / input_bytes:.3f} | "
               + " | ".join(f"{t[q]:.2f} ms" for q in QUESTIONS) + " |")
     print()
     print("Every answer agreed across the three engines (counts per trace, per group, per bucket).")
@@ -178,6 +186,34 @@ def main() -> int:
 
 
 QUESTIONS = ["trace", "group", "histogram", "errors", "text"]
+
+
+class IngestRun:
+    def __init__(self, seconds: float, rss_kib: int, anon_kib: int, file_kib: int, summary: dict):
+        self.seconds, self.rss_kib, self.anon_kib, self.file_kib = seconds, rss_kib, anon_kib, file_kib
+        self.summary = summary
+
+
+def threadline_ingest(threadline: Path, traffic: Path, index: Path) -> IngestRun:
+    """`threadline ingest` of the raw files into a new index, timed end to end, with the
+    child's peak RSS (VmHWM) and the peaks of its anonymous and file-mapped parts."""
+    started = time.perf_counter()
+    ingest = subprocess.Popen(
+        [str(threadline), "--index", str(index), "ingest", str(traffic), "--json"],
+        stdout=subprocess.PIPE,
+    )
+    assert ingest.stdout is not None
+    memory = PeakMemory(ingest.pid)
+    out = ingest.stdout.read()
+    _, status, _ = os.wait4(ingest.pid, 0)
+    seconds = time.perf_counter() - started
+    memory.stop()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"threadline ingest failed ({code})")
+    # VmHWM, sampled: wait4's ru_maxrss would count the pages the child shared with this
+    # Python process between fork and exec (a gigabyte once chDB is loaded).
+    return IngestRun(seconds, memory.hwm_kib, memory.anon_kib, memory.file_kib, json.loads(out))
 
 DUCK_COLUMNS = (
     "{trace_id: 'VARCHAR', span_id: 'VARCHAR', parent_span_id: 'VARCHAR', kind: 'VARCHAR', "
@@ -192,14 +228,14 @@ CH_COLUMNS = (
 
 
 class PeakMemory:
-    """Peaks of RssAnon and of RssFile + RssShmem of a running process, sampled every 2 ms from
+    """Peaks of VmHWM, RssAnon and RssFile + RssShmem of a running process, sampled every 2 ms from
     /proc/PID/status on a thread until stop() (as PeakMemory in crates/cli/examples/sim_bench).
-    The two peaks need not fall at the same moment; the exact peak of the total is wait4's."""
+    The two peaks need not fall at the same moment; the peak of the total is VmHWM's."""
 
     def __init__(self, pid: int):
         import threading
 
-        self.anon_kib = self.file_kib = 0
+        self.anon_kib = self.file_kib = self.hwm_kib = 0
         self._path = f"/proc/{pid}/status"
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -212,10 +248,12 @@ class PeakMemory:
                     fields = dict(line.split(":", 1) for line in f if ":" in line)
                 anon = int(fields["RssAnon"].split()[0])
                 file = int(fields["RssFile"].split()[0]) + int(fields.get("RssShmem", "0 kB").split()[0])
+                hwm = int(fields["VmHWM"].split()[0])
             except (OSError, KeyError, ValueError):
-                anon = file = 0  # gone, or a zombie without memory lines
+                anon = file = hwm = 0  # gone, or a zombie without memory lines
             self.anon_kib = max(self.anon_kib, anon)
             self.file_kib = max(self.file_kib, file)
+            self.hwm_kib = max(self.hwm_kib, hwm)
             self._done.wait(0.002)
 
     def stop(self) -> None:
