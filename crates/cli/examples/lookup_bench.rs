@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use checkout_sim::{GroundTruth, SimConfig};
 use serde_json::Value;
-use sim_bench::{dir_size, percentile_ms, threadline_binary};
+use sim_bench::{dir_size, percentile_ms, process_cpu, threadline_binary};
 
 mod sim_bench;
 
@@ -373,21 +373,9 @@ impl Server {
         Ok(Server { child, addr })
     }
 
-    /// The server's CPU time so far (user + system, every thread; Linux only, zero elsewhere).
+    /// The server's CPU time so far (user + system, every thread; zero where `/proc` is not).
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()));
-        // The fields after the command name (which may hold spaces) in parentheses.
-        let ticks = stat.ok().and_then(|stat| {
-            let fields: Vec<u64> = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .map(|f| f.parse().unwrap_or(0))
-                .collect();
-            Some(fields.get(11)? + fields.get(12)?)
-        });
-        // Clock ticks are 1/100 s on Linux (`getconf CLK_TCK`).
-        Duration::from_millis(ticks.unwrap_or(0) * 10)
+        process_cpu(self.child.id()).unwrap_or_default()
     }
 
     fn stop(&mut self) {

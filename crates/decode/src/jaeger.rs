@@ -433,7 +433,7 @@ impl Tag<'_> {
             2 => AttrValue::Int(self.v_int64.unwrap_or_default().0),
             3 => AttrValue::Float(self.v_float64.unwrap_or_default().0),
             4 => binary(self.v_binary.as_ref().map_or("", Text::as_str)),
-            _ => AttrValue::Str(self.v_str.clone().unwrap_or_default().into()),
+            _ => AttrValue::Str(self.v_str.as_deref().unwrap_or_default().into()),
         }
     }
 }
