@@ -46,6 +46,11 @@ pub(crate) struct SegmentSpans {
     /// ([`SHAPE_KIND`], [`shape_of_kind`]): one byte per span, so that a window is filtered
     /// without reading the parent and kind columns span by span.
     shapes: Vec<u8>,
+    /// Per run of [`BLOCK`] spans of `docs`, its first start and its latest end: a window's
+    /// bounds are found in the block starts before the time column is read, and a block that
+    /// ended before a "still running at" time is passed over without reading its spans'
+    /// times and durations. 16 bytes per 64 spans.
+    blocks: Vec<Block>,
     services: Option<StrColumn>,
     /// The service column's terms lower-cased, by ordinal (`None` past
     /// [`MAX_SERVICES_LOWERED`]: a continuation is then not checked by service).
@@ -55,6 +60,22 @@ pub(crate) struct SegmentSpans {
     destinations: Attribute,
     /// Per attribute of [`PEER_ATTRIBUTES`].
     peers: Vec<Attribute>,
+}
+
+/// Spans per [`Block`].
+const BLOCK: usize = 64;
+
+/// A run of [`BLOCK`] spans of a segment's time order (the last run may be shorter).
+#[derive(Clone, Copy)]
+struct Block {
+    /// The start of the run's first span.
+    first_ns: i64,
+    /// The latest end (start plus duration, as [`SpansInWindow`] computes it) of its spans.
+    max_end_ns: i64,
+    /// Bit `1 << code` for each kind code of its spans' shapes.
+    kinds: u8,
+    /// Whether one of its spans names no parent.
+    has_root: bool,
 }
 
 /// A span's shape: it names no parent.
@@ -216,8 +237,8 @@ impl Weight for SpansInWindow {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
         let spans = self.times.of(&self.fields, reader)?;
         let at = |doc: DocId| timestamp_ns(&spans.timestamp, doc);
-        let start = spans.docs.partition_point(|&doc| at(doc) < self.from_ns);
-        let end = start + spans.docs[start..].partition_point(|&doc| at(doc) < self.to_ns);
+        let start = spans.first_at_or_after(self.from_ns, 0);
+        let end = spans.first_at_or_after(self.to_ns, start);
         // Root and kind from the shapes kept beside the docs, without reading a column.
         let kinds: Option<u8> = (!self.span_kinds.is_empty()).then(|| {
             self.span_kinds
@@ -232,20 +253,41 @@ impl Weight for SpansInWindow {
                     code != 0 && mask & (1 << code) != 0
                 })
         };
-        let mut window: Vec<(DocId, u8)> = spans.docs[start..end]
-            .iter()
-            .zip(&spans.shapes[start..end])
-            .filter(|&(_, &shape)| wanted(shape))
-            .map(|(&doc, &shape)| (doc, shape))
-            .collect();
-        if let Some(running_at) = self.running_at_ns {
-            let producer = shape_of_kind("PRODUCER");
-            window.retain(|&(doc, shape)| {
-                let duration = spans.duration.first(doc).unwrap_or(0).max(0);
-                shape & SHAPE_KIND == producer || at(doc).saturating_add(duration) >= running_at
-            });
+        let producer = shape_of_kind("PRODUCER");
+        // Still running at `running_at` (a producer whatever its end): a span of a block that
+        // ended before it is not, and its times are not read.
+        let running = |block: &Block, doc: DocId, shape: u8| match self.running_at_ns {
+            None => true,
+            Some(running_at) => {
+                shape & SHAPE_KIND == producer
+                    || block.max_end_ns >= running_at
+                        && at(doc).saturating_add(duration_ns(&spans.duration, doc)) >= running_at
+            }
+        };
+        // A block none of whose spans can pass is skipped without looking at them.
+        let may_hold = |block: &Block| {
+            let kinds = block.kinds & kinds.map_or(u8::MAX, |mask| mask & !1);
+            let ended = self
+                .running_at_ns
+                .is_some_and(|running_at| block.max_end_ns < running_at);
+            (!self.roots_only || block.has_root)
+                && kinds != 0
+                && (!ended || kinds & (1 << producer) != 0)
+        };
+        let mut window: Vec<DocId> = Vec::new();
+        let mut at_block = start - start % BLOCK;
+        while at_block < end {
+            let block = &spans.blocks[at_block / BLOCK];
+            let (from, to) = (at_block.max(start), (at_block + BLOCK).min(end));
+            at_block += BLOCK;
+            if !may_hold(block) {
+                continue;
+            }
+            window.extend((from..to).filter_map(|i| {
+                let (doc, shape) = (spans.docs[i], spans.shapes[i]);
+                (wanted(shape) && running(block, doc, shape)).then_some(doc)
+            }));
         }
-        let mut window: Vec<DocId> = window.into_iter().map(|(doc, _)| doc).collect();
         if let Some(continues) = &self.continues {
             keep_continuations(&spans, continues, &mut window)?;
         }
@@ -465,7 +507,24 @@ fn timestamp_ns(column: &Column<DateTime>, doc: DocId) -> i64 {
         .map_or(i64::MIN, DateTime::into_timestamp_nanos)
 }
 
+/// A span's duration for "still running at": none or negative counts as 0.
+fn duration_ns(column: &Column<i64>, doc: DocId) -> i64 {
+    column.first(doc).unwrap_or(0).max(0)
+}
+
 impl SegmentSpans {
+    /// The position in `docs` of the first span, at or after `from`, that starts at or after
+    /// `ns` (`docs.len()` if none does): the block starts narrow it to one block, whose spans'
+    /// times are then read.
+    fn first_at_or_after(&self, ns: i64, from: usize) -> usize {
+        // Blocks whose first span starts before `ns`: every span before the last of them
+        // starts before `ns` too, and every span from the next block on does not.
+        let before = self.blocks.partition_point(|b| b.first_ns < ns);
+        let lo = (before.saturating_sub(1) * BLOCK).max(from);
+        let hi = (before * BLOCK).min(self.docs.len()).max(lo);
+        lo + self.docs[lo..hi].partition_point(|&doc| timestamp_ns(&self.timestamp, doc) < ns)
+    }
+
     /// The segment's spans that have a timestamp, by (timestamp, doc id), and its columns.
     /// Deleted documents are kept: a search skips them by the segment's alive bitset, which
     /// deletes change.
@@ -497,7 +556,7 @@ impl SegmentSpans {
                 kind_codes.push(shape_of_kind(&String::from_utf8_lossy(terms.key())));
             }
         }
-        let shapes = keyed
+        let shapes: Vec<u8> = keyed
             .iter()
             .map(|&(_, doc)| {
                 let root = parents.as_ref().is_none_or(|p| p.first(doc).is_none());
@@ -522,10 +581,28 @@ impl SegmentSpans {
             Some(_) => None,
             None => Some(Vec::new()),
         };
+        let duration = fast.i64(names::DURATION_NS)?;
+        let blocks = keyed
+            .chunks(BLOCK)
+            .zip(shapes.chunks(BLOCK))
+            .map(|(run, shapes)| Block {
+                first_ns: run[0].0,
+                max_end_ns: run
+                    .iter()
+                    .map(|&(ts, doc)| ts.saturating_add(duration_ns(&duration, doc)))
+                    .max()
+                    .unwrap_or(i64::MIN),
+                kinds: shapes
+                    .iter()
+                    .fold(0, |kinds, shape| kinds | 1 << (shape & SHAPE_KIND)),
+                has_root: shapes.iter().any(|shape| shape & SHAPE_ROOT != 0),
+            })
+            .collect();
         Ok(SegmentSpans {
             docs: keyed.into_iter().map(|(_, doc)| doc).collect(),
             timestamp,
-            duration: fast.i64(names::DURATION_NS)?,
+            duration,
+            blocks,
             seq: fast.u64(names::SEQ)?,
             shapes,
             services,
@@ -555,14 +632,15 @@ mod tests {
 
     const T0: i64 = 1_795_183_200_000_000_000;
 
-    /// Three commits (three segments or more) of spans and logs at times that repeat and interleave across segments.
+    /// Three commits (three segments or more) of spans and logs at times that repeat and
+    /// interleave across segments, 160 spans (three blocks) each.
     fn index() -> Index {
         let index = Index::create_in_ram().unwrap();
         let writer = Writer::start(&index, WriterConfig::default()).unwrap();
         let mut n = 0u64;
         for segment in 0..3i64 {
             let mut records = Vec::new();
-            for i in 0..60i64 {
+            for i in 0..240i64 {
                 n += 1;
                 let at = T0 + ((i * 37 + segment * 11) % 50) * 1_000;
                 records.push(if i % 3 == 0 {
@@ -576,13 +654,17 @@ mod tests {
                     Record::Span(Span {
                         trace_id: TraceId::from_u128(u128::from(n)),
                         span_id: SpanId::from_u64(n),
-                        parent_span_id: SpanId::from_u64(n * 1_000).filter(|_| i % 4 != 1),
+                        // Roots in the first segment only, servers only in the second, so
+                        // that some blocks hold no span a window asks for.
+                        parent_span_id: SpanId::from_u64(n * 1_000)
+                            .filter(|_| i % 4 != 1 || segment > 0),
                         kind: [SpanKind::Server, SpanKind::Client, SpanKind::Producer]
-                            [(i % 3) as usize],
+                            [if segment == 1 { 0 } else { (i % 3) as usize }],
                         name: "op".into(),
                         service: "api".into(),
                         start_ns: at,
-                        end_ns: at + 5,
+                        // Mostly short, some long enough to run past later spans' starts.
+                        end_ns: at + if n % 17 == 0 { 30_000 } else { 5 },
                         ..Span::default()
                     })
                 });
@@ -682,6 +764,56 @@ mod tests {
             }
         }
         assert!(non_empty > 300, "only {non_empty} windows held a span");
+
+        // Still running at a time: against every span's own columns, read one by one.
+        let mut running_found = 0;
+        for running_at in (-1..56).map(|i| T0 + i * 1_000 + 3) {
+            for from_ns in [i64::MIN, running_at - 20_000, running_at - 1_000] {
+                let window = SpansInWindow {
+                    fields: fields.clone(),
+                    times: times.clone(),
+                    from_ns,
+                    to_ns: running_at + 1,
+                    roots_only: false,
+                    span_kinds: Vec::new(),
+                    running_at_ns: Some(running_at),
+                    continues: None,
+                };
+                let found = searcher.search(&window, &DocSetCollector).unwrap();
+                let mut expected = std::collections::HashSet::new();
+                for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+                    let fast = reader.fast_fields();
+                    let ts = fast.date(names::TIMESTAMP).unwrap();
+                    let duration = fast.i64(names::DURATION_NS).unwrap();
+                    let kind = fast.str(names::SPAN_KIND).unwrap().unwrap();
+                    for doc in 0..reader.max_doc() {
+                        let Some(start) = ts.first(doc).map(DateTime::into_timestamp_nanos) else {
+                            continue;
+                        };
+                        let mut text = String::new();
+                        let Some(ord_of_kind) = kind.term_ords(doc).next() else {
+                            continue; // a log
+                        };
+                        kind.ord_to_str(ord_of_kind, &mut text).unwrap();
+                        let end = start + duration.first(doc).unwrap_or(0).max(0);
+                        if start >= from_ns
+                            && start <= running_at
+                            && (end >= running_at || text == "PRODUCER")
+                        {
+                            expected.insert(DocAddress::new(ord as u32, doc));
+                        }
+                    }
+                }
+                assert_eq!(
+                    found.len(),
+                    expected.len(),
+                    "running at {running_at} from {from_ns}"
+                );
+                assert!(found.iter().all(|a| expected.contains(a)));
+                running_found += found.len();
+            }
+        }
+        assert!(running_found > 100, "only {running_found} running spans");
         // One entry per segment, kept across lookups.
         assert_eq!(times.segments.len(), n_segments);
         times.retain(&searcher);
