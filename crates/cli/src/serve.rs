@@ -226,6 +226,7 @@ async fn serve(config: Config, prepared: Prepared) -> anyhow::Result<()> {
         None => None,
     };
 
+    tokio::spawn(warm_lookups_loop(index.clone(), stop_rx.clone()));
     if !config.retention.policy().is_off() {
         tokio::spawn(retention_loop(
             writer.handle(),
@@ -431,6 +432,30 @@ fn config_duration(d: Duration) -> String {
 }
 
 /// Applies the retention policy every `check_interval` until the server stops.
+/// How often the serving index looks for large new segments (merges) to build what trace
+/// lookups read about them.
+const WARM_LOOKUPS_EVERY: Duration = Duration::from_secs(5);
+
+/// Builds what trace lookups read about each large segment ahead of the first lookup: at
+/// start-up, then every [`WARM_LOOKUPS_EVERY`] for the segments merges made.
+async fn warm_lookups_loop(index: Index, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(WARM_LOOKUPS_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        let index = index.clone();
+        match tokio::task::spawn_blocking(move || index.warm_lookups()).await {
+            Ok(Ok(())) => {}
+            // A lookup reads the same and reports it; this is only ahead of it.
+            Ok(Err(e)) => tracing::debug!("building what trace lookups read: {e}"),
+            Err(_) => return,
+        }
+    }
+}
+
 async fn retention_loop(
     writer: WriterHandle,
     retention: crate::config::RetentionSection,

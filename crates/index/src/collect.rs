@@ -69,6 +69,12 @@ impl OpenedColumns {
         })
     }
 
+    /// Segments held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.segments.len()
+    }
+
     /// Forgets the segments that are not in `searcher` (merged away or deleted).
     pub(crate) fn retain(&self, searcher: &tantivy::Searcher) {
         self.segments.retain(searcher);

@@ -120,8 +120,18 @@ impl SpanTimes {
         self.segments.retain(searcher);
     }
 
+    /// Segments held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.segments.len()
+    }
+
     /// The segment's spans and columns, read on first use.
-    fn of(&self, fields: &Fields, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentSpans>> {
+    pub(crate) fn of(
+        &self,
+        fields: &Fields,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Arc<SegmentSpans>> {
         self.segments
             .get_or_build(reader, |reader| SegmentSpans::read(fields, reader))
     }
@@ -664,7 +674,7 @@ mod tests {
                         service: "api".into(),
                         start_ns: at,
                         // Mostly short, some long enough to run past later spans' starts.
-                        end_ns: at + if n % 17 == 0 { 30_000 } else { 5 },
+                        end_ns: at + if n.is_multiple_of(17) { 30_000 } else { 5 },
                         ..Span::default()
                     })
                 });
