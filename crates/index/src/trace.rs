@@ -467,13 +467,19 @@ impl Trace {
                 record
             })
             .collect();
-        json!({
-            "trace_id": self.trace_id.to_string(),
-            "spans": spans,
-            "logs": logs,
-            "summary": summary,
-            "analysis": serde_json::to_value(analysis).unwrap_or(Value::Null),
-        })
+        // Built by hand: `json!` would copy every record (it serialises each `Value` it is
+        // given into a new one).
+        let fields = [
+            ("trace_id", Value::String(self.trace_id.to_string())),
+            ("spans", Value::Array(spans)),
+            ("logs", Value::Array(logs)),
+            ("summary", summary),
+            (
+                "analysis",
+                serde_json::to_value(analysis).unwrap_or(Value::Null),
+            ),
+        ];
+        Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
     }
 
     fn summary_json(&self) -> Value {

@@ -147,7 +147,7 @@ pub(crate) async fn find_traces(
             Ok((found, missing))
         })
         .await?;
-        let mut out = envelope(json!(found), 0);
+        let mut out = envelope(Value::Array(found), 0);
         if !missing.is_empty() {
             out.0.errors = Some(missing);
         }
@@ -160,7 +160,7 @@ pub(crate) async fn find_traces(
         Ok(traces.iter().map(trace_json).collect::<Vec<_>>())
     })
     .await?;
-    Ok(envelope(json!(traces), 0))
+    Ok(envelope(Value::Array(traces), 0))
 }
 
 /// `GET /api/traces/{traceID}`: `[trace]`, or 404 `trace not found`. `start`/`end` are hints
@@ -174,7 +174,7 @@ pub(crate) async fn get_trace(
     let index = state.index.clone();
     let trace = blocking(move || Ok(index.trace(trace_id)?)).await?;
     match trace {
-        Some(trace) => Ok(envelope(json!([trace_json(&trace)]), 0)),
+        Some(trace) => Ok(envelope(Value::Array(vec![trace_json(&trace)]), 0)),
         None => Err(ApiError::NotFound("trace not found".into()).into()),
     }
 }

@@ -29,12 +29,18 @@ pub(crate) fn trace_json(trace: &Trace) -> Value {
             span_json(trace, span, &trace_id, process_id)
         })
         .collect();
-    json!({
-        "traceID": trace_id,
-        "spans": spans,
-        "processes": processes.into_json(),
-        "warnings": Value::Null,
-    })
+    object([
+        ("traceID", Value::String(trace_id)),
+        ("spans", Value::Array(spans)),
+        ("processes", processes.into_json()),
+        ("warnings", Value::Null),
+    ])
+}
+
+/// A JSON object of `pairs`, the values moved in: `json!` copies each `Value` it is given
+/// (it serialises it into a new one), and the tags, logs and spans of a trace are most of it.
+fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 /// Lowercase hex: 16 digits when the high 64 bits are zero, else 32 (Jaeger's `TraceID.String`).
@@ -62,7 +68,11 @@ pub(crate) fn key_value(key: &str, value: &Value) -> Value {
         // Maps and arrays become JSON text, as the translator writes them.
         other => ("string", json!(other.to_string())),
     };
-    json!({"key": key, "type": kind, "value": value})
+    object([
+        ("key", Value::String(key.to_owned())),
+        ("type", Value::String(kind.to_owned())),
+        ("value", value),
+    ])
 }
 
 /// The tags of a stored attribute map; keys listed under `binary_list` of the record were bytes
@@ -91,28 +101,56 @@ fn tags_of(record: &Value, map_key: &str, binary_list: &str) -> Vec<Value> {
 
 /// Process keys in order of first use; spans with equal (service, tags) share one.
 #[derive(Default)]
-struct Processes {
+struct Processes<'a> {
     keys: HashMap<String, String>,
     list: Vec<(String, Value)>,
+    /// What made the processes of spans already keyed (service, resource, binary resource
+    /// keys) and the process's place in `list`: a span with the same has the same process,
+    /// found without building its tags. At most [`MAX_SEEN`].
+    seen: Vec<(&'a str, Option<&'a Value>, Option<&'a Value>, usize)>,
 }
 
-impl Processes {
-    fn key_of(&mut self, span: &TraceSpan) -> String {
-        let resource = span.record.get("resource").and_then(Value::as_object);
-        let service = match (span.service.as_str(), resource) {
+/// Distinct process inputs remembered per trace; beyond, a span's process is built to be
+/// looked up (the answer is the same).
+const MAX_SEEN: usize = 64;
+
+impl<'a> Processes<'a> {
+    fn key_of(&mut self, span: &'a TraceSpan) -> String {
+        let resource = span.record.get("resource");
+        let binary = span.record.get("binary_resource");
+        let same = |&&(service, r, b, _): &&(&str, Option<&Value>, Option<&Value>, usize)| {
+            service == span.service && r == resource && b == binary
+        };
+        if let Some(&(.., at)) = self.seen.iter().find(same) {
+            return self.list[at].0.clone();
+        }
+        let attributes = resource.and_then(Value::as_object);
+        let service = match (span.service.as_str(), attributes) {
             ("", None) => NO_SERVICE_NAME,
             ("", Some(r)) if r.is_empty() => NO_SERVICE_NAME,
             (service, _) => service,
         };
         let tags = tags_of(&span.record, "resource", "binary_resource");
-        let process = json!({"serviceName": service, "tags": tags});
+        let process = object([
+            ("serviceName", Value::String(service.to_owned())),
+            ("tags", Value::Array(tags)),
+        ]);
         let identity = process.to_string();
-        if let Some(key) = self.keys.get(&identity) {
-            return key.clone();
+        let (key, at) = match self.keys.get(&identity) {
+            Some(key) => {
+                let at = self.list.iter().position(|(k, _)| k == key).unwrap_or(0);
+                (key.clone(), at)
+            }
+            None => {
+                let key = format!("p{}", self.list.len() + 1);
+                self.keys.insert(identity, key.clone());
+                self.list.push((key.clone(), process));
+                (key, self.list.len() - 1)
+            }
+        };
+        if self.seen.len() < MAX_SEEN {
+            self.seen.push((&span.service, resource, binary, at));
         }
-        let key = format!("p{}", self.list.len() + 1);
-        self.keys.insert(identity, key.clone());
-        self.list.push((key.clone(), process));
         key
     }
 
@@ -124,18 +162,18 @@ impl Processes {
 fn span_json(trace: &Trace, span: &TraceSpan, trace_id: &str, process_id: String) -> Value {
     let record = &span.record;
     let span_id = record.get("span_id").and_then(Value::as_str).unwrap_or("");
-    json!({
-        "traceID": trace_id,
-        "spanID": span_id,
-        "operationName": span.name,
-        "references": references(record, trace_id),
-        "startTime": span.start_ns.div_euclid(1000),
-        "duration": span.duration_ns.max(0) / 1000,
-        "tags": tags(record),
-        "logs": logs(trace, span),
-        "processID": process_id,
-        "warnings": Value::Null,
-    })
+    object([
+        ("traceID", Value::String(trace_id.to_owned())),
+        ("spanID", Value::String(span_id.to_owned())),
+        ("operationName", Value::String(span.name.clone())),
+        ("references", Value::Array(references(record, trace_id))),
+        ("startTime", json!(span.start_ns.div_euclid(1000))),
+        ("duration", json!(span.duration_ns.max(0) / 1000)),
+        ("tags", Value::Array(tags(record))),
+        ("logs", Value::Array(logs(trace, span))),
+        ("processID", Value::String(process_id)),
+        ("warnings", Value::Null),
+    ])
 }
 
 /// The parent as `CHILD_OF` first, then each link: `FOLLOWS_FROM`, or `CHILD_OF` when the link
@@ -227,7 +265,10 @@ fn logs(trace: &Trace, span: &TraceSpan) -> Vec<Value> {
         fields.extend(tags_of(event, "attributes", "binary_attributes"));
         logs.push((
             time_ns,
-            json!({"timestamp": time_ns.div_euclid(1000), "fields": fields}),
+            object([
+                ("timestamp", json!(time_ns.div_euclid(1000))),
+                ("fields", Value::Array(fields)),
+            ]),
         ));
     }
     for &i in &span.logs {
@@ -254,7 +295,10 @@ fn log_record_json(log: &TraceLog) -> Value {
             .flatten()
             .map(|(k, v)| key_value(k, v)),
     );
-    json!({"timestamp": log.time_ns.div_euclid(1000), "fields": fields})
+    object([
+        ("timestamp", json!(log.time_ns.div_euclid(1000))),
+        ("fields", Value::Array(fields)),
+    ])
 }
 
 #[cfg(test)]

@@ -240,12 +240,22 @@ pub(super) fn traces_json(traces: &[Trace]) -> Result<Value, ApiError> {
             insert_attributes(&mut resource_json, Some(resource));
             let scope_spans: Vec<Value> = scopes
                 .into_iter()
-                .map(|(scope, spans)| json!({"scope": scope, "spans": spans}))
+                .map(|(scope, spans)| object([("scope", scope), ("spans", Value::Array(spans))]))
                 .collect();
-            resource_spans.push(json!({"resource": resource_json, "scopeSpans": scope_spans}));
+            resource_spans.push(object([
+                ("resource", Value::Object(resource_json)),
+                ("scopeSpans", Value::Array(scope_spans)),
+            ]));
         }
     }
-    Ok(json!({"result": {"resourceSpans": resource_spans}}))
+    let result = object([("resourceSpans", Value::Array(resource_spans))]);
+    Ok(object([("result", result)]))
+}
+
+/// A JSON object of `pairs`, the values moved in: `json!` copies each `Value` it is given
+/// (it serialises it into a new one), and the spans are most of an answer.
+fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 /// A scope (as OTLP JSON) and its spans.
