@@ -202,6 +202,17 @@ impl SearchResponse {
     pub fn to_json(&self) -> Value {
         json!({"hits": self.hits, "total": self.total, "took_ms": self.took_ms, "cursor": self.cursor})
     }
+
+    /// [`SearchResponse::to_json`], the hits moved in rather than copied.
+    pub fn into_json(self) -> Value {
+        let fields = [
+            ("hits", Value::Array(self.hits)),
+            ("total", json!(self.total)),
+            ("took_ms", json!(self.took_ms)),
+            ("cursor", json!(self.cursor)),
+        ];
+        Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
 }
 
 impl TraceSummary {

@@ -184,7 +184,7 @@ pub async fn search(
         Ok(index.search_compiled(query, &request)?)
     })
     .await?;
-    Ok(Json(response.to_json()))
+    Ok(Json(response.into_json()))
 }
 
 /// Traces with a span or log matching `q`, one row per trace.
@@ -559,7 +559,7 @@ fn related_blocking(
     out["by_status"] = json!(by_status);
     out["sample_trace_ids"] = json!(samples.iter().map(|s| &s["trace_id"]).collect::<Vec<_>>());
     out["sample_traces"] = json!(samples);
-    out["hits"] = json!(search.hits);
+    out["hits"] = Value::Array(search.hits);
     out["cursor"] = json!(search.cursor);
     Ok(out)
 }
