@@ -12,6 +12,8 @@ use index::{Trace, TraceLog, TraceSpan};
 use model::TraceId;
 use serde_json::{Map, Value, json};
 
+use super::object;
+
 /// Jaeger's process name for a resource without attributes.
 const NO_SERVICE_NAME: &str = "OTLPResourceNoServiceName";
 /// Integers beyond this lose precision as JSON numbers, so Jaeger writes them as strings.
@@ -35,12 +37,6 @@ pub(crate) fn trace_json(trace: &Trace) -> Value {
         ("processes", processes.into_json()),
         ("warnings", Value::Null),
     ])
-}
-
-/// A JSON object of `pairs`, the values moved in: `json!` copies each `Value` it is given
-/// (it serialises it into a new one), and the tags, logs and spans of a trace are most of it.
-fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 /// Lowercase hex: 16 digits when the high 64 bits are zero, else 32 (Jaeger's `TraceID.String`).

@@ -14,6 +14,7 @@ use index::Trace;
 use serde_json::{Map, Value, json};
 
 use super::duration::parse_go_duration;
+use super::object;
 use super::search::{self, DEFAULT_LIMIT, TraceQuery, parse_go_bool, parse_hex_trace_id};
 use super::v1::jaeger_kind;
 use super::{Params, blocking, go_http_error};
@@ -250,12 +251,6 @@ pub(super) fn traces_json(traces: &[Trace]) -> Result<Value, ApiError> {
     }
     let result = object([("resourceSpans", Value::Array(resource_spans))]);
     Ok(object([("result", result)]))
-}
-
-/// A JSON object of `pairs`, the values moved in: `json!` copies each `Value` it is given
-/// (it serialises it into a new one), and the spans are most of an answer.
-fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 /// A scope (as OTLP JSON) and its spans.
