@@ -431,7 +431,6 @@ fn config_duration(d: Duration) -> String {
     format!("{secs}s")
 }
 
-/// Applies the retention policy every `check_interval` until the server stops.
 /// How often the serving index looks for large new segments (merges) to build what trace
 /// lookups read about them.
 const WARM_LOOKUPS_EVERY: Duration = Duration::from_secs(5);
@@ -456,6 +455,7 @@ async fn warm_lookups_loop(index: Index, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Applies the retention policy every `check_interval` until the server stops.
 async fn retention_loop(
     writer: WriterHandle,
     retention: crate::config::RetentionSection,

@@ -47,10 +47,11 @@ pub(crate) struct SegmentSpans {
     /// ([`SHAPE_KIND`], [`shape_of_kind`]): one byte per span, so that a window is filtered
     /// without reading the parent and kind columns span by span.
     shapes: Vec<u8>,
-    /// Per run of [`BLOCK`] spans of `docs`, its first start and its latest end: a window's
-    /// bounds are found in the block starts before the time column is read, and a block that
-    /// ended before a "still running at" time is passed over without reading its spans'
-    /// times and durations. 16 bytes per 64 spans.
+    /// Per run of [`BLOCK`] spans of `docs`, its first start, its latest end, its kinds and
+    /// whether a root is among them: a window's bounds are found in the block starts before
+    /// the time column is read, and a block with none of the kinds asked for, no root when
+    /// roots are asked for, or that ended before a "still running at" time is passed over
+    /// without reading its spans. 24 bytes per 64 spans.
     blocks: Vec<Block>,
     /// The positions in `docs` of the spans that name no parent, in order: a window of roots
     /// reads only them (a trace has one root among its ~15 spans).
