@@ -81,9 +81,9 @@ impl P50Cache {
 const WARM_MIN_DOCS: u32 = 50_000;
 
 impl Index {
-    /// Builds, for each segment of [`WARM_MIN_DOCS`] documents or more that has not got them
-    /// yet, what a trace lookup reads on first use: its spans in time order for the analysis's
-    /// windows, and its opened columns. Without this the first lookup after start-up, or after
+    /// Builds, for each segment of 50,000 documents or more that has not got them yet, what a
+    /// trace lookup reads on first use: its spans in time order for the analysis's windows,
+    /// and its opened columns. Without this the first lookup after start-up, or after
     /// a merge, waits for them (~0.5 s at 10M records). Safe beside lookups: a lookup that needs
     /// a segment this is building waits for it instead of building it again.
     pub fn warm_lookups(&self) -> crate::Result<()> {
