@@ -378,6 +378,13 @@ fn is_segment_file(name: &str) -> bool {
         .is_some_and(|(id, _)| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// A JSON object of `pairs`, the values moved in. `serde_json::json!` copies each `Value` it
+/// is given (it serialises it into a new one), which for a trace's spans and logs or a
+/// search's hits is most of an answer.
+pub fn json_object<const N: usize>(pairs: [(&str, serde_json::Value); N]) -> serde_json::Value {
+    serde_json::Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
 fn settings() -> IndexSettings {
     IndexSettings {
         docstore_compression: Compressor::Zstd(ZstdCompressor {

@@ -205,13 +205,12 @@ impl SearchResponse {
 
     /// [`SearchResponse::to_json`], the hits moved in rather than copied.
     pub fn into_json(self) -> Value {
-        let fields = [
+        crate::json_object([
             ("hits", Value::Array(self.hits)),
             ("total", json!(self.total)),
             ("took_ms", json!(self.took_ms)),
             ("cursor", json!(self.cursor)),
-        ];
-        Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        ])
     }
 }
 

@@ -47,11 +47,10 @@ pub(crate) struct SegmentSpans {
     /// ([`SHAPE_KIND`], [`shape_of_kind`]): one byte per span, so that a window is filtered
     /// without reading the parent and kind columns span by span.
     shapes: Vec<u8>,
-    /// Per run of [`BLOCK`] spans of `docs`, its first start, its latest end, its kinds and
-    /// whether a root is among them: a window's bounds are found in the block starts before
-    /// the time column is read, and a block with none of the kinds asked for, no root when
-    /// roots are asked for, or that ended before a "still running at" time is passed over
-    /// without reading its spans. 24 bytes per 64 spans.
+    /// Per run of [`BLOCK`] spans of `docs`, its first start, its latest end and its kinds: a
+    /// window's bounds are found in the block starts before the time column is read, and a
+    /// block with none of the kinds asked for, or that ended before a "still running at" time,
+    /// is passed over without reading its spans. 24 bytes per 64 spans.
     blocks: Vec<Block>,
     /// The positions in `docs` of the spans that name no parent, in order: a window of roots
     /// reads only them (a trace has one root among its ~15 spans).
@@ -79,8 +78,6 @@ struct Block {
     max_end_ns: i64,
     /// Bit `1 << code` for each kind code of its spans' shapes.
     kinds: u8,
-    /// Whether one of its spans names no parent.
-    has_root: bool,
 }
 
 /// A span's shape: it names no parent.
@@ -285,9 +282,11 @@ impl Weight for SpansInWindow {
             let ended = self
                 .running_at_ns
                 .is_some_and(|running_at| block.max_end_ns < running_at);
-            (!self.roots_only || block.has_root)
-                && kinds != 0
-                && (!ended || kinds & (1 << producer) != 0)
+            kinds != 0 && (!ended || kinds & (1 << producer) != 0)
+        };
+        let keep = |i: usize, block: &Block| {
+            let (doc, shape) = (spans.docs[i], spans.shapes[i]);
+            (wanted(shape) && running(block, doc, shape)).then_some(doc)
         };
         let mut window: Vec<DocId> = Vec::new();
         if self.roots_only {
@@ -296,26 +295,16 @@ impl Weight for SpansInWindow {
             let last = first + spans.roots[first..].partition_point(|&i| (i as usize) < end);
             window.extend(spans.roots[first..last].iter().filter_map(|&i| {
                 let i = i as usize;
-                let (doc, shape) = (spans.docs[i], spans.shapes[i]);
-                (wanted(shape) && running(&spans.blocks[i / BLOCK], doc, shape)).then_some(doc)
+                keep(i, &spans.blocks[i / BLOCK])
             }));
-        }
-        let mut at_block = if self.roots_only {
-            end
         } else {
-            start - start % BLOCK
-        };
-        while at_block < end {
-            let block = &spans.blocks[at_block / BLOCK];
-            let (from, to) = (at_block.max(start), (at_block + BLOCK).min(end));
-            at_block += BLOCK;
-            if !may_hold(block) {
-                continue;
+            for b in (start / BLOCK)..end.div_ceil(BLOCK) {
+                let block = &spans.blocks[b];
+                if may_hold(block) {
+                    let (from, to) = ((b * BLOCK).max(start), ((b + 1) * BLOCK).min(end));
+                    window.extend((from..to).filter_map(|i| keep(i, block)));
+                }
             }
-            window.extend((from..to).filter_map(|i| {
-                let (doc, shape) = (spans.docs[i], spans.shapes[i]);
-                (wanted(shape) && running(block, doc, shape)).then_some(doc)
-            }));
         }
         if let Some(continues) = &self.continues {
             keep_continuations(&spans, continues, &mut window)?;
@@ -624,7 +613,6 @@ impl SegmentSpans {
                 kinds: shapes
                     .iter()
                     .fold(0, |kinds, shape| kinds | 1 << (shape & SHAPE_KIND)),
-                has_root: shapes.iter().any(|shape| shape & SHAPE_ROOT != 0),
             })
             .collect();
         let roots = (0u32..)

@@ -467,9 +467,7 @@ impl Trace {
                 record
             })
             .collect();
-        // Built by hand: `json!` would copy every record (it serialises each `Value` it is
-        // given into a new one).
-        let fields = [
+        crate::json_object([
             ("trace_id", Value::String(self.trace_id.to_string())),
             ("spans", Value::Array(spans)),
             ("logs", Value::Array(logs)),
@@ -478,8 +476,7 @@ impl Trace {
                 "analysis",
                 serde_json::to_value(analysis).unwrap_or(Value::Null),
             ),
-        ];
-        Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        ])
     }
 
     fn summary_json(&self) -> Value {

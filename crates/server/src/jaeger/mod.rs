@@ -22,12 +22,6 @@ pub(crate) use self::v3::{
 
 use crate::ApiError;
 
-/// A JSON object of `pairs`, the values moved in: `json!` copies each `Value` it is given (it
-/// serialises it into a new one), and the spans, tags and logs are most of a trace's answer.
-fn object<const N: usize>(pairs: [(&str, serde_json::Value); N]) -> serde_json::Value {
-    serde_json::Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-}
-
 /// Query-string pairs in order; keys may repeat (`traceID=a&traceID=b`).
 #[derive(Debug, Default)]
 struct Params(Vec<(String, String)>);

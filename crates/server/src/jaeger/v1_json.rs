@@ -10,9 +10,9 @@ use std::collections::HashMap;
 
 use index::{Trace, TraceLog, TraceSpan};
 use model::TraceId;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::object;
+use index::json_object as object;
 
 /// Jaeger's process name for a resource without attributes.
 const NO_SERVICE_NAME: &str = "OTLPResourceNoServiceName";
@@ -98,8 +98,9 @@ fn tags_of(record: &Value, map_key: &str, binary_list: &str) -> Vec<Value> {
 /// Process keys in order of first use; spans with equal (service, tags) share one.
 #[derive(Default)]
 struct Processes<'a> {
-    keys: HashMap<String, String>,
-    list: Vec<(String, Value)>,
+    /// By the process's JSON text, its place in `list`; the place `i` is the key `p{i+1}`.
+    places: HashMap<String, usize>,
+    list: Vec<Value>,
     /// What made the processes of spans already keyed (service, resource, binary resource
     /// keys) and the process's place in `list`: a span with the same has the same process,
     /// found without building its tags. At most [`MAX_SEEN`].
@@ -110,6 +111,10 @@ struct Processes<'a> {
 /// looked up (the answer is the same).
 const MAX_SEEN: usize = 64;
 
+fn process_key(place: usize) -> String {
+    format!("p{}", place + 1)
+}
+
 impl<'a> Processes<'a> {
     fn key_of(&mut self, span: &'a TraceSpan) -> String {
         let resource = span.record.get("resource");
@@ -117,8 +122,8 @@ impl<'a> Processes<'a> {
         let same = |&&(service, r, b, _): &&(&str, Option<&Value>, Option<&Value>, usize)| {
             service == span.service && r == resource && b == binary
         };
-        if let Some(&(.., at)) = self.seen.iter().find(same) {
-            return self.list[at].0.clone();
+        if let Some(&(.., place)) = self.seen.iter().find(same) {
+            return process_key(place);
         }
         let attributes = resource.and_then(Value::as_object);
         let service = match (span.service.as_str(), attributes) {
@@ -131,27 +136,24 @@ impl<'a> Processes<'a> {
             ("serviceName", Value::String(service.to_owned())),
             ("tags", Value::Array(tags)),
         ]);
-        let identity = process.to_string();
-        let (key, at) = match self.keys.get(&identity) {
-            Some(key) => {
-                let at = self.list.iter().position(|(k, _)| k == key).unwrap_or(0);
-                (key.clone(), at)
-            }
-            None => {
-                let key = format!("p{}", self.list.len() + 1);
-                self.keys.insert(identity, key.clone());
-                self.list.push((key.clone(), process));
-                (key, self.list.len() - 1)
-            }
-        };
-        if self.seen.len() < MAX_SEEN {
-            self.seen.push((&span.service, resource, binary, at));
+        let next = self.list.len();
+        let place = *self.places.entry(process.to_string()).or_insert(next);
+        if place == next {
+            self.list.push(process);
         }
-        key
+        if self.seen.len() < MAX_SEEN {
+            self.seen.push((&span.service, resource, binary, place));
+        }
+        process_key(place)
     }
 
     fn into_json(self) -> Value {
-        Value::Object(self.list.into_iter().collect::<Map<_, _>>())
+        let processes = self.list.into_iter().enumerate();
+        Value::Object(
+            processes
+                .map(|(place, p)| (process_key(place), p))
+                .collect(),
+        )
     }
 }
 

@@ -14,11 +14,11 @@ use index::Trace;
 use serde_json::{Map, Value, json};
 
 use super::duration::parse_go_duration;
-use super::object;
 use super::search::{self, DEFAULT_LIMIT, TraceQuery, parse_go_bool, parse_hex_trace_id};
 use super::v1::jaeger_kind;
 use super::{Params, blocking, go_http_error};
 use crate::{ApiError, AppState};
+use index::json_object as object;
 
 /// An [`ApiError`] as the api_v3 gateway writes it.
 #[derive(Debug)]
