@@ -141,9 +141,11 @@ pub(crate) fn load_record(
     m: &Match,
 ) -> Result<Value> {
     let document: TantivyDocument = searcher.doc(m.addr).context("loading a stored record")?;
+    // A string since the stored JSON is handed to tantivy as one (`doc::RecordDoc::stored`);
+    // bytes in indexes written before.
     let bytes = document
         .get_first(fields.record)
-        .and_then(|v| v.as_bytes())
+        .and_then(|v| v.as_str().map(str::as_bytes).or_else(|| v.as_bytes()))
         .unwrap_or(b"{}");
     serde_json::from_slice(bytes).map_err(|source| Error::StoredRecord { source })
 }

@@ -1,6 +1,7 @@
 //! The stored record leaves out what the numeric fast fields hold (start or time, duration, span
 //! and parent span ids); reading puts them back, so every record reads as its full Trace-JSON shape, also from an
-//! index written before, whose records are stored whole.
+//! index written before, whose records are stored whole (as bytes, where records are now stored
+//! as a string).
 
 mod common;
 
@@ -48,6 +49,19 @@ fn records_read_back_whole_though_times_are_not_stored() {
         "2026-11-20T14:00:00.123456789Z"
     );
     assert_eq!(trace.spans[0].record["duration_ns"], 42 * MS);
+    // The stored JSON is kept as a string value (one copy in and out of the doc store), in the
+    // bytes field indexes written before hold it in.
+    let searcher = index.tantivy().reader().unwrap().searcher();
+    let stored: TantivyDocument = searcher.doc(tantivy::DocAddress::new(0, 0)).unwrap();
+    let json = stored
+        .get_first(index.fields().record)
+        .unwrap()
+        .as_str()
+        .unwrap();
+    assert!(
+        json.starts_with('{') && !json.contains("\"start\""),
+        "{json}"
+    );
 }
 
 #[test]
