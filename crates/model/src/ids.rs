@@ -412,7 +412,7 @@ impl XRayHeader {
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0.get())
+        write_hex::<32>(f, self.0.get())
     }
 }
 
@@ -424,7 +424,7 @@ impl fmt::Debug for TraceId {
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0.get())
+        write_hex::<16>(f, u128::from(self.0.get()))
     }
 }
 
@@ -440,7 +440,7 @@ impl fmt::Display for TraceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TraceRef::Full(id) => id.fmt(f),
-            TraceRef::Low64(low) => write!(f, "{:032x}", low.get()),
+            TraceRef::Low64(low) => write_hex::<32>(f, u128::from(low.get())),
         }
     }
 }
@@ -478,25 +478,67 @@ fn is_decimal(s: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Hex digits of any case into a number; the caller bounds the length (at most 32).
+/// Each byte's value as a hex digit of any case; `INVALID` for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            d @ b'0'..=b'9' => d - b'0',
+            d @ b'a'..=b'f' => d - b'a' + 10,
+            d @ b'A'..=b'F' => d - b'A' + 10,
+            _ => INVALID,
+        };
+        b += 1;
+    }
+    table
+};
+const INVALID: u8 = 0xff;
+
+/// Hex digits of any case into a number; the caller bounds the length (at most 32). Every id
+/// of every record goes through here, so digits are looked up in a table and gathered 16 at a
+/// time in a `u64`.
 fn parse_hex(s: &str) -> Result<u128, IdError> {
     if s.is_empty() {
         return Err(IdError::Empty);
     }
-    let mut value: u128 = 0;
-    for (pos, b) in s.bytes().enumerate() {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => {
-                let ch = s[pos..].chars().next().unwrap_or('?');
-                return Err(IdError::InvalidChar { ch, pos });
+    let bytes = s.as_bytes();
+    let split = bytes.len().saturating_sub(16);
+    let invalid = |pos: usize| IdError::InvalidChar {
+        ch: s[pos..].chars().next().unwrap_or('?'),
+        pos,
+    };
+    let mut halves = [0u64; 2];
+    for (half, (offset, digits)) in halves
+        .iter_mut()
+        .zip([(0, &bytes[..split]), (split, &bytes[split..])])
+    {
+        for (n, &b) in digits.iter().enumerate() {
+            let digit = HEX_VALUES[usize::from(b)];
+            if digit == INVALID {
+                return Err(invalid(offset + n));
             }
-        };
-        value = (value << 4) | u128::from(digit);
+            *half = (*half << 4) | u64::from(digit);
+        }
     }
-    Ok(value)
+    Ok((u128::from(halves[0]) << 64) | u128::from(halves[1]))
+}
+
+/// The lowest `N` hex digits of `value`, lowercase and zero-padded, as `{:0Nx}` writes them.
+fn hex_digits<const N: usize>(value: u128) -> [u8; N] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; N];
+    for (n, slot) in out.iter_mut().enumerate() {
+        let shift = 4 * (N - 1 - n);
+        *slot = DIGITS[((value >> shift) & 0xf) as usize];
+    }
+    out
+}
+
+/// Writes `N` lowercase hex digits of `value` (ids are written for every record stored).
+fn write_hex<const N: usize>(f: &mut fmt::Formatter<'_>, value: u128) -> fmt::Result {
+    let digits = hex_digits::<N>(value);
+    f.write_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
 }
 
 /// W3C fields allow only lowercase hex.
@@ -547,6 +589,55 @@ mod tests {
             TraceId::from_hex("zz8efff798038103d269b633813fc60c"),
             Err(IdError::InvalidChar { ch: 'z', pos: 0 })
         ));
+    }
+
+    /// The table parser and the digit writer agree with `u128::from_str_radix` and `{:0Nx}` on
+    /// every length from 1 to 32 digits, and name the first bad character wherever it is.
+    #[test]
+    fn hex_parsing_and_writing_agree_with_std() {
+        let mut x: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
+        for len in 1..=32 {
+            // xorshift: varied digits, both cases.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let lower = format!("{x:032x}")[32 - len..].to_string();
+            let mixed: String = lower
+                .chars()
+                .enumerate()
+                .map(|(n, c)| {
+                    if n % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let expected = u128::from_str_radix(&lower, 16).unwrap();
+            assert_eq!(parse_hex(&lower), Ok(expected), "{lower}");
+            assert_eq!(parse_hex(&mixed), Ok(expected), "{mixed}");
+            for pos in [0, len / 2, len - 1] {
+                let mut bad = lower.clone().into_bytes();
+                bad[pos] = b'g';
+                let bad = String::from_utf8(bad).unwrap();
+                assert_eq!(
+                    parse_hex(&bad),
+                    Err(IdError::InvalidChar { ch: 'g', pos }),
+                    "{bad}"
+                );
+            }
+        }
+        for value in [1u128, 0xf, u128::from(u64::MAX), x, u128::MAX] {
+            if let Some(id) = TraceId::from_u128(value) {
+                assert_eq!(id.to_string(), format!("{value:032x}"));
+            }
+            let low = value as u64;
+            if let Some(id) = SpanId::from_u64(low) {
+                assert_eq!(id.to_string(), format!("{low:016x}"));
+            }
+            let low = NonZeroU64::new(low).unwrap();
+            assert_eq!(TraceRef::Low64(low).to_string(), format!("{low:032x}"));
+        }
     }
 
     #[test]
