@@ -435,8 +435,9 @@ fn config_duration(d: Duration) -> String {
 /// lookups read about them.
 const WARM_LOOKUPS_EVERY: Duration = Duration::from_secs(5);
 
-/// Builds what trace lookups read about each large segment ahead of the first lookup: at
-/// start-up, then every [`WARM_LOOKUPS_EVERY`] for the segments merges made.
+/// Builds what trace lookups read about each large segment, and the operations' p50s, ahead of
+/// the first lookup: at start-up, then every [`WARM_LOOKUPS_EVERY`] for the segments merges
+/// made (the p50s when the index changed and they are 15 s old).
 async fn warm_lookups_loop(index: Index, mut stop: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(WARM_LOOKUPS_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -48,7 +48,14 @@ struct P50Entry {
 #[derive(Default)]
 pub(crate) struct P50Cache {
     entries: Mutex<P50Entries>,
+    /// When every operation's p50 was last computed at once ([`Index::warm_lookups`]), and
+    /// from which segments.
+    warmed: Mutex<Option<(Instant, u64)>>,
 }
+
+/// Operations per service whose p50s [`Index::warm_lookups`] computes ahead of lookups; those
+/// of a service with more are computed on first use.
+const WARM_P50_OPERATIONS: usize = 500;
 
 /// Names a searcher's segments and their deletes: equal keys, equal spans.
 fn segments_key(searcher: &tantivy::Searcher) -> u64 {
@@ -85,12 +92,14 @@ impl Index {
     /// trace lookup reads on first use: its spans in time order for the analysis's windows,
     /// and its opened columns. Without this the first lookup after start-up, or after
     /// a merge, waits for them (~0.5 s at 10M records). Safe beside lookups: a lookup that needs
-    /// a segment this is building waits for it instead of building it again.
+    /// a segment this is building waits for it instead of building it again. Also computes
+    /// every operation's p50 duration when the index has changed (see `warm_p50s`).
     pub fn warm_lookups(&self) -> crate::Result<()> {
         self.warm_lookups_of(WARM_MIN_DOCS)
     }
 
     fn warm_lookups_of(&self, min_docs: u32) -> crate::Result<()> {
+        self.warm_p50s(Instant::now())?;
         let searcher = self.searcher();
         self.inner.span_times.retain(&searcher);
         self.inner.columns.retain(&searcher);
@@ -108,6 +117,52 @@ impl Index {
                 .context("opening a segment's columns")?;
         }
         Ok(())
+    }
+
+    /// Computes the p50 duration of every operation (up to [`WARM_P50_OPERATIONS`] per service)
+    /// in one aggregation, ahead of the lookups whose analysis asks for them: each would
+    /// otherwise read every span of its operations on first use (0.1–0.2 s per operation at 10M
+    /// records; all of them at once cost about as much as two). Done when the segments have
+    /// changed since the last time and that was half a [`P50_TTL`] ago or more, so that a live
+    /// index's p50s are refreshed before lookups find them stale. Returns whether it computed.
+    fn warm_p50s(&self, now: Instant) -> crate::Result<bool> {
+        let cache = &self.inner.p50s;
+        let segments = segments_key(&self.searcher());
+        let due = cache
+            .warmed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|(at, warmed)| {
+                warmed != segments && now.saturating_duration_since(at) >= P50_TTL / 2
+            });
+        if !due {
+            return Ok(false);
+        }
+        let response = self.aggregate(&AggRequest {
+            query: P50_SPANS,
+            by: vec![names::SERVICE.to_owned(), names::NAME.to_owned()],
+            size: WARM_P50_OPERATIONS,
+            duration_stats: true,
+            duration_percentiles: vec![50.0],
+            ..AggRequest::default()
+        })?;
+        for bucket in &response.buckets {
+            let [(_, service), (_, name)] = bucket.key.as_slice() else {
+                continue;
+            };
+            let p50 = bucket.duration.as_ref().and_then(p50_of);
+            cache.put(
+                service,
+                name,
+                P50Entry {
+                    at: now,
+                    segments,
+                    p50,
+                },
+            );
+        }
+        *cache.warmed.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, segments));
+        Ok(true)
     }
 
     /// The full analysis of `trace`, with what the index knows about other traces.
@@ -165,7 +220,7 @@ impl IndexLookup<'_> {
     /// The p50 duration of the operation's spans in the index (`None` with too few).
     fn compute_p50(&self, service: &str, name: &str) -> Option<i64> {
         let query = format!(
-            "kind = span AND service = {} AND name = {}",
+            "{P50_SPANS} AND service = {} AND name = {}",
             quoted(service),
             quoted(name)
         );
@@ -178,13 +233,20 @@ impl IndexLookup<'_> {
                 ..AggRequest::default()
             })
             .ok()?;
-        let stats = response.buckets.first()?.duration.as_ref()?;
-        if stats.count < MIN_P50_SAMPLES {
-            return None;
-        }
-        let p50 = stats.percentiles.first()?.1?;
-        Some(p50 as i64)
+        p50_of(response.buckets.first()?.duration.as_ref()?)
     }
+}
+
+/// The spans an operation's p50 is computed from.
+const P50_SPANS: &str = "kind = span";
+
+/// The p50 of duration stats asked for it alone; `None` with too few spans to say anything.
+fn p50_of(stats: &crate::agg::DurationStats) -> Option<i64> {
+    if stats.count < MIN_P50_SAMPLES {
+        return None;
+    }
+    let p50 = stats.percentiles.first()?.1?;
+    Some(p50 as i64)
 }
 
 impl Lookup for IndexLookup<'_> {
@@ -384,6 +446,73 @@ mod tests {
             assert_eq!(built(), (n, n), "at least {min_docs} of {sizes:?}");
         }
         assert_eq!(built().0, sizes.len());
+    }
+
+    /// Spans of `service`/`name` lasting `durations_ms`, flushed as one segment.
+    fn write_spans(writer: &Writer, service: &str, name: &str, durations_ms: &[i64], seed: u64) {
+        let records = durations_ms
+            .iter()
+            .zip(1u64..)
+            .map(|(&ms, i)| {
+                Record::Span(Span {
+                    trace_id: TraceId::from_u128(u128::from(seed * 1_000 + i)),
+                    span_id: SpanId::from_u64(i),
+                    name: name.into(),
+                    service: service.into(),
+                    start_ns: 1_000,
+                    end_ns: 1_000 + ms * 1_000_000,
+                    ..Span::default()
+                })
+            })
+            .collect();
+        writer
+            .blocking_send(Batch::new(records, Vec::new()))
+            .unwrap();
+        writer.blocking_flush().unwrap();
+    }
+
+    /// One aggregation puts every operation's p50 in the cache, each as computing that
+    /// operation alone gives it (`None` with too few spans); it runs again only once the
+    /// segments have changed and half the reuse time has passed.
+    #[test]
+    fn warming_computes_every_operations_p50_as_one_at_a_time_would() {
+        let index = Index::create_in_ram().unwrap();
+        let writer = Writer::start(&index, WriterConfig::default()).unwrap();
+        let slow: Vec<i64> = (1..=40).map(|n| n * n).collect();
+        write_spans(&writer, "api", "GET /", &[5, 7, 9, 11, 300, 2, 8], 1);
+        write_spans(&writer, "api", "POST /pay", &slow, 2);
+        write_spans(&writer, "db", "select", &[1, 1, 2], 3);
+        let lookup = IndexLookup { index: &index };
+        let operations = [("api", "GET /"), ("api", "POST /pay"), ("db", "select")];
+        let alone: Vec<_> = operations
+            .iter()
+            .map(|&(service, name)| lookup.compute_p50(service, name))
+            .collect();
+        assert!(alone[0].is_some() && alone[1].is_some() && alone[2].is_none());
+        let cache = &index.inner.p50s;
+        let segments = segments_key(&index.searcher());
+        let start = Instant::now();
+        assert!(index.warm_p50s(start).unwrap());
+        for (&(service, name), p50) in operations.iter().zip(&alone) {
+            assert_eq!(
+                cache.get(service, name, segments, start),
+                Some(*p50),
+                "{name}"
+            );
+        }
+        // Same segments: nothing to do, however late.
+        assert!(!index.warm_p50s(start + P50_TTL * 3).unwrap());
+        write_spans(&writer, "api", "GET /", &[1, 1, 1, 1, 1, 1, 1, 1, 1], 4);
+        writer.shutdown().unwrap();
+        assert!(!index.warm_p50s(start + P50_TTL / 4).unwrap());
+        assert!(index.warm_p50s(start + P50_TTL / 2).unwrap());
+        let segments = segments_key(&index.searcher());
+        let now = start + P50_TTL / 2;
+        assert_eq!(
+            cache.get("api", "GET /", segments, now),
+            Some(lookup.compute_p50("api", "GET /"))
+        );
+        assert_ne!(lookup.compute_p50("api", "GET /"), alone[0]);
     }
 
     #[test]
