@@ -81,29 +81,27 @@ pub fn ingest_files(
     };
     let mut stats = Stats::default();
     let mut printed = 0u64;
-    for file in files {
-        bar.set_message(file.display().to_string());
-        let mut sink = |records| {
-            writer
-                .blocking_send(Batch::new(records, Vec::new()))
-                .context("nothing of this run was committed")
-        };
-        let mut on_warning = |source: &str, w: &decode::Warning| {
-            printed += 1;
-            if printed <= MAX_PRINTED_WARNINGS {
-                bar.suspend(|| eprintln!("warning: {source} at byte {}: {}", w.offset, w.message));
-            }
-        };
-        ingest::decode_file(
-            file,
-            options,
-            &mut stats,
-            &mut sink,
-            &mut on_warning,
-            &|n| bar.inc(n),
-        )
-        .with_context(|| format!("while ingesting {}", file.display()))?;
-    }
+    bar.set_message(format!("{} files", files.len()));
+    let mut sink = |records| {
+        writer
+            .blocking_send(Batch::new(records, Vec::new()))
+            .context("nothing of this run was committed")
+    };
+    let mut on_warning = |source: &str, w: &decode::Warning| {
+        printed += 1;
+        if printed <= MAX_PRINTED_WARNINGS {
+            bar.suspend(|| eprintln!("warning: {source} at byte {}: {}", w.offset, w.message));
+        }
+    };
+    ingest::decode_side_by_side(
+        files,
+        ingest::SIDE_BY_SIDE_ROUND,
+        options,
+        &mut stats,
+        &mut sink,
+        &mut on_warning,
+        &|n| bar.inc(n),
+    )?;
     bar.finish_and_clear();
     if stats.warnings > MAX_PRINTED_WARNINGS {
         eprintln!(
@@ -117,6 +115,13 @@ pub fn ingest_files(
     writer.shutdown().context("the index writer failed")?;
     Ok(stats)
 }
+
+/// A bulk load's segments of this many records or more are left unmerged: it flushes segments
+/// of 250k–600k records (two indexing threads, 128 MiB each), reads its files side by side so
+/// that each holds whole traces, and merging them would cost a fifth of a large load's CPU and
+/// its peak memory (docs/BENCHMARKS.md). A server opening the index later merges them as its
+/// own policy says.
+const BULK_MAX_MERGE_DOCS: usize = 100_000;
 
 /// The writer of a one-shot bulk load (measurements in docs/BENCHMARKS.md).
 fn bulk_writer_config() -> WriterConfig {
@@ -134,6 +139,7 @@ fn bulk_writer_config() -> WriterConfig {
         // segments and no merge.
         memory_budget: 256 << 20,
         num_threads: 2,
+        max_merge_docs: BULK_MAX_MERGE_DOCS,
         ..WriterConfig::default()
     }
 }

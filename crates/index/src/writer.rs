@@ -77,6 +77,10 @@ pub struct WriterConfig {
     /// retry doubles the wait, up to `max_retry_interval`.
     pub retry_interval: Duration,
     pub max_retry_interval: Duration,
+    /// Segments of this many records or more are not merged by this writer (tantivy's log
+    /// merge policy merges up to 10M). A bulk load sets it under the size of the segments it
+    /// flushes: merging them would cost a fifth of its CPU and map its inputs (docs/BENCHMARKS.md).
+    pub max_merge_docs: usize,
 }
 
 /// A batch that `try_send` could not queue, handed back.
@@ -212,6 +216,7 @@ impl Default for WriterConfig {
             num_threads: 2,
             retry_interval: Duration::from_secs(1),
             max_retry_interval: Duration::from_secs(10),
+            max_merge_docs: 10_000_000,
         }
     }
 }
@@ -269,7 +274,7 @@ impl Writer {
             .tantivy()
             .writer_with_options(options.clone())
             .context("opening the index writer")?;
-        writer.set_merge_policy(merge_policy());
+        writer.set_merge_policy(merge_policy(&config));
         let committed = index.checkpoints()?;
         let next_seq = next_seq(index)?.max(index.payload_next_seq()?);
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
@@ -768,7 +773,7 @@ impl State {
                     .tantivy()
                     .writer_with_options(self.options.clone())
                     .map_err(|e| describe("reopening the index writer", &e))?;
-                writer.set_merge_policy(merge_policy());
+                writer.set_merge_policy(merge_policy(&self.config));
                 self.writer = writer;
                 paused.writer_lost = false;
             } else {
@@ -881,9 +886,10 @@ fn describe(doing: &str, err: &TantivyError) -> String {
 }
 
 /// tantivy's log merge policy, which also merges a segment for its deleted records (retention).
-fn merge_policy() -> Box<LogMergePolicy> {
+fn merge_policy(config: &WriterConfig) -> Box<LogMergePolicy> {
     let mut policy = LogMergePolicy::default();
     policy.set_del_docs_ratio_before_merge(DELETED_RATIO_BEFORE_MERGE);
+    policy.set_max_docs_before_merge(config.max_merge_docs);
     Box::new(policy)
 }
 
@@ -901,4 +907,38 @@ fn next_seq(index: &Index) -> Result<u64> {
         }
     }
     Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tantivy::merge_policy::MergePolicy;
+
+    /// Nine flushed segments of 200k records: the default policy merges them into one, a
+    /// writer told to merge nothing of 100k or more leaves them; small ones still merge.
+    #[test]
+    fn segments_at_the_merge_bound_are_left_alone() {
+        let index = tantivy::Index::create_in_ram(crate::Fields::new().schema);
+        let metas = |max_doc: u32| -> Vec<tantivy::index::SegmentMeta> {
+            (0..9)
+                .map(|_| {
+                    index.new_segment_meta(tantivy::index::SegmentId::generate_random(), max_doc)
+                })
+                .collect()
+        };
+        let merged = |config: &WriterConfig, max_doc: u32| -> Vec<usize> {
+            merge_policy(config)
+                .compute_merge_candidates(&metas(max_doc))
+                .iter()
+                .map(|candidate| candidate.0.len())
+                .collect()
+        };
+        let bulk = WriterConfig {
+            max_merge_docs: 100_000,
+            ..WriterConfig::default()
+        };
+        assert_eq!(merged(&WriterConfig::default(), 200_000), vec![9]);
+        assert_eq!(merged(&bulk, 200_000), Vec::<usize>::new());
+        assert_eq!(merged(&bulk, 20_000), vec![9]);
+    }
 }
