@@ -116,7 +116,7 @@ pub fn ingest_files(
     Ok(stats)
 }
 
-/// A bulk load's segments of this many records or more are left unmerged: it flushes segments
+/// A bulk load's segments of more than this many records are left unmerged: it flushes segments
 /// of 250k–600k records (two indexing threads, 128 MiB each), reads its files side by side so
 /// that each holds whole traces, and merging them would cost a fifth of a large load's CPU and
 /// its peak memory (docs/BENCHMARKS.md). A server opening the index later merges them as its

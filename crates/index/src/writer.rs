@@ -77,7 +77,7 @@ pub struct WriterConfig {
     /// retry doubles the wait, up to `max_retry_interval`.
     pub retry_interval: Duration,
     pub max_retry_interval: Duration,
-    /// Segments of this many records or more are not merged by this writer (tantivy's log
+    /// Segments of more than this many records are not merged by this writer (tantivy's log
     /// merge policy merges up to 10M). A bulk load sets it under the size of the segments it
     /// flushes: merging them would cost a fifth of its CPU and map its inputs (docs/BENCHMARKS.md).
     pub max_merge_docs: usize,
@@ -915,7 +915,7 @@ mod tests {
     use tantivy::merge_policy::MergePolicy;
 
     /// Nine flushed segments of 200k records: the default policy merges them into one, a
-    /// writer told to merge nothing of 100k or more leaves them; small ones still merge.
+    /// writer told to merge nothing over 100k leaves them; small ones still merge.
     #[test]
     fn segments_at_the_merge_bound_are_left_alone() {
         let index = tantivy::Index::create_in_ram(crate::Fields::new().schema);
