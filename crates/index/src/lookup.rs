@@ -408,23 +408,7 @@ mod tests {
         let index = Index::create_in_ram().unwrap();
         let writer = Writer::start(&index, WriterConfig::default()).unwrap();
         for spans in [3u64, 10] {
-            let records = (0..spans)
-                .map(|i| {
-                    Record::Span(Span {
-                        trace_id: TraceId::from_u128(u128::from(spans * 100 + i)),
-                        span_id: SpanId::from_u64(i + 1),
-                        name: "op".into(),
-                        service: "api".into(),
-                        start_ns: 1_000 + i as i64,
-                        end_ns: 2_000,
-                        ..Span::default()
-                    })
-                })
-                .collect();
-            writer
-                .blocking_send(Batch::new(records, Vec::new()))
-                .unwrap();
-            writer.blocking_flush().unwrap();
+            write_spans(&writer, "api", "op", &vec![1; spans as usize], spans);
         }
         writer.shutdown().unwrap();
         let sizes: Vec<u32> = index
