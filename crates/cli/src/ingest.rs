@@ -265,7 +265,7 @@ pub const SIDE_BY_SIDE_ROUND: u64 = 64 << 20;
 /// every service's file holds a part of, reach the index together and land in the same
 /// segments: one copy of the trace's terms and trace-id column entry where reading file after
 /// file made one per file. Long runs of one file's records keep the postings and columns of a
-/// segment as small as reading file after file does (docs/BENCHMARKS.md).
+/// segment nearly as small as reading file after file does (docs/BENCHMARKS.md).
 pub fn decode_side_by_side(
     files: &[PathBuf],
     round: u64,
