@@ -73,7 +73,9 @@ impl P50Cache {
             .then_some(entry.p50)
     }
 
-    fn put(&self, service: &str, name: &str, entry: P50Entry) {
+    /// Remembers `p50`, computed at `at` from the segments named `segments`.
+    fn put(&self, service: &str, name: &str, at: Instant, segments: u64, p50: Option<i64>) {
+        let entry = P50Entry { at, segments, p50 };
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= P50_CACHE_ENTRIES {
             entries.clear();
@@ -151,15 +153,7 @@ impl Index {
                 continue;
             };
             let p50 = bucket.duration.as_ref().and_then(p50_of);
-            cache.put(
-                service,
-                name,
-                P50Entry {
-                    at: now,
-                    segments,
-                    p50,
-                },
-            );
+            cache.put(service, name, now, segments, p50);
         }
         *cache.warmed.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, segments));
         Ok(true)
@@ -258,15 +252,7 @@ impl Lookup for IndexLookup<'_> {
             return p50;
         }
         let p50 = self.compute_p50(service, name);
-        cache.put(
-            service,
-            name,
-            P50Entry {
-                at: now,
-                segments,
-                p50,
-            },
-        );
+        cache.put(service, name, now, segments, p50);
         p50
     }
 
@@ -504,15 +490,7 @@ mod tests {
         let cache = P50Cache::default();
         let now = Instant::now();
         let computed = now.checked_sub(P50_TTL * 10).unwrap_or(now);
-        cache.put(
-            "api",
-            "GET /",
-            P50Entry {
-                at: computed,
-                segments: 1,
-                p50: Some(7),
-            },
-        );
+        cache.put("api", "GET /", computed, 1, Some(7));
         assert_eq!(cache.get("api", "GET /", 1, now), Some(Some(7)));
         assert_eq!(
             cache.get("api", "GET /", 2, computed + P50_TTL / 2),
