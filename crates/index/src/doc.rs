@@ -5,14 +5,15 @@
 
 use std::sync::{Arc, OnceLock};
 
-use model::{AttrValue, Attributes, LogRecord, Record, Span, SpanEvent, TraceRef};
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use model::{AttrValue, Attributes, Record, TraceRef};
 use serde_json::Value;
 use tantivy::DateTime;
 use tantivy::schema::Field;
 use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
 
 use crate::schema::Fields;
+
+mod json;
 
 /// `kind` field values.
 pub(crate) const KIND_SPAN: &str = "span";
@@ -121,10 +122,7 @@ impl RecordDoc {
     /// so that indexes written before open unchanged; readers take either (`trace::load_record`).
     fn stored(&self) -> &str {
         self.stored.get_or_init(|| {
-            let mut stored = Vec::with_capacity(1024);
-            serde_json::to_writer(&mut stored, &StoredJson(&self.record))
-                .expect("a record always serialises");
-            String::from_utf8(stored).expect("serde_json writes UTF-8")
+            String::from_utf8(stored_json(&self.record)).expect("the writer writes UTF-8")
         })
     }
 }
@@ -279,12 +277,16 @@ impl tantivy::Document for RecordDoc {
 
 /// The record in the Trace-JSON shape (see DESIGN.md), with its `trace_id` (null when unlinked).
 pub fn record_json(record: &Record) -> Value {
-    serde_json::to_value(RecordJson(record)).expect("a record always serialises")
+    let mut out = Vec::with_capacity(1024);
+    json::record(&mut out, record, false);
+    serde_json::from_slice(&out).expect("the writer writes JSON")
 }
 
 /// Attributes as a JSON object with natural types (a repeated key keeps its last value).
 pub fn attributes_json(attributes: &Attributes) -> Value {
-    serde_json::to_value(AttrsJson(attributes)).expect("attributes always serialise")
+    let mut out = Vec::new();
+    json::attributes(&mut out, attributes);
+    serde_json::from_slice(&out).expect("the writer writes JSON")
 }
 
 /// A value of a [`RecordDoc`] as tantivy reads it, borrowed from the record. `Object` carries an
@@ -401,259 +403,28 @@ fn binary_keys(attributes: &Attributes) -> impl Iterator<Item = &str> {
         .map(|kv| kv.key.as_str())
 }
 
-/// The stored record (the Trace-JSON shape of [`record_json`]) serialised straight from the
-/// model, without building a `serde_json::Value` tree first: building, serialising and
-/// dropping that tree was a fifth of all ingest CPU (docs/BENCHMARKS.md).
-pub(crate) struct RecordJson<'a>(pub &'a Record);
+/// The stored form of a record: its JSON ([`record_json`]) without the values the reader
+/// takes from the record's numeric fast fields ([`STORED_ELSEWHERE`]). Nanosecond times,
+/// durations and span ids are nearly random: stored twice they made a third of the compressed
+/// doc store (docs/BENCHMARKS.md). The trace id stays stored: reading it back from the
+/// `trace_id` column's dictionary costs a zstd context per lookup, ten times a search hit's
+/// whole cost. Written straight from the model (`json`), without a `serde_json::Value` tree:
+/// building, serialising and dropping that tree was a fifth of all ingest CPU.
+pub(crate) fn stored_json(record: &Record) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    json::record(&mut out, record, true);
+    out
+}
 
-/// The stored form of a record: [`RecordJson`] without the values the reader takes from the
-/// record's numeric fast fields ([`STORED_ELSEWHERE`]). Nanosecond times, durations and span
-/// ids are nearly random: stored twice they made a third of the compressed doc store
-/// (docs/BENCHMARKS.md). The trace id stays stored: reading it back from the `trace_id`
-/// column's dictionary costs a zstd context per lookup, ten times a search hit's whole cost.
-pub(crate) struct StoredJson<'a>(pub &'a Record);
-
-/// Keys of [`RecordJson`] left out of [`StoredJson`]: the reader restores them from the fast
+/// Keys of [`record_json`] left out of [`stored_json`]: the reader restores them from the fast
 /// fields `timestamp`, `duration_ns`, `span_id` and `parent_span_id` (see
 /// `trace::RecordLoader`).
 pub(crate) const STORED_ELSEWHERE: [&str; 5] =
     ["start", "time", "duration_ns", "span_id", "parent_span_id"];
 
-/// `bool`: whether to leave out the [`STORED_ELSEWHERE`] keys.
-struct SpanJson<'a>(&'a Span, bool);
-struct LogJson<'a>(&'a LogRecord, bool);
-struct EventJson<'a>(&'a SpanEvent);
-struct LinkJson<'a>(&'a model::SpanLink);
-/// Logs store only the scope's name and version; spans also its attributes, when it has any.
-struct ScopeJson<'a>(&'a model::Scope, bool);
-struct OriginJson<'a>(&'a model::Origin);
-struct StatusJson<'a>(&'a model::Status);
-/// Attributes as an object with natural types (a repeated key: the reader keeps the last).
-struct AttrsJson<'a>(&'a Attributes);
-struct AttrJson<'a>(&'a AttrValue);
-/// An id as its hex text, or null.
-struct IdJson<T>(Option<T>);
-/// Nanoseconds since the epoch as RFC 3339 text.
-struct TimeJson(i64);
-/// The keys of the bytes-valued attributes.
-struct BinaryKeysJson<'a>(&'a Attributes);
-struct Seq<'a, T, W>(&'a [T], fn(&'a T) -> W);
-
-impl Serialize for RecordJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Record::Span(span) => SpanJson(span, false).serialize(s),
-            Record::Log(log) => LogJson(log, false).serialize(s),
-        }
-    }
-}
-
-impl Serialize for StoredJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Record::Span(span) => SpanJson(span, true).serialize(s),
-            Record::Log(log) => LogJson(log, true).serialize(s),
-        }
-    }
-}
-
-impl Serialize for SpanJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let SpanJson(span, stored) = *self;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("trace_id", &IdJson(span.trace_id))?;
-        if !stored {
-            map.serialize_entry("span_id", &IdJson(span.span_id))?;
-            map.serialize_entry("parent_span_id", &IdJson(span.parent_span_id))?;
-        }
-        map.serialize_entry("service", &span.service)?;
-        map.serialize_entry("name", &span.name)?;
-        map.serialize_entry("kind", span.kind.as_str())?;
-        if !stored {
-            map.serialize_entry("start", &TimeJson(span.start_ns))?;
-            map.serialize_entry("duration_ns", &span.duration_ns())?;
-        }
-        map.serialize_entry("status", &StatusJson(&span.status))?;
-        map.serialize_entry("attributes", &AttrsJson(&span.attributes))?;
-        map.serialize_entry("resource", &AttrsJson(&span.resource))?;
-        map.serialize_entry("events", &Seq(&span.events, EventJson))?;
-        // Rarely set; left out when empty to keep the doc store small.
-        // Bytes values are stored as base64 text; these lists keep their type for presenters
-        // that tell them apart (Jaeger's `binary` tags).
-        if has_binary(&span.attributes) {
-            map.serialize_entry("binary_attributes", &BinaryKeysJson(&span.attributes))?;
-        }
-        if has_binary(&span.resource) {
-            map.serialize_entry("binary_resource", &BinaryKeysJson(&span.resource))?;
-        }
-        if !span.links.is_empty() {
-            map.serialize_entry("links", &Seq(&span.links, LinkJson))?;
-        }
-        if !span.trace_state.is_empty() {
-            map.serialize_entry("trace_state", &span.trace_state)?;
-        }
-        let scope = &span.scope;
-        if !scope.name.is_empty() || !scope.version.is_empty() || !scope.attributes.is_empty() {
-            map.serialize_entry("scope", &ScopeJson(scope, true))?;
-        }
-        if let Some(origin) = &span.origin {
-            map.serialize_entry("origin", &OriginJson(origin))?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for LogJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let LogJson(log, stored) = *self;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("trace_id", &IdJson(log.trace_id))?;
-        if !stored {
-            map.serialize_entry("time", &TimeJson(log.time_ns))?;
-        }
-        map.serialize_entry("service", &log.service)?;
-        map.serialize_entry("level", &log.level.map(|level| level.as_str()))?;
-        map.serialize_entry("severity_text", &log.severity_text)?;
-        map.serialize_entry("body", &log.body)?;
-        if !stored {
-            map.serialize_entry("span_id", &IdJson(log.span_id))?;
-        }
-        map.serialize_entry("attributes", &AttrsJson(&log.attributes))?;
-        map.serialize_entry("resource", &AttrsJson(&log.resource))?;
-        map.serialize_entry("origin", &log.origin.as_ref().map(OriginJson))?;
-        map.serialize_entry("problems", &log.problems.names())?;
-        if !log.event_name.is_empty() {
-            map.serialize_entry("event_name", &log.event_name)?;
-        }
-        if !log.scope.name.is_empty() {
-            map.serialize_entry("scope", &ScopeJson(&log.scope, false))?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for EventJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let event = self.0;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("name", &event.name)?;
-        map.serialize_entry("time", &TimeJson(event.time_ns))?;
-        map.serialize_entry("attributes", &AttrsJson(&event.attributes))?;
-        if has_binary(&event.attributes) {
-            map.serialize_entry("binary_attributes", &BinaryKeysJson(&event.attributes))?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for LinkJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let link = self.0;
-        let mut map = s.serialize_map(Some(4))?;
-        map.serialize_entry("trace_id", &IdJson(link.trace_id))?;
-        map.serialize_entry("span_id", &IdJson(link.span_id))?;
-        map.serialize_entry("trace_state", &link.trace_state)?;
-        map.serialize_entry("attributes", &AttrsJson(&link.attributes))?;
-        map.end()
-    }
-}
-
-impl Serialize for ScopeJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let ScopeJson(scope, with_attributes) = *self;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("name", &scope.name)?;
-        map.serialize_entry("version", &scope.version)?;
-        // Only when present, so records of scopes without attributes keep their shape.
-        if with_attributes && !scope.attributes.is_empty() {
-            map.serialize_entry("attributes", &AttrsJson(&scope.attributes))?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for OriginJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(2))?;
-        map.serialize_entry("source", &self.0.source)?;
-        map.serialize_entry("offset", &self.0.offset)?;
-        map.end()
-    }
-}
-
-impl Serialize for StatusJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(2))?;
-        map.serialize_entry("code", self.0.code.as_str())?;
-        map.serialize_entry("message", &self.0.message)?;
-        map.end()
-    }
-}
-
-impl Serialize for AttrsJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for kv in self.0 {
-            map.serialize_entry(&kv.key, &AttrJson(&kv.value))?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for AttrJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            AttrValue::Str(v) => s.serialize_str(v),
-            AttrValue::Bool(v) => s.serialize_bool(*v),
-            AttrValue::Int(v) => s.serialize_i64(*v),
-            AttrValue::Float(v) if v.is_finite() => s.serialize_f64(*v),
-            AttrValue::Float(v) => s.collect_str(v),
-            AttrValue::Bytes(_) => s.serialize_str(self.0.to_text().trim_matches('"')),
-            AttrValue::Array(values) => {
-                let mut seq = s.serialize_seq(Some(values.len()))?;
-                for value in values {
-                    seq.serialize_element(&AttrJson(value))?;
-                }
-                seq.end()
-            }
-            AttrValue::Map(map) => AttrsJson(map).serialize(s),
-        }
-    }
-}
-
-impl<T: std::fmt::Display + Copy> Serialize for IdJson<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Some(id) => s.collect_str(&id),
-            None => s.serialize_none(),
-        }
-    }
-}
-
-impl Serialize for TimeJson {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&decode::time::format_rfc3339_ns(self.0))
-    }
-}
-
-impl Serialize for BinaryKeysJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(binary_keys(self.0))
-    }
-}
-
-impl<'a, T, W: Serialize> Serialize for Seq<'a, T, W> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(self.1))
-    }
-}
-
-fn has_binary(attributes: &Attributes) -> bool {
-    binary_keys(attributes).next().is_some()
-}
-
 #[cfg(test)]
 mod tests {
+    use model::{LogRecord, Span, SpanEvent};
     use tantivy::Document as _;
 
     use super::*;
@@ -776,7 +547,7 @@ mod tests {
         attributes.push("x", AttrValue::Array(vec![AttrValue::Float(f64::NAN)]));
         assert!(needs_owned(&attributes));
         let record = span_with(attributes);
-        let stored = serde_json::to_vec(&StoredJson(&record)).unwrap();
+        let stored = stored_json(&record);
         let fields = Arc::new(Fields::new());
         let doc = RecordDoc::new(record.clone(), fields, 1);
         assert_eq!(doc.stored().as_bytes(), &stored[..]);
@@ -807,8 +578,7 @@ mod tests {
     /// without the [`STORED_ELSEWHERE`] keys.
     fn assert_json_forms(record: &Record, expected: Value) {
         assert_eq!(record_json(record), expected);
-        let stored: Value =
-            serde_json::from_slice(&serde_json::to_vec(&StoredJson(record)).unwrap()).unwrap();
+        let stored: Value = serde_json::from_slice(&stored_json(record)).unwrap();
         let mut expected = expected;
         for key in STORED_ELSEWHERE {
             expected.as_object_mut().unwrap().remove(key);
