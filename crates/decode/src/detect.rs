@@ -31,8 +31,10 @@ pub fn detect(line: &str) -> Format {
     match trimmed.as_bytes().first() {
         Some(b'{') => detect_object(trimmed),
         Some(b'[') => {
-            let keys = Keys::scan(trimmed);
-            if keys.has("traceId") && (keys.has("id") || keys.has("name")) {
+            // Only Zipkin starts with an array, and its keys are in its first span: the scan
+            // stops there rather than reading a batch of hundreds of kilobytes to its end.
+            let zipkin = |keys: &Keys| keys.has("traceId") && (keys.has("id") || keys.has("name"));
+            if zipkin(&Keys::scan_until(trimmed, zipkin)) {
                 Format::Zipkin
             } else {
                 Format::Text
@@ -107,6 +109,11 @@ struct Keys(u32);
 
 impl Keys {
     fn scan(text: &str) -> Keys {
+        Keys::scan_until(text, |_| false)
+    }
+
+    /// [`scan`](Keys::scan), stopping as soon as the keys found so far satisfy `done`.
+    fn scan_until(text: &str, done: impl Fn(&Keys) -> bool) -> Keys {
         let b = text.as_bytes();
         let mut keys = 0;
         let mut pos = 0;
@@ -133,6 +140,9 @@ impl Keys {
                 let next = b[pos..].iter().find(|c| !c.is_ascii_whitespace());
                 if next == Some(&b':') {
                     keys |= bit;
+                    if done(&Keys(keys)) {
+                        break;
+                    }
                 }
             }
         }
