@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use model::{AttrValue, Attributes, Record, TraceRef};
+use model::{AttrValue, Attributes, Record};
 use serde_json::Value;
 use tantivy::DateTime;
 use tantivy::schema::Field;
@@ -35,7 +35,7 @@ pub(crate) struct DocParts {
     seq: u64,
     /// The trace id as indexed (32 hex; W3C-padded, so with a high half of zero, when only its
     /// low 64 bits are known) and those low 64 bits.
-    trace: Option<(String, u64)>,
+    trace: Option<([u8; 32], u64)>,
     span_id: Option<u64>,
     parent_span_id: Option<u64>,
     /// Attribute sets with values whose indexed form is made on the fly (bytes as base64 text,
@@ -69,13 +69,7 @@ impl RecordDoc {
         // A full id whose high half is zero is a 64-bit id (old Zipkin/Jaeger): its real high
         // half is unknown, exactly like a Datadog decimal id, which is indexed padded the same
         // way.
-        let trace = record.trace_ref().map(|trace| {
-            let low64 = match trace {
-                TraceRef::Full(id) => id.low64(),
-                TraceRef::Low64(low) => low.get(),
-            };
-            (trace.to_string(), low64)
-        });
+        let trace = record.trace_ref().map(|trace| (trace.hex(), trace.low64()));
         let (span_id, parent_span_id) = match &record {
             Record::Span(span) => (span.span_id, span.parent_span_id),
             Record::Log(log) => (log.span_id, None),
@@ -191,7 +185,8 @@ impl tantivy::Document for RecordDoc {
             Record::Log(_) => KIND_LOG,
         };
         out.push((f.kind, DocValue::Str(kind)));
-        if let Some((text, low64)) = &self.trace {
+        if let Some((hex, low64)) = &self.trace {
+            let text = std::str::from_utf8(hex).expect("hex digits are ASCII");
             out.push((f.trace_id, DocValue::Str(text)));
             out.push((f.trace_low64, DocValue::U64(*low64)));
         }
@@ -424,7 +419,7 @@ pub(crate) const STORED_ELSEWHERE: [&str; 5] =
 
 #[cfg(test)]
 mod tests {
-    use model::{LogRecord, Span, SpanEvent};
+    use model::{LogRecord, Span, SpanEvent, TraceRef};
     use tantivy::Document as _;
 
     use super::*;

@@ -97,6 +97,12 @@ impl TraceId {
         (self.0.get() >> 64) as u64
     }
 
+    /// The 32 lowercase hex digits `Display` writes, without a formatter (the index writes the
+    /// id of every record it stores).
+    pub fn hex(self) -> [u8; 32] {
+        hex_digits(self.0.get())
+    }
+
     pub fn to_bytes(self) -> [u8; 16] {
         self.0.get().to_be_bytes()
     }
@@ -189,6 +195,11 @@ impl SpanId {
 
     pub fn as_u64(self) -> u64 {
         self.0.get()
+    }
+
+    /// The 16 lowercase hex digits `Display` writes, without a formatter.
+    pub fn hex(self) -> [u8; 16] {
+        hex_digits(u128::from(self.0.get()))
     }
 
     pub fn to_bytes(self) -> [u8; 8] {
@@ -319,6 +330,15 @@ impl TraceRef {
         }
     }
 
+    /// The 32 lowercase hex digits `Display` writes (a low-64-bit reference W3C left-padded),
+    /// without a formatter.
+    pub fn hex(self) -> [u8; 32] {
+        match self {
+            TraceRef::Full(id) => id.hex(),
+            TraceRef::Low64(low) => hex_digits(u128::from(low.get())),
+        }
+    }
+
     pub fn full(self) -> Option<TraceId> {
         match self {
             TraceRef::Full(id) => Some(id),
@@ -412,7 +432,7 @@ impl XRayHeader {
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex::<32>(f, self.0.get())
+        write_hex(f, &self.hex())
     }
 }
 
@@ -424,7 +444,7 @@ impl fmt::Debug for TraceId {
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex::<16>(f, u128::from(self.0.get()))
+        write_hex(f, &self.hex())
     }
 }
 
@@ -438,10 +458,7 @@ impl fmt::Debug for SpanId {
 /// fact that the high half is unknown, not zero.
 impl fmt::Display for TraceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TraceRef::Full(id) => id.fmt(f),
-            TraceRef::Low64(low) => write_hex::<32>(f, u128::from(low.get())),
-        }
+        write_hex(f, &self.hex())
     }
 }
 
@@ -535,10 +552,8 @@ fn hex_digits<const N: usize>(value: u128) -> [u8; N] {
     out
 }
 
-/// Writes `N` lowercase hex digits of `value` (ids are written for every record stored).
-fn write_hex<const N: usize>(f: &mut fmt::Formatter<'_>, value: u128) -> fmt::Result {
-    let digits = hex_digits::<N>(value);
-    f.write_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
+fn write_hex(f: &mut fmt::Formatter<'_>, digits: &[u8]) -> fmt::Result {
+    f.write_str(std::str::from_utf8(digits).expect("hex digits are ASCII"))
 }
 
 /// W3C fields allow only lowercase hex.

@@ -8,11 +8,9 @@
 //! out exactly as serde_json writes them.
 
 use std::cell::RefCell;
-use std::fmt::Display;
-use std::io::Write as _;
 use std::sync::Arc;
 
-use model::{AttrValue, Attributes, LogRecord, Record, Span};
+use model::{AttrValue, Attributes, LogRecord, Record, Span, SpanId, TraceId, TraceRef};
 
 /// Appends `record`'s JSON to `out`; with `stored`, without the
 /// [`STORED_ELSEWHERE`](super::STORED_ELSEWHERE) keys.
@@ -123,11 +121,14 @@ fn optional_string(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-/// An id as its hex text, or null.
-fn id(out: &mut Vec<u8>, id: Option<impl Display>) {
-    match id {
-        // Hex digits: nothing to escape.
-        Some(id) => write!(out, "\"{id}\"").expect("writing into memory cannot fail"),
+/// An id as its hex text (`hex` of the model's ids), or null.
+fn id<const N: usize>(out: &mut Vec<u8>, hex: Option<[u8; N]>) {
+    match hex {
+        Some(digits) => {
+            out.push(b'"');
+            out.extend_from_slice(&digits);
+            out.push(b'"');
+        }
         None => null(out),
     }
 }
@@ -205,10 +206,13 @@ fn strings(out: &mut Vec<u8>, items: &[&str]) {
 
 fn write_span(out: &mut Vec<u8>, span: &Span, stored: bool) {
     let mut o = Object::new(out);
-    id(o.field("trace_id"), span.trace_id);
+    id(o.field("trace_id"), span.trace_id.map(TraceId::hex));
     if !stored {
-        id(o.field("span_id"), span.span_id);
-        id(o.field("parent_span_id"), span.parent_span_id);
+        id(o.field("span_id"), span.span_id.map(SpanId::hex));
+        id(
+            o.field("parent_span_id"),
+            span.parent_span_id.map(SpanId::hex),
+        );
     }
     string(o.field("service"), &span.service);
     string(o.field("name"), &span.name);
@@ -245,8 +249,8 @@ fn write_span(out: &mut Vec<u8>, span: &Span, stored: bool) {
     if !span.links.is_empty() {
         array(o.field("links"), &span.links, |out, link| {
             let mut l = Object::new(out);
-            id(l.field("trace_id"), link.trace_id);
-            id(l.field("span_id"), link.span_id);
+            id(l.field("trace_id"), link.trace_id.map(TraceId::hex));
+            id(l.field("span_id"), link.span_id.map(SpanId::hex));
             string(l.field("trace_state"), &link.trace_state);
             attributes(l.field("attributes"), &link.attributes);
             l.end();
@@ -267,7 +271,7 @@ fn write_span(out: &mut Vec<u8>, span: &Span, stored: bool) {
 
 fn write_log(out: &mut Vec<u8>, log: &LogRecord, stored: bool) {
     let mut o = Object::new(out);
-    id(o.field("trace_id"), log.trace_id);
+    id(o.field("trace_id"), log.trace_id.map(TraceRef::hex));
     if !stored {
         time(o.field("time"), log.time_ns);
     }
@@ -276,7 +280,7 @@ fn write_log(out: &mut Vec<u8>, log: &LogRecord, stored: bool) {
     string(o.field("severity_text"), &log.severity_text);
     string(o.field("body"), &log.body);
     if !stored {
-        id(o.field("span_id"), log.span_id);
+        id(o.field("span_id"), log.span_id.map(SpanId::hex));
     }
     attributes(o.field("attributes"), &log.attributes);
     resource(o.field("resource"), &log.resource);
