@@ -2,10 +2,11 @@
 //!
 //! This is the stored record's writer, on every indexing thread for every record. serde_json's
 //! serializer checks a string for characters to escape one byte at a time, which made it
-//! most of the stored record's cost (docs/BENCHMARKS.md). Here a string is checked in one
-//! branch-free pass the compiler vectorises and copied whole when nothing in it needs
-//! escaping; the rare string that does goes through serde_json, as do floats, so both come
-//! out exactly as serde_json writes them.
+//! more than half of the stored record's cost (docs/BENCHMARKS.md). Here a string is checked
+//! eight bytes at a time and copied whole when nothing in it needs escaping; the rare string
+//! that does goes through serde_json, as do floats, so both come out exactly as serde_json
+//! writes them. Nested values recurse as deep as the decoders allow (serde_json's and prost's
+//! recursion limits), as tantivy's own indexing of them does.
 
 use std::cell::RefCell;
 use std::sync::Arc;
