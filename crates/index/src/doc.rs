@@ -277,13 +277,6 @@ pub fn record_json(record: &Record) -> Value {
     serde_json::from_slice(&out).expect("the writer writes JSON")
 }
 
-/// Attributes as a JSON object with natural types (a repeated key keeps its last value).
-pub fn attributes_json(attributes: &Attributes) -> Value {
-    let mut out = Vec::new();
-    json::attributes(&mut out, attributes);
-    serde_json::from_slice(&out).expect("the writer writes JSON")
-}
-
 /// A value of a [`RecordDoc`] as tantivy reads it, borrowed from the record. `Object` carries an
 /// optional extra `event.name` entry (span events).
 #[derive(Debug, Clone, Copy)]

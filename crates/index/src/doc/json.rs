@@ -23,7 +23,7 @@ pub(super) fn record(out: &mut Vec<u8>, record: &Record, stored: bool) {
 }
 
 /// Appends `attributes` as an object with natural types.
-pub(super) fn attributes(out: &mut Vec<u8>, attributes: &Attributes) {
+fn attributes(out: &mut Vec<u8>, attributes: &Attributes) {
     let mut object = Object::new(out);
     for kv in attributes {
         value(object.key(&kv.key), &kv.value);
