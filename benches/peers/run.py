@@ -18,7 +18,7 @@ One command, on one machine, in one run:
 5. asks each engine the same five questions, checks that the answers agree, and prints one
    Markdown table (ingest MB/s of the raw input, size ÷ input, p50 of each question).
 
-Each engine loads `--loads` times (3 by default), in rounds (threadline, DuckDB, chDB, then
+Each engine loads `--loads` times (5 by default), in rounds (threadline, DuckDB, chDB, then
 again), and the table shows each engine's median load: a single load moves by a third from one
 minute to the next on a shared machine, and so would the ratio between engines.
 
@@ -59,7 +59,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--traces", type=int, default=40, help="trace ids looked up")
     ap.add_argument("--reps", type=int, default=20, help="repetitions of each aggregation")
-    ap.add_argument("--loads", type=int, default=3,
+    ap.add_argument("--loads", type=int, default=5,
                     help="loads per engine, in rounds; the table shows the median")
     ap.add_argument("--skip-build", action="store_true")
     args = ap.parse_args()
@@ -108,6 +108,8 @@ def main() -> int:
 
         duck_runs: list[float] = []
         ch_runs: list[float] = []
+        duck_cpu: list[float] = []
+        ch_cpu: list[float] = []
         duck = duck_path = None
         ch = chdb.session.Session(str(work / "chdb"))
         for round_ in range(max(args.loads, 1)):
@@ -122,6 +124,7 @@ def main() -> int:
                 duck_path.unlink()
             duck_path = work / f"duck-{round_}.db"
             duck = duckdb.connect(str(duck_path))
+            cpu = own_cpu_seconds()
             started = time.perf_counter()
             duck.execute(
                 f"""CREATE TABLE records AS SELECT * FROM read_json('{flat}',
@@ -129,16 +132,19 @@ def main() -> int:
             )
             duck.execute("CHECKPOINT")
             duck_runs.append(time.perf_counter() - started)
+            duck_cpu.append(own_cpu_seconds() - cpu)
             duck_size = duck_path.stat().st_size
 
             print(f"== chDB load ({round_ + 1} of {args.loads})", flush=True)
             ch.query("DROP DATABASE IF EXISTS bench SYNC")
             ch.query("CREATE DATABASE bench")
             ch.query(f"CREATE TABLE bench.records ({CH_COLUMNS}) ENGINE = MergeTree ORDER BY trace_id")
+            cpu = own_cpu_seconds()
             started = time.perf_counter()
             ch.query(f"INSERT INTO bench.records SELECT * FROM file('{flat}', JSONEachRow, '{CH_COLUMNS}')")
             ch.query("OPTIMIZE TABLE bench.records FINAL")
             ch_runs.append(time.perf_counter() - started)
+            ch_cpu.append(own_cpu_seconds() - cpu)
         ch_path = work / "chdb"
         ch_size = dir_bytes(ch_path / "store") if (ch_path / "store").exists() else dir_bytes(ch_path)
 
@@ -148,9 +154,11 @@ def main() -> int:
             "chDB (embedded ClickHouse), ORDER BY trace_id": SqlAsk(lambda sql, params: ch_rows(ch, sql, params), "chdb"),
         }
         loads = {
-            "threadline (`ingest`, then HTTP)": ([run.seconds for run in tl_runs], tl_size),
-            "DuckDB": (duck_runs, duck_size),
-            "chDB (embedded ClickHouse), ORDER BY trace_id": (ch_runs, ch_size),
+            "threadline (`ingest`, then HTTP)": (
+                [run.seconds for run in tl_runs], [run.cpu_seconds for run in tl_runs], tl_size
+            ),
+            "DuckDB": (duck_runs, duck_cpu, duck_size),
+            "chDB (embedded ClickHouse), ORDER BY trace_id": (ch_runs, ch_cpu, ch_size),
         }
         print("== the five questions", flush=True)
         answers, timings = {}, {}
@@ -170,15 +178,20 @@ def main() -> int:
           f"{peak.file_kib / 1024:.0f} MiB; the highest of its {len(tl_runs)} loads). Peers load "
           f"the same records as flat NDJSON ({dir_bytes(flat) / 1e6:.0f} MB; flattening not "
           f"counted). Ingest is each engine's median load; every load, in MB/s:")
-    for name, (runs, _) in loads.items():
+    for name, (runs, _, _) in loads.items():
         print(f"- {name}: " + ", ".join(f"{mb / seconds:.1f}" for seconds in runs))
+    print("CPU seconds of each load (user + system; DuckDB and chDB run in this process, so theirs "
+          "is this process's over the load, all its threads):")
+    for name, (_, cpus, _) in loads.items():
+        print(f"- {name}: " + ", ".join(f"{cpu:.2f}" for cpu in cpus))
     print()
-    print("| | ingest | index size / input | trace lookup | filter + group | 10-min histogram | errors by service | text search |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| | ingest | ingest CPU | index size / input | trace lookup | filter + group | 10-min histogram | errors by service | text search |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in engines:
-        runs, size = loads[name]
+        runs, cpus, size = loads[name]
         t = timings[name]
-        print(f"| {name} | {mb / statistics.median(runs):.1f} MB/s | {size / input_bytes:.3f} | "
+        print(f"| {name} | {mb / statistics.median(runs):.1f} MB/s | "
+              f"{statistics.median(cpus):.2f} s | {size / input_bytes:.3f} | "
               + " | ".join(f"{t[q]:.2f} ms" for q in QUESTIONS) + " |")
     print()
     print("Every answer agreed across the three engines (counts per trace, per group, per bucket).")
@@ -189,9 +202,19 @@ QUESTIONS = ["trace", "group", "histogram", "errors", "text"]
 
 
 class IngestRun:
-    def __init__(self, seconds: float, rss_kib: int, anon_kib: int, file_kib: int, summary: dict):
-        self.seconds, self.rss_kib, self.anon_kib, self.file_kib = seconds, rss_kib, anon_kib, file_kib
+    def __init__(self, seconds: float, cpu_seconds: float, rss_kib: int, anon_kib: int,
+                 file_kib: int, summary: dict):
+        self.seconds, self.cpu_seconds = seconds, cpu_seconds
+        self.rss_kib, self.anon_kib, self.file_kib = rss_kib, anon_kib, file_kib
         self.summary = summary
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU of this process so far, every thread counted (the embedded peers')."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def threadline_ingest(threadline: Path, traffic: Path, index: Path) -> IngestRun:
@@ -205,7 +228,7 @@ def threadline_ingest(threadline: Path, traffic: Path, index: Path) -> IngestRun
     assert ingest.stdout is not None
     memory = PeakMemory(ingest.pid)
     out = ingest.stdout.read()
-    _, status, _ = os.wait4(ingest.pid, 0)
+    _, status, usage = os.wait4(ingest.pid, 0)
     seconds = time.perf_counter() - started
     memory.stop()
     code = os.waitstatus_to_exitcode(status)
@@ -213,7 +236,7 @@ def threadline_ingest(threadline: Path, traffic: Path, index: Path) -> IngestRun
         raise SystemExit(f"threadline ingest failed ({code})")
     # VmHWM, sampled: wait4's ru_maxrss would count the pages the child shared with this
     # Python process between fork and exec (a gigabyte once chDB is loaded).
-    return IngestRun(seconds, memory.hwm_kib, memory.anon_kib, memory.file_kib, json.loads(out))
+    return IngestRun(seconds, usage.ru_utime + usage.ru_stime, memory.hwm_kib, memory.anon_kib, memory.file_kib, json.loads(out))
 
 DUCK_COLUMNS = (
     "{trace_id: 'VARCHAR', span_id: 'VARCHAR', parent_span_id: 'VARCHAR', kind: 'VARCHAR', "
