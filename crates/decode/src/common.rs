@@ -323,7 +323,7 @@ impl<'de> Deserialize<'de> for AttrList {
                 Ok(AttrList::default())
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AttrList, A::Error> {
-                let mut attrs = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(64));
+                let mut attrs = Vec::with_capacity(seq.size_hint().unwrap_or(8).min(64));
                 while let Some(kv) = seq.next_element::<KeyValueJson<'de>>()? {
                     let value = kv.value.map_or_else(empty_value, AnyValueJson::into_value);
                     attrs.push(KeyValue { key: kv.key, value });

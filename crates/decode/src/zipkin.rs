@@ -282,7 +282,7 @@ impl<'de> Deserialize<'de> for Tags {
                 Ok(Tags(Attributes::new()))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tags, A::Error> {
-                let mut tags = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
+                let mut tags = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
                 while let Some((key, value)) = map.next_entry::<model::CompactString, Scalar>()? {
                     tags.push(KeyValue {
                         key,

@@ -115,9 +115,7 @@ impl RecordDoc {
     /// time (3% of all ingest CPU), a string with one copy each way. The field keeps its type
     /// so that indexes written before open unchanged; readers take either (`trace::load_record`).
     fn stored(&self) -> &str {
-        self.stored.get_or_init(|| {
-            String::from_utf8(stored_json(&self.record)).expect("the writer writes UTF-8")
-        })
+        self.stored.get_or_init(|| stored_json(&self.record))
     }
 }
 
@@ -272,9 +270,9 @@ impl tantivy::Document for RecordDoc {
 
 /// The record in the Trace-JSON shape (see DESIGN.md), with its `trace_id` (null when unlinked).
 pub fn record_json(record: &Record) -> Value {
-    let mut out = Vec::with_capacity(1024);
+    let mut out = String::with_capacity(1024);
     json::record(&mut out, record, false);
-    serde_json::from_slice(&out).expect("the writer writes JSON")
+    serde_json::from_str(&out).expect("the writer writes JSON")
 }
 
 /// A value of a [`RecordDoc`] as tantivy reads it, borrowed from the record. `Object` carries an
@@ -398,8 +396,8 @@ fn binary_keys(attributes: &Attributes) -> impl Iterator<Item = &str> {
 /// `trace_id` column's dictionary costs a zstd context per lookup, ten times a search hit's
 /// whole cost. Written straight from the model (`json`), without a `serde_json::Value` tree:
 /// building, serialising and dropping that tree was a fifth of all ingest CPU.
-pub(crate) fn stored_json(record: &Record) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
+pub(crate) fn stored_json(record: &Record) -> String {
+    let mut out = String::with_capacity(1024);
     json::record(&mut out, record, true);
     out
 }
@@ -538,9 +536,9 @@ mod tests {
         let stored = stored_json(&record);
         let fields = Arc::new(Fields::new());
         let doc = RecordDoc::new(record.clone(), fields, 1);
-        assert_eq!(doc.stored().as_bytes(), &stored[..]);
+        assert_eq!(doc.stored(), stored);
         // The stored form leaves out what the fast fields hold; the full form has it all.
-        let stored: Value = serde_json::from_slice(&stored).unwrap();
+        let stored: Value = serde_json::from_str(&stored).unwrap();
         let whole = record_json(&record);
         for key in STORED_ELSEWHERE {
             assert!(stored.get(key).is_none(), "{key} is stored");
@@ -566,7 +564,7 @@ mod tests {
     /// without the [`STORED_ELSEWHERE`] keys.
     fn assert_json_forms(record: &Record, expected: Value) {
         assert_eq!(record_json(record), expected);
-        let stored: Value = serde_json::from_slice(&stored_json(record)).unwrap();
+        let stored: Value = serde_json::from_str(&stored_json(record)).unwrap();
         let mut expected = expected;
         for key in STORED_ELSEWHERE {
             expected.as_object_mut().unwrap().remove(key);

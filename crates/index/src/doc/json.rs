@@ -1,12 +1,13 @@
-//! A record in the Trace-JSON shape (see DESIGN.md), written straight into bytes.
+//! A record in the Trace-JSON shape (see DESIGN.md), written straight into a `String`.
 //!
 //! This is the stored record's writer, on every indexing thread for every record. serde_json's
 //! serializer checks a string for characters to escape one byte at a time, which made it
 //! more than half of the stored record's cost (docs/BENCHMARKS.md). Here a string is checked
 //! eight bytes at a time and copied whole when nothing in it needs escaping; the rare string
 //! that does goes through serde_json, as do floats, so both come out exactly as serde_json
-//! writes them. Nested values recurse as deep as the decoders allow (serde_json's and prost's
-//! recursion limits), as tantivy's own indexing of them does.
+//! writes them. Every piece written is a `&str`, so the result is a `String` with no UTF-8
+//! check of its own. Nested values recurse as deep as the decoders allow (serde_json's and
+//! prost's recursion limits), as tantivy's own indexing of them does.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use model::{AttrValue, Attributes, LogRecord, Record, Span, SpanId, TraceId, Tra
 
 /// Appends `record`'s JSON to `out`; with `stored`, without the
 /// [`STORED_ELSEWHERE`](super::STORED_ELSEWHERE) keys.
-pub(super) fn record(out: &mut Vec<u8>, record: &Record, stored: bool) {
+pub(super) fn record(out: &mut String, record: &Record, stored: bool) {
     match record {
         Record::Span(span) => write_span(out, span, stored),
         Record::Log(log) => write_log(out, log, stored),
@@ -23,7 +24,7 @@ pub(super) fn record(out: &mut Vec<u8>, record: &Record, stored: bool) {
 }
 
 /// Appends `attributes` as an object with natural types.
-fn attributes(out: &mut Vec<u8>, attributes: &Attributes) {
+fn attributes(out: &mut String, attributes: &Attributes) {
     let mut object = Object::new(out);
     for kv in attributes {
         value(object.key(&kv.key), &kv.value);
@@ -33,43 +34,43 @@ fn attributes(out: &mut Vec<u8>, attributes: &Attributes) {
 
 /// A JSON object being written: keys are separated and quoted, values written by the caller.
 struct Object<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut String,
     first: bool,
 }
 
 impl<'a> Object<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Object<'a> {
-        out.push(b'{');
+    fn new(out: &'a mut String) -> Object<'a> {
+        out.push('{');
         Object { out, first: true }
     }
 
     /// Writes `"key":` and hands back the output for its value.
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+    fn key(&mut self, key: &str) -> &mut String {
         self.separate();
         string(self.out, key);
-        self.out.push(b':');
+        self.out.push(':');
         self.out
     }
 
     /// [`key`](Self::key) for the shape's own keys, which hold nothing to escape.
-    fn field(&mut self, name: &'static str) -> &mut Vec<u8> {
+    fn field(&mut self, name: &'static str) -> &mut String {
         debug_assert!(!needs_escaping(name.as_bytes()));
         self.separate();
         self.out.reserve(name.len() + 3);
-        self.out.push(b'"');
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        self.out.push('"');
+        self.out.push_str(name);
+        self.out.push_str("\":");
         self.out
     }
 
     fn separate(&mut self) {
         if !std::mem::take(&mut self.first) {
-            self.out.push(b',');
+            self.out.push(',');
         }
     }
 
     fn end(self) {
-        self.out.push(b'}');
+        self.out.push('}');
     }
 }
 
@@ -96,26 +97,26 @@ fn needs_escaping(bytes: &[u8]) -> bool {
             .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-fn string(out: &mut Vec<u8>, s: &str) {
+fn string(out: &mut String, s: &str) {
     if needs_escaping(s.as_bytes()) {
-        serde_json::to_writer(out, s).expect("writing into memory cannot fail");
+        out.push_str(&serde_json::to_string(s).expect("a string always serialises"));
     } else {
         out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
     }
 }
 
-fn integer(out: &mut Vec<u8>, value: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+fn integer(out: &mut String, value: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
-fn null(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"null");
+fn null(out: &mut String) {
+    out.push_str("null");
 }
 
-fn optional_string(out: &mut Vec<u8>, s: Option<&str>) {
+fn optional_string(out: &mut String, s: Option<&str>) {
     match s {
         Some(s) => string(out, s),
         None => null(out),
@@ -123,40 +124,40 @@ fn optional_string(out: &mut Vec<u8>, s: Option<&str>) {
 }
 
 /// An id as its hex text (`hex` of the model's ids), or null.
-fn id<const N: usize>(out: &mut Vec<u8>, hex: Option<[u8; N]>) {
+fn id<const N: usize>(out: &mut String, hex: Option<[u8; N]>) {
     match hex {
         Some(digits) => {
-            out.push(b'"');
-            out.extend_from_slice(&digits);
-            out.push(b'"');
+            out.push('"');
+            out.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
+            out.push('"');
         }
         None => null(out),
     }
 }
 
 /// Nanoseconds since the epoch as RFC 3339 text.
-fn time(out: &mut Vec<u8>, ns: i64) {
+fn time(out: &mut String, ns: i64) {
     string(out, &decode::time::format_rfc3339_ns(ns));
 }
 
-fn array<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
-    out.push(b'[');
+fn array<T>(out: &mut String, items: &[T], mut each: impl FnMut(&mut String, &T)) {
+    out.push('[');
     for (n, item) in items.iter().enumerate() {
         if n > 0 {
-            out.push(b',');
+            out.push(',');
         }
         each(out, item);
     }
-    out.push(b']');
+    out.push(']');
 }
 
-fn value(out: &mut Vec<u8>, value: &AttrValue) {
+fn value(out: &mut String, value: &AttrValue) {
     match value {
         AttrValue::Str(s) => string(out, s),
-        AttrValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        AttrValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         AttrValue::Int(i) => integer(out, *i),
         AttrValue::Float(f) if f.is_finite() => {
-            serde_json::to_writer(out, f).expect("writing into memory cannot fail");
+            out.push_str(&serde_json::to_string(f).expect("a finite float always serialises"));
         }
         // NaN and the infinities as text ("NaN", "inf", "-inf").
         AttrValue::Float(f) => string(out, &f.to_string()),
@@ -168,7 +169,7 @@ fn value(out: &mut Vec<u8>, value: &AttrValue) {
 
 thread_local! {
     /// The last shared resource this thread wrote, and its JSON.
-    static LAST_RESOURCE: RefCell<Option<(Arc<Attributes>, Vec<u8>)>> =
+    static LAST_RESOURCE: RefCell<Option<(Arc<Attributes>, String)>> =
         const { RefCell::new(None) };
 }
 
@@ -177,18 +178,18 @@ thread_local! {
 /// another, so each thread keeps the JSON of the last shared resource it wrote and copies it
 /// into the next record of the same block. The cache holds its `Arc`, so the address compared
 /// is never that of a freed resource.
-fn resource(out: &mut Vec<u8>, resource: &Arc<Attributes>) {
+fn resource(out: &mut String, resource: &Arc<Attributes>) {
     if Arc::strong_count(resource) < 2 {
         // Not shared: no other record will bring it again.
         return attributes(out, resource);
     }
     LAST_RESOURCE.with_borrow_mut(|last| {
         match last {
-            Some((cached, json)) if Arc::ptr_eq(cached, resource) => out.extend_from_slice(json),
+            Some((cached, json)) if Arc::ptr_eq(cached, resource) => out.push_str(json),
             _ => {
                 let start = out.len();
                 attributes(out, resource);
-                *last = Some((Arc::clone(resource), out[start..].to_vec()));
+                *last = Some((Arc::clone(resource), out[start..].to_owned()));
             }
         };
     });
@@ -201,11 +202,11 @@ fn binary_keys(attributes: &Attributes) -> Option<Vec<&str>> {
     (!keys.is_empty()).then_some(keys)
 }
 
-fn strings(out: &mut Vec<u8>, items: &[&str]) {
+fn strings(out: &mut String, items: &[&str]) {
     array(out, items, |out, s| string(out, s));
 }
 
-fn write_span(out: &mut Vec<u8>, span: &Span, stored: bool) {
+fn write_span(out: &mut String, span: &Span, stored: bool) {
     let mut o = Object::new(out);
     id(o.field("trace_id"), span.trace_id.map(TraceId::hex));
     if !stored {
@@ -270,7 +271,7 @@ fn write_span(out: &mut Vec<u8>, span: &Span, stored: bool) {
     o.end();
 }
 
-fn write_log(out: &mut Vec<u8>, log: &LogRecord, stored: bool) {
+fn write_log(out: &mut String, log: &LogRecord, stored: bool) {
     let mut o = Object::new(out);
     id(o.field("trace_id"), log.trace_id.map(TraceRef::hex));
     if !stored {
@@ -301,7 +302,7 @@ fn write_log(out: &mut Vec<u8>, log: &LogRecord, stored: bool) {
 
 /// Logs store only the scope's name and version; spans also its attributes, when it has any
 /// (so records of scopes without attributes keep their shape).
-fn write_scope(out: &mut Vec<u8>, scope: &model::Scope, with_attributes: bool) {
+fn write_scope(out: &mut String, scope: &model::Scope, with_attributes: bool) {
     let mut o = Object::new(out);
     string(o.field("name"), &scope.name);
     string(o.field("version"), &scope.version);
@@ -311,7 +312,7 @@ fn write_scope(out: &mut Vec<u8>, scope: &model::Scope, with_attributes: bool) {
     o.end();
 }
 
-fn write_origin(out: &mut Vec<u8>, origin: &model::Origin) {
+fn write_origin(out: &mut String, origin: &model::Origin) {
     let mut o = Object::new(out);
     string(o.field("source"), &origin.source);
     integer(o.field("offset"), origin.offset);
@@ -340,13 +341,9 @@ mod tests {
             }
         }
         for case in cases {
-            let mut ours = Vec::new();
+            let mut ours = String::new();
             string(&mut ours, &case);
-            assert_eq!(
-                String::from_utf8(ours).unwrap(),
-                serde_json::to_string(&case).unwrap(),
-                "{case:?}"
-            );
+            assert_eq!(ours, serde_json::to_string(&case).unwrap(), "{case:?}");
         }
     }
 
@@ -390,9 +387,9 @@ mod tests {
             ),
         ];
         for (v, expected) in cases {
-            let mut out = Vec::new();
+            let mut out = String::new();
             value(&mut out, &v);
-            assert_eq!(String::from_utf8(out).unwrap(), expected, "{v:?}");
+            assert_eq!(out, expected, "{v:?}");
         }
     }
 
@@ -413,9 +410,9 @@ mod tests {
             (&a, r#"{"service.name":"checkout"}"#),
             (&b, r#"{"service.name":"cart"}"#),
         ] {
-            let mut out = b"prefix".to_vec();
+            let mut out = String::from("prefix");
             resource(&mut out, resource_of);
-            assert_eq!(String::from_utf8(out).unwrap(), format!("prefix{expected}"));
+            assert_eq!(out, format!("prefix{expected}"));
         }
     }
 }
