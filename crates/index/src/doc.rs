@@ -35,7 +35,7 @@ pub(crate) struct DocParts {
     seq: u64,
     /// The trace id as indexed (32 hex; W3C-padded, so with a high half of zero, when only its
     /// low 64 bits are known) and those low 64 bits.
-    trace: Option<([u8; 32], u64)>,
+    trace: Option<(model::Hex<32>, u64)>,
     span_id: Option<u64>,
     parent_span_id: Option<u64>,
     /// Attribute sets with values whose indexed form is made on the fly (bytes as base64 text,
@@ -184,8 +184,7 @@ impl tantivy::Document for RecordDoc {
         };
         out.push((f.kind, DocValue::Str(kind)));
         if let Some((hex, low64)) = &self.trace {
-            let text = std::str::from_utf8(hex).expect("hex digits are ASCII");
-            out.push((f.trace_id, DocValue::Str(text)));
+            out.push((f.trace_id, DocValue::Str(hex.as_str())));
             out.push((f.trace_low64, DocValue::U64(*low64)));
         }
         if let Some(id) = self.span_id {

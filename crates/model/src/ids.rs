@@ -99,8 +99,8 @@ impl TraceId {
 
     /// The 32 lowercase hex digits `Display` writes, without a formatter (the index writes the
     /// id of every record it stores).
-    pub fn hex(self) -> [u8; 32] {
-        hex_digits(self.0.get())
+    pub fn hex(self) -> Hex<32> {
+        Hex(hex_digits(self.0.get()))
     }
 
     pub fn to_bytes(self) -> [u8; 16] {
@@ -198,8 +198,8 @@ impl SpanId {
     }
 
     /// The 16 lowercase hex digits `Display` writes, without a formatter.
-    pub fn hex(self) -> [u8; 16] {
-        hex_digits(u128::from(self.0.get()))
+    pub fn hex(self) -> Hex<16> {
+        Hex(hex_digits(u128::from(self.0.get())))
     }
 
     pub fn to_bytes(self) -> [u8; 8] {
@@ -332,10 +332,10 @@ impl TraceRef {
 
     /// The 32 lowercase hex digits `Display` writes (a low-64-bit reference W3C left-padded),
     /// without a formatter.
-    pub fn hex(self) -> [u8; 32] {
+    pub fn hex(self) -> Hex<32> {
         match self {
             TraceRef::Full(id) => id.hex(),
-            TraceRef::Low64(low) => hex_digits(u128::from(low.get())),
+            TraceRef::Low64(low) => Hex(hex_digits(u128::from(low.get()))),
         }
     }
 
@@ -432,7 +432,7 @@ impl XRayHeader {
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.hex())
+        f.write_str(self.hex().as_str())
     }
 }
 
@@ -444,7 +444,7 @@ impl fmt::Debug for TraceId {
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.hex())
+        f.write_str(self.hex().as_str())
     }
 }
 
@@ -458,7 +458,7 @@ impl fmt::Debug for SpanId {
 /// fact that the high half is unknown, not zero.
 impl fmt::Display for TraceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.hex())
+        f.write_str(self.hex().as_str())
     }
 }
 
@@ -552,8 +552,14 @@ fn hex_digits<const N: usize>(value: u128) -> [u8; N] {
     out
 }
 
-fn write_hex(f: &mut fmt::Formatter<'_>, digits: &[u8]) -> fmt::Result {
-    f.write_str(std::str::from_utf8(digits).expect("hex digits are ASCII"))
+/// An id's lowercase hex digits, held inline (no allocation, no formatter).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Hex<const N: usize>([u8; N]);
+
+impl<const N: usize> Hex<N> {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
 }
 
 /// W3C fields allow only lowercase hex.

@@ -5,7 +5,7 @@ mod ids;
 mod record;
 
 pub use attr::{AttrValue, Attributes, CompactString, KeyValue};
-pub use ids::{IdError, SpanId, TraceId, TraceParent, TraceRef, XRayHeader};
+pub use ids::{Hex, IdError, SpanId, TraceId, TraceParent, TraceRef, XRayHeader};
 pub use record::{
     Level, LogRecord, Origin, Problems, Record, Scope, Span, SpanEvent, SpanKind, SpanLink, Status,
     StatusCode,

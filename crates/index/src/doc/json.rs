@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use model::{AttrValue, Attributes, LogRecord, Record, Span, SpanId, TraceId, TraceRef};
+use model::{AttrValue, Attributes, Hex, LogRecord, Record, Span, SpanId, TraceId, TraceRef};
 
 /// Appends `record`'s JSON to `out`; with `stored`, without the
 /// [`STORED_ELSEWHERE`](super::STORED_ELSEWHERE) keys.
@@ -124,11 +124,11 @@ fn optional_string(out: &mut String, s: Option<&str>) {
 }
 
 /// An id as its hex text (`hex` of the model's ids), or null.
-fn id<const N: usize>(out: &mut String, hex: Option<[u8; N]>) {
+fn id<const N: usize>(out: &mut String, hex: Option<Hex<N>>) {
     match hex {
         Some(digits) => {
             out.push('"');
-            out.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
+            out.push_str(digits.as_str());
             out.push('"');
         }
         None => null(out),
