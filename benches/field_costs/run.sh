@@ -12,9 +12,10 @@
 # Usage: benches/field_costs/run.sh [MB]      (default 25; needs valgrind)
 # Variants: R resource, A attributes, B body, T trace_id column, S source, E span events,
 # K kind/span_kind/status, N span name, ST the stored record (left out of every document);
-# SR the resource left out of the stored record; JNF the attribute JSON fields without fast
-# columns, KNF the keyword fields without fast columns, BNP the body without positions; Z-1 the
-# doc store at zstd level -1. Several at once: `R,SR`. `VARIANTS="none R,SR"` runs only those.
+# SR the resource left out of the stored record, SO the origin's file path left out of it;
+# JNF the attribute JSON fields without fast columns, KNF the keyword fields without fast
+# columns, BNP the body without positions; Z-1 the doc store at zstd level -1. Several at
+# once: `R,SR`. `VARIANTS="none R,SR"` runs only those.
 # R, A, B, S, E, K and N filter every document's values, which costs about 1% on its own: E
 # (this mix has few span events) shows what the filter costs.
 set -euo pipefail
@@ -43,7 +44,7 @@ fi
 
 base=""
 printf '%-6s %14s %9s %12s\n' variant instructions "vs none" "index bytes"
-for variant in ${VARIANTS:-none R A B T S E K N ST SR JNF KNF BNP Z-1}; do
+for variant in ${VARIANTS:-none R A B T S E K N ST SR SO JNF KNF BNP Z-1}; do
     index="$work/index"
     rm -rf "$index"
     zstd=""
