@@ -14,8 +14,10 @@
 # K kind/span_kind/status, N span name, ST the stored record (left out of every document);
 # SR the resource left out of the stored record, SO the origin's file path left out of it;
 # JNF the attribute JSON fields without fast columns, KNF the keyword fields without fast
-# columns, BNP the body without positions; Z-1 the doc store at zstd level -1. Several at
-# once: `R,SR`. `VARIANTS="none R,SR"` runs only those.
+# columns, BNP the body without positions; Z-1 the doc store at zstd level -1; RID and RIDF add
+# a u64 `resource_id` (indexed and fast, or fast only) numbering the decoded resource blocks,
+# the price of the id a resource table would need. Several at once: `R,SR,RIDF`.
+# `VARIANTS="none R,SR"` runs only those.
 # R, A, B, S, E, K and N filter every document's values, which costs about 1% on its own: E
 # (this mix has few span events) shows what the filter costs.
 set -euo pipefail
