@@ -45,7 +45,7 @@ if [ ! -d "$work/data-$mb" ]; then  # generated once per size, then reused
 fi
 
 base=""
-printf '%-6s %14s %9s %12s\n' variant instructions "vs none" "index bytes"
+printf '%-6s %14s %9s %12s\n' variant instructions "vs first" "index bytes"
 for variant in ${VARIANTS:-none R A B T S E K N ST SR SO JNF KNF BNP Z-1}; do
     index="$work/index"
     rm -rf "$index"
