@@ -99,11 +99,10 @@ fn main() {
                     *per_ord.entry(ord).or_default() += 1;
                 }
             }
-            let mut buf = Vec::new();
             for (ord, n) in per_ord {
-                buf.clear();
-                column.ord_to_bytes(ord, &mut buf).unwrap();
-                *by_column.entry(buf.clone()).or_default() += n;
+                let mut value = Vec::new();
+                column.ord_to_bytes(ord, &mut value).unwrap();
+                *by_column.entry(value).or_default() += n;
             }
         }
         let t_column = t2.elapsed();
