@@ -12,6 +12,7 @@ use tantivy::query::{AllQuery, Query};
 use tantivy::schema::Type;
 
 use crate::Index;
+use crate::agg_records::RecordBuckets;
 use crate::agg_traces::{KeyFormat, MAX_TRACE_PAIRS, TraceBuckets, TraceCounts, float_text};
 use crate::error::{Context as _, Error, Result};
 use crate::schema::names;
@@ -160,34 +161,17 @@ impl Index {
             Some(interval) => Some(interval.as_millis()),
             None => None,
         };
-        let tree = agg_tree(&dims, interval_ms, size, request);
-        let aggregations: Aggregations = serde_json::from_value(Value::Object(tree.clone()))
-            .map_err(|e| Error::Aggregation {
-                message: e.to_string(),
-            })?;
-        let collector = AggregationCollector::from_aggs(aggregations, AggContextParams::default());
         let query = within(self.fields(), query, request.from_ns, request.to_ns);
-        let (total, results) = self
-            .searcher()
-            .search(&*query, &(Count, collector))
-            .map_err(|e| Error::Aggregation {
-                message: e.to_string(),
-            })?;
-        let results = serde_json::to_value(&results).map_err(|e| Error::Aggregation {
-            message: e.to_string(),
-        })?;
-        let mut buckets = Vec::new();
-        let mut prefix = Vec::new();
-        flatten(
-            &dims,
-            interval_ms.is_some(),
-            &results,
-            total as u64,
-            &mut prefix,
-            &mut buckets,
-        );
+        let by_attribute = dims
+            .iter()
+            .any(|d| crate::json_terms::split(&self.fields().schema, &d.field).is_some());
+        let (total, buckets) = if by_attribute {
+            self.record_buckets(&*query, &dims, interval_ms, request)?
+        } else {
+            self.tantivy_buckets(&*query, &dims, interval_ms, size, request)?
+        };
         let mut buckets = merge_and_sort(buckets);
-        let mut total = total as u64;
+        let mut total = total;
         if request.count == CountMode::Traces {
             let collector = TraceBuckets {
                 dims: dims.iter().map(|d| (d.field.clone(), d.key)).collect(),
@@ -218,6 +202,108 @@ impl Index {
             total,
             took_ms: elapsed_ms(started),
         })
+    }
+
+    /// Buckets from tantivy's aggregations (every dimension a built-in fast field).
+    fn tantivy_buckets(
+        &self,
+        query: &dyn Query,
+        dims: &[Dimension],
+        interval_ms: Option<u128>,
+        size: usize,
+        request: &AggRequest<'_>,
+    ) -> Result<(u64, Vec<AggBucket>)> {
+        let tree = agg_tree(dims, interval_ms, size, request);
+        let aggregations: Aggregations =
+            serde_json::from_value(Value::Object(tree)).map_err(|e| Error::Aggregation {
+                message: e.to_string(),
+            })?;
+        let collector = AggregationCollector::from_aggs(aggregations, AggContextParams::default());
+        let (total, results) = self
+            .searcher()
+            .search(query, &(Count, collector))
+            .map_err(|e| Error::Aggregation {
+                message: e.to_string(),
+            })?;
+        let results = serde_json::to_value(&results).map_err(|e| Error::Aggregation {
+            message: e.to_string(),
+        })?;
+        let mut buckets = Vec::new();
+        let mut prefix = Vec::new();
+        flatten(
+            dims,
+            interval_ms.is_some(),
+            &results,
+            total as u64,
+            &mut prefix,
+            &mut buckets,
+        );
+        Ok((total as u64, buckets))
+    }
+
+    /// Buckets counted by [`RecordBuckets`] (a dimension is an attribute, which has no fast
+    /// column for tantivy's aggregations).
+    fn record_buckets(
+        &self,
+        query: &dyn Query,
+        dims: &[Dimension],
+        interval_ms: Option<u128>,
+        request: &AggRequest<'_>,
+    ) -> Result<(u64, Vec<AggBucket>)> {
+        let collector = RecordBuckets {
+            dims: dims.iter().map(|d| (d.field.clone(), d.key)).collect(),
+            interval_ms: interval_ms.map(|ms| ms as i64),
+            durations: request.duration_stats || !request.duration_percentiles.is_empty(),
+        };
+        let (total, counts) = self
+            .searcher()
+            .search(query, &(Count, collector))
+            .context("counting records per bucket")?;
+        if counts.overflow {
+            return Err(Error::Aggregation {
+                message: format!(
+                    "more than {MAX_TRACE_PAIRS} buckets: narrow the query, the time range or \
+                     the fields"
+                ),
+            });
+        }
+        let buckets = counts
+            .buckets
+            .into_iter()
+            .map(|((values, time), acc)| {
+                let mut key: Vec<(String, String)> = dims
+                    .iter()
+                    .zip(values)
+                    .map(|(d, v)| (d.label.clone(), v))
+                    .collect();
+                if let Some(ms) = time {
+                    let text = jiff::Timestamp::from_millisecond(ms)
+                        .map_or_else(|_| ms.to_string(), |t| t.to_string());
+                    key.push(("time".into(), text));
+                }
+                let duration = acc.sketch.as_ref().map(|sketch| {
+                    let timed = acc.timed > 0;
+                    DurationStats {
+                        count: acc.timed,
+                        min: timed.then_some(acc.min),
+                        max: timed.then_some(acc.max),
+                        avg: timed.then(|| acc.sum / acc.timed as f64),
+                        sum: acc.sum,
+                        percentiles: request
+                            .duration_percentiles
+                            .iter()
+                            .map(|&p| (p, sketch.quantile(p / 100.0).ok().flatten()))
+                            .collect(),
+                    }
+                });
+                AggBucket {
+                    key,
+                    count: acc.count,
+                    duration,
+                }
+            })
+            .collect();
+        Ok((total as u64, buckets))
     }
 
     /// Services, their span names, and the attribute keys in the index.
@@ -288,12 +374,9 @@ impl Index {
             }
             if field.typ == Type::Str {
                 for segment in searcher.segment_readers() {
-                    let column = segment
-                        .fast_fields()
-                        .str(&field.field_name)
-                        .context("reading a column")?;
-                    if let Some(column) = column {
-                        let n = column.num_terms() as u64;
+                    let n = crate::json_terms::text_values(segment, &field.field_name)
+                        .context("counting an attribute's values")?;
+                    if n > 0 {
                         key.cardinality = Some(key.cardinality.unwrap_or(0).max(n));
                     }
                 }
@@ -377,25 +460,17 @@ impl Index {
     }
 
     fn has_subpath_column(&self, path: &str) -> Result<bool> {
-        for segment in self.searcher().segment_readers() {
-            let handles = segment
-                .fast_fields()
-                .dynamic_subpath_column_handles(path)
-                .context("reading columns")?;
-            if !handles.is_empty() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        self.has_terms(path, true)
     }
 
     fn has_column(&self, path: &str) -> Result<bool> {
+        self.has_terms(path, false)
+    }
+
+    /// Whether any segment has a term at the JSON path `path` (or under it, with `subpaths`).
+    fn has_terms(&self, path: &str, subpaths: bool) -> Result<bool> {
         for segment in self.searcher().segment_readers() {
-            let handles = segment
-                .fast_fields()
-                .dynamic_column_handles(path)
-                .context("reading columns")?;
-            if !handles.is_empty() {
+            if crate::json_terms::has_terms(segment, path, subpaths).context("reading terms")? {
                 return Ok(true);
             }
         }

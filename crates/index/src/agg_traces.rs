@@ -95,12 +95,7 @@ impl Collector for TraceBuckets {
         let fast = reader.fast_fields();
         let mut dims = Vec::with_capacity(self.dims.len());
         for (path, format) in &self.dims {
-            let columns = fast
-                .dynamic_column_handles(path)?
-                .into_iter()
-                .map(|handle| handle.open())
-                .collect::<std::io::Result<Vec<_>>>()?;
-            dims.push((columns, *format));
+            dims.push((crate::json_terms::columns(reader, path)?, *format));
         }
         Ok(TraceBucketsSegment {
             trace_id: fast.str(names::TRACE_ID)?,

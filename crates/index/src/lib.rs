@@ -6,6 +6,7 @@
 //! nothing of files or HTTP: sources hand it [`Batch`]es of records with opaque checkpoints.
 
 mod agg;
+mod agg_records;
 mod agg_traces;
 mod arrivals;
 mod catalog;
@@ -15,6 +16,7 @@ mod compare;
 pub mod doc;
 mod error;
 pub mod field_catalog;
+mod json_terms;
 mod lock;
 mod lookup;
 pub mod query;

@@ -110,10 +110,12 @@ impl Fields {
         // Indexing them would add a term per record to the dictionary, the costliest part of a
         // flush.
         let fast_only = NumericOptions::default().set_fast();
+        // Terms only: the JSON fields' fast columns cost 13.8% of ingest's instructions and
+        // 17% of the index's bytes; group-bys, `compare`, `exists()` and ranges on attributes
+        // read the terms instead (`json_terms`).
         let json = || {
             JsonObjectOptions::default()
                 .set_indexing_options(raw_terms())
-                .set_fast(RAW_TOKENIZER_NAME)
                 .set_expand_dots_enabled()
         };
         let kind = b.add_text_field(names::KIND, keyword.clone());

@@ -13,7 +13,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, ColumnIndex, ColumnType, StrColumn};
+use tantivy::columnar::{Column, ColumnIndex, DynamicColumn, StrColumn};
 use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, TermQuery, Weight};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{
@@ -452,17 +452,16 @@ impl ContinuesFilter {
 }
 
 impl Attribute {
-    fn read(fast: &tantivy::fastfield::FastFieldReaders, path: &str) -> tantivy::Result<Attribute> {
+    fn read(reader: &SegmentReader, path: &str) -> tantivy::Result<Attribute> {
+        let mut text = None;
         let mut not_text = Vec::new();
-        for handle in fast.dynamic_column_handles(path)? {
-            if handle.column_type() != ColumnType::Str {
-                not_text.push(handle.open()?.into_column_index());
+        for column in crate::json_terms::columns(reader, path)? {
+            match column {
+                DynamicColumn::Str(column) => text = Some(column),
+                other => not_text.push(other.into_column_index()),
             }
         }
-        Ok(Attribute {
-            text: fast.str(path)?,
-            not_text,
-        })
+        Ok(Attribute { text, not_text })
     }
 
     /// `value`'s ordinal in the text column (`None`: no span has it as text).
@@ -631,11 +630,11 @@ impl SegmentSpans {
             services,
             services_lower,
             names: fast.str(names::NAME)?,
-            message_ids: Attribute::read(fast, MESSAGE_ID_COLUMN)?,
-            destinations: Attribute::read(fast, DESTINATION_COLUMN)?,
+            message_ids: Attribute::read(reader, MESSAGE_ID_COLUMN)?,
+            destinations: Attribute::read(reader, DESTINATION_COLUMN)?,
             peers: PEER_ATTRIBUTES
                 .iter()
-                .map(|key| Attribute::read(fast, &format!("{}.{key}", names::ATTRIBUTES)))
+                .map(|key| Attribute::read(reader, &format!("{}.{key}", names::ATTRIBUTES)))
                 .collect::<tantivy::Result<_>>()?,
         })
     }

@@ -205,3 +205,127 @@ fn traces_sharing_their_low_64_bits_stay_apart() {
         .collect();
     assert_eq!(summaries, [(B2, 1), (B1, 2)]);
 }
+
+/// Attributes have no fast columns: a range on one is a term range per type the index keeps
+/// its numbers as (whole numbers as i64, others as f64), text values never match a range, and
+/// `exists()` and group-bys read the terms.
+#[test]
+fn attribute_ranges_exists_and_groups_read_terms() {
+    let a = trace_id(A);
+    let values = [
+        AttrValue::Int(3),
+        AttrValue::Float(5.5),
+        AttrValue::Float(7.0),
+        AttrValue::Int(-2),
+        AttrValue::Str("9".into()),
+    ];
+    let records: Vec<model::Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let i = i as u64;
+            let mut s = span(a, i + 1, None, "svc", "op")
+                .at(T0 + i as i64 * SEC, (i as i64 + 1) * MS)
+                .attr("retry.count", v.clone());
+            if i.is_multiple_of(2) {
+                s = s.attr("net.peer.port", AttrValue::Int(443));
+            }
+            s.build()
+        })
+        .collect();
+    let index = index_of(records);
+    let search = |q: &str| {
+        let request = SearchRequest {
+            query: q,
+            limit: 100,
+            now_ns: Some(T0 + 60 * SEC),
+            ..Default::default()
+        };
+        index.search(&request).unwrap().total
+    };
+    assert_eq!(search("retry.count > 5"), 2, "5.5 and 7");
+    assert_eq!(search("retry.count >= 5.5"), 2, "5.5 and 7");
+    assert_eq!(
+        search("retry.count > 5.5"),
+        1,
+        "7 (indexed as the whole number 7)"
+    );
+    assert_eq!(search("retry.count < 5.5"), 2, "3 and -2");
+    assert_eq!(search("retry.count <= -2"), 1);
+    assert_eq!(search("retry.count < -2.5"), 0);
+    assert_eq!(
+        search("retry.count > 100"),
+        0,
+        "the text \"9\" is not a number"
+    );
+    assert_eq!(search("retry.count = 7"), 1);
+    assert_eq!(search("retry.count != 7"), 4);
+    assert_eq!(search("exists(retry.count)"), 5);
+    assert_eq!(search("exists(net)"), 3, "a parent path finds its children");
+    assert_eq!(search("exists(net.peer.port)"), 3);
+    assert_eq!(search("exists(net.peer.port.x)"), 0);
+    assert_eq!(search("NOT exists(net.peer)"), 2);
+
+    let request = AggRequest {
+        query: "kind = span",
+        by: vec!["net.peer.port".into()],
+        interval: Some(std::time::Duration::from_secs(2)),
+        duration_stats: true,
+        duration_percentiles: vec![50.0, 100.0],
+        ..Default::default()
+    };
+    let response = index.aggregate(&request).unwrap();
+    assert_eq!(response.total, 5);
+    let rows: Vec<_> = response
+        .buckets
+        .iter()
+        .map(|b| {
+            let d = b.duration.as_ref().unwrap();
+            (
+                b.key[0].1.clone(),
+                b.key[1].1.clone(),
+                b.count,
+                d.count,
+                d.min,
+                d.max,
+            )
+        })
+        .collect();
+    // Spans 1, 3 and 5 (at 0 s, 2 s and 4 s, lasting 1, 3 and 5 ms) have the port.
+    let ms = |n: f64| Some(n * MS as f64);
+    assert_eq!(
+        rows,
+        [
+            ("443".into(), time(T0), 1, 1, ms(1.0), ms(1.0)),
+            ("443".into(), time(T0 + 2 * SEC), 1, 1, ms(3.0), ms(3.0)),
+            ("443".into(), time(T0 + 4 * SEC), 1, 1, ms(5.0), ms(5.0)),
+        ]
+    );
+    let p100 = response.buckets[2].duration.as_ref().unwrap().percentiles[1];
+    let p100 = p100.1.unwrap();
+    assert!((p100 / (5.0 * MS as f64) - 1.0).abs() < 0.02, "{p100}");
+
+    let by_retry = AggRequest {
+        query: "kind = span",
+        by: vec!["retry.count".into(), "service".into()],
+        ..Default::default()
+    };
+    let response = index.aggregate(&by_retry).unwrap();
+    let mut keys: Vec<_> = response
+        .buckets
+        .iter()
+        .map(|b| (b.key[0].1.clone(), b.key[1].1.clone(), b.count))
+        .collect();
+    keys.sort();
+    let expected: Vec<(String, String, u64)> = ["-2", "3", "5.5", "7", "9"]
+        .iter()
+        .map(|v| (v.to_string(), "svc".to_string(), 1))
+        .collect();
+    assert_eq!(keys, expected);
+}
+
+fn time(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(ns as i128)
+        .unwrap()
+        .to_string()
+}

@@ -157,16 +157,9 @@ impl<'a> Scan<'a> {
         if docs.is_empty() {
             return Ok(());
         }
-        let fast = reader.fast_fields();
         for (ci, c) in self.candidates.iter().enumerate() {
-            let handles = fast
-                .dynamic_column_handles(&c.path)
-                .context("opening columns")?;
-            for handle in handles {
-                let column = handle
-                    .open()
-                    .map_err(tantivy::TantivyError::from)
-                    .context("opening a column")?;
+            let columns = crate::json_terms::columns(reader, &c.path).context("opening columns")?;
+            for column in columns {
                 let slot_of_ord = match &column {
                     DynamicColumn::Str(c) => vec![u32::MAX; c.num_terms()],
                     DynamicColumn::I64(_)

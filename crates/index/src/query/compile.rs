@@ -15,6 +15,7 @@ use super::ast::{AttrPath, AttrScope, Comparison, Expr, FieldRef, NumValue, Op, 
 use super::structure::{ChildOf, LinkFields, TraceMembers, TraceOf};
 use super::value::strip_anchors;
 use crate::field_catalog::Builtin;
+use crate::json_terms::{PathExists, number_range};
 use crate::schema::{Fields, names};
 
 type BoxQuery = Box<dyn Query>;
@@ -239,11 +240,8 @@ impl Compiler<'_> {
         union(
             self.scope_fields(attr.scope)
                 .into_iter()
-                .map(|(_, name)| -> BoxQuery {
-                    Box::new(ExistsQuery::new(
-                        format!("{name}.{}", attr.path),
-                        json_subpaths,
-                    ))
+                .map(|(field, _)| -> BoxQuery {
+                    Box::new(PathExists::new(field, &attr.path, json_subpaths))
                 })
                 .collect(),
         )
@@ -294,7 +292,14 @@ impl Compiler<'_> {
                     regex(&pattern, field)?
                 }
                 (Op::Gt | Op::Ge | Op::Lt | Op::Le, Value::Number(n)) => {
-                    ordered(op, with_num(n.value), "")
+                    use Bound::{Excluded, Included, Unbounded};
+                    let (lower, upper) = match op {
+                        Op::Gt => (Excluded(n.value), Unbounded),
+                        Op::Ge => (Included(n.value), Unbounded),
+                        Op::Lt => (Unbounded, Excluded(n.value)),
+                        _ => (Unbounded, Included(n.value)),
+                    };
+                    number_range(field, &attr.path, lower, upper)
                 }
                 _ => return Err(invalid()),
             };
