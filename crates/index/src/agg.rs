@@ -166,7 +166,7 @@ impl Index {
             .iter()
             .any(|d| crate::json_terms::split(&self.fields().schema, &d.field).is_some());
         let (total, buckets) = if by_attribute {
-            self.record_buckets(&*query, &dims, interval_ms, request)?
+            self.record_buckets(&*query, &dims, interval_ms, size, request)?
         } else {
             self.tantivy_buckets(&*query, &dims, interval_ms, size, request)?
         };
@@ -248,12 +248,16 @@ impl Index {
         query: &dyn Query,
         dims: &[Dimension],
         interval_ms: Option<u128>,
+        size: usize,
         request: &AggRequest<'_>,
     ) -> Result<(u64, Vec<AggBucket>)> {
         let collector = RecordBuckets {
             dims: dims.iter().map(|d| (d.field.clone(), d.key)).collect(),
             interval_ms: interval_ms.map(|ms| ms as i64),
             durations: request.duration_stats || !request.duration_percentiles.is_empty(),
+            percentiles: !request.duration_percentiles.is_empty(),
+            // As the terms aggregation is asked (`agg_tree`).
+            segment_size: size * 20,
         };
         let (total, counts) = self
             .searcher()
@@ -267,8 +271,24 @@ impl Index {
                 ),
             });
         }
+        let mut counts = counts.buckets;
+        if dims.len() == 1 {
+            // Only the `size` values with the most records can be kept (`keep_top_values`):
+            // drop the others before their buckets are built, sorted and merged.
+            let mut per_value: HashMap<&str, u64> = HashMap::new();
+            for ((values, _), acc) in &counts {
+                *per_value.entry(values[0].as_str()).or_default() += acc.count;
+            }
+            let mut values: Vec<(&str, u64)> = per_value.into_iter().collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            let kept: std::collections::HashSet<String> = values
+                .into_iter()
+                .take(size)
+                .map(|(v, _)| v.to_owned())
+                .collect();
+            counts.retain(|(values, _), _| kept.contains(&values[0]));
+        }
         let buckets = counts
-            .buckets
             .into_iter()
             .map(|((values, time), acc)| {
                 let mut key: Vec<(String, String)> = dims
@@ -281,7 +301,9 @@ impl Index {
                         .map_or_else(|_| ms.to_string(), |t| t.to_string());
                     key.push(("time".into(), text));
                 }
-                let duration = acc.sketch.as_ref().map(|sketch| {
+                let wants_durations =
+                    request.duration_stats || !request.duration_percentiles.is_empty();
+                let duration = wants_durations.then(|| {
                     let timed = acc.timed > 0;
                     DurationStats {
                         count: acc.timed,
@@ -292,7 +314,13 @@ impl Index {
                         percentiles: request
                             .duration_percentiles
                             .iter()
-                            .map(|&p| (p, sketch.quantile(p / 100.0).ok().flatten()))
+                            .map(|&p| {
+                                let value = acc
+                                    .sketch
+                                    .as_ref()
+                                    .and_then(|sketch| sketch.quantile(p / 100.0).ok().flatten());
+                                (p, value)
+                            })
                             .collect(),
                     }
                 });

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
 use sketches_ddsketch::{Config, DDSketch};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, DynamicColumn};
@@ -18,8 +19,14 @@ use crate::schema::names;
 pub(crate) struct RecordBuckets {
     pub dims: Vec<(String, KeyFormat)>,
     pub interval_ms: Option<i64>,
-    /// Whether to keep duration stats (and percentiles) per bucket.
+    /// Whether to keep duration stats per bucket.
     pub durations: bool,
+    /// Whether to keep a duration sketch per bucket, for percentiles.
+    pub percentiles: bool,
+    /// With one dimension and no interval, the values per segment that are kept, those with
+    /// the most records (tantivy's terms aggregation's `segment_size`): only they are turned
+    /// into text.
+    pub segment_size: usize,
 }
 
 /// A bucket's records and their durations.
@@ -31,29 +38,32 @@ pub(crate) struct Acc {
     pub min: f64,
     pub max: f64,
     pub sum: f64,
-    pub sketch: Option<DDSketch>,
+    /// Boxed: a sketch is large, and buckets move as their map grows.
+    pub sketch: Option<Box<DDSketch>>,
 }
 
 impl Acc {
-    fn new(durations: bool) -> Acc {
+    fn new(percentiles: bool) -> Acc {
         Acc {
             count: 0,
             timed: 0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             sum: 0.0,
-            sketch: durations.then(|| DDSketch::new(Config::defaults())),
+            sketch: percentiles.then(|| Box::new(DDSketch::new(Config::defaults()))),
         }
     }
 
     fn add(&mut self, duration: Option<f64>) {
         self.count += 1;
-        if let (Some(d), Some(sketch)) = (duration, &mut self.sketch) {
+        if let Some(d) = duration {
             self.timed += 1;
             self.min = self.min.min(d);
             self.max = self.max.max(d);
             self.sum += d;
-            sketch.add(d);
+            if let Some(sketch) = &mut self.sketch {
+                sketch.add(d);
+            }
         }
     }
 
@@ -72,7 +82,7 @@ impl Acc {
 
 #[derive(Default)]
 pub(crate) struct RecordCounts {
-    pub buckets: HashMap<BucketKey, Acc>,
+    pub buckets: FxHashMap<BucketKey, Acc>,
     /// More than [`MAX_TRACE_PAIRS`] buckets: the counts are incomplete.
     pub overflow: bool,
 }
@@ -81,13 +91,23 @@ pub(crate) struct RecordCounts {
 /// column's term ordinal, a number's bits).
 type Raw = (u8, u64);
 
+/// The raw value of a dimension the request does not have.
+const NO_RAW: Raw = (u8::MAX, 0);
+
 pub(crate) struct RecordBucketsSegment {
-    timestamp: Column<DateTime>,
+    /// Read only with an interval.
+    timestamp: Option<Column<DateTime>>,
+    /// Read only for duration stats.
     duration: Option<Column<i64>>,
     dims: Vec<(Vec<DynamicColumn>, KeyFormat)>,
     interval_ms: Option<i64>,
-    durations: bool,
-    buckets: HashMap<(Vec<Raw>, Option<i64>), Acc>,
+    percentiles: bool,
+    /// By each dimension's raw value (at most two dimensions; an absent one is `NO_RAW`).
+    buckets: FxHashMap<([Raw; 2], Option<i64>), Acc>,
+    /// One dimension of text, no interval (a group-by's usual shape): per column, the
+    /// buckets by term ordinal, as tantivy's terms aggregation counts.
+    by_ord: Option<Vec<Vec<Option<Acc>>>>,
+    segment_size: usize,
     overflow: bool,
     /// Per dimension, the document's values (reused).
     values: Vec<Vec<Raw>>,
@@ -102,19 +122,45 @@ impl Collector for RecordBuckets {
         _segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<RecordBucketsSegment> {
+        if self.dims.len() > 2 {
+            return Err(tantivy::TantivyError::InvalidArgument(
+                "at most two fields in `by`".into(),
+            ));
+        }
         let fast = reader.fast_fields();
         let mut dims = Vec::with_capacity(self.dims.len());
         for (path, format) in &self.dims {
             dims.push((crate::json_terms::columns(reader, path)?, *format));
         }
+        let by_ord = (dims.len() == 1 && self.interval_ms.is_none()).then(|| {
+            dims[0]
+                .0
+                .iter()
+                .map(|column| match column {
+                    DynamicColumn::Str(c) => std::iter::repeat_with(|| None)
+                        .take(c.num_terms())
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .collect()
+        });
         Ok(RecordBucketsSegment {
-            timestamp: fast.date(names::TIMESTAMP)?,
-            duration: fast.i64(names::DURATION_NS).ok(),
+            timestamp: match self.interval_ms {
+                Some(_) => Some(fast.date(names::TIMESTAMP)?),
+                None => None,
+            },
+            duration: if self.durations || self.percentiles {
+                fast.i64(names::DURATION_NS).ok()
+            } else {
+                None
+            },
             values: vec![Vec::new(); dims.len()],
             dims,
             interval_ms: self.interval_ms,
-            durations: self.durations,
-            buckets: HashMap::new(),
+            percentiles: self.percentiles,
+            buckets: FxHashMap::default(),
+            by_ord,
+            segment_size: self.segment_size,
             overflow: false,
         })
     }
@@ -154,31 +200,46 @@ impl SegmentCollector for RecordBucketsSegment {
         let time = self.interval_ms.map(|interval| {
             let ms = self
                 .timestamp
-                .first(doc)
+                .as_ref()
+                .and_then(|c| c.first(doc))
                 .map_or(0, DateTime::into_timestamp_nanos)
                 .div_euclid(1_000_000);
             ms - ms.rem_euclid(interval)
         });
-        let duration = if self.durations {
-            self.duration
-                .as_ref()
-                .and_then(|c| c.first(doc))
-                .map(|d| d as f64)
-        } else {
-            None
-        };
+        let duration = self
+            .duration
+            .as_ref()
+            .and_then(|c| c.first(doc))
+            .map(|d| d as f64);
+        if let Some(by_ord) = &mut self.by_ord {
+            for &(col, raw) in &self.values[0] {
+                let Some(slot) = by_ord[usize::from(col)].get_mut(raw as usize) else {
+                    continue;
+                };
+                slot.get_or_insert_with(|| Acc::new(self.percentiles))
+                    .add(duration);
+            }
+            // Numbers (and booleans) go to the map below.
+            self.values[0].retain(|&(col, _)| by_ord[usize::from(col)].is_empty());
+            if self.values[0].is_empty() {
+                return;
+            }
+        }
         // The cartesian product of each dimension's values: a multi-valued attribute counts
         // in each of its values' buckets.
         let mut at = vec![0usize; self.values.len()];
         loop {
-            let key: Vec<Raw> = at.iter().zip(&self.values).map(|(&i, v)| v[i]).collect();
+            let mut key = [NO_RAW; 2];
+            for ((slot, &i), values) in key.iter_mut().zip(&at).zip(&self.values) {
+                *slot = values[i];
+            }
             let key = (key, time);
             let full = self.buckets.len() >= MAX_TRACE_PAIRS;
             match self.buckets.get_mut(&key) {
                 Some(acc) => acc.add(duration),
                 None if full => self.overflow = true,
                 None => {
-                    let mut acc = Acc::new(self.durations);
+                    let mut acc = Acc::new(self.percentiles);
                     acc.add(duration);
                     self.buckets.insert(key, acc);
                 }
@@ -199,7 +260,28 @@ impl SegmentCollector for RecordBucketsSegment {
         }
     }
 
-    fn harvest(self) -> RecordCounts {
+    fn harvest(mut self) -> RecordCounts {
+        if let Some(by_ord) = self.by_ord.take() {
+            let mut found: Vec<(Raw, Acc)> = Vec::new();
+            for (col, accs) in by_ord.into_iter().enumerate() {
+                for (ord, acc) in accs.into_iter().enumerate() {
+                    if let Some(acc) = acc {
+                        found.push(((col as u8, ord as u64), acc));
+                    }
+                }
+            }
+            found.extend(self.buckets.drain().map(|((key, _), acc)| (key[0], acc)));
+            let keep = self.segment_size.max(1);
+            if found.len() > keep {
+                found.select_nth_unstable_by(keep - 1, |a, b| b.1.count.cmp(&a.1.count));
+                found.truncate(keep);
+            }
+            for (raw, acc) in found {
+                let mut key = [NO_RAW; 2];
+                key[0] = raw;
+                self.buckets.insert((key, None), acc);
+            }
+        }
         // Raw values to text: a text column's ordinals in one sorted pass over its dictionary.
         let texts: Vec<Vec<HashMap<u64, String>>> = self
             .dims
@@ -224,13 +306,13 @@ impl SegmentCollector for RecordBucketsSegment {
             })
             .collect();
         let mut out = RecordCounts {
-            buckets: HashMap::with_capacity(self.buckets.len()),
+            buckets: FxHashMap::with_capacity_and_hasher(self.buckets.len(), Default::default()),
             overflow: self.overflow,
         };
         for ((raws, time), acc) in self.buckets {
             let mut key = Vec::with_capacity(raws.len());
-            for (d, (col, raw)) in raws.into_iter().enumerate() {
-                let (columns, format) = &self.dims[d];
+            for (d, (columns, format)) in self.dims.iter().enumerate() {
+                let (col, raw) = raws[d];
                 let text = match &columns[usize::from(col)] {
                     DynamicColumn::Str(_) => texts[d][usize::from(col)]
                         .get(&raw)

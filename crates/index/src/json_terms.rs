@@ -114,10 +114,13 @@ fn term_value(bytes: &[u8]) -> Option<TermValue> {
     })
 }
 
+/// A cached path's opened columns, their bytes, and when they were built.
+type Cached = (Arc<Vec<DynamicColumn>>, usize, u64);
+
 /// Built columns, by segment and name, with the order they were built in.
 #[derive(Default)]
 struct Cache {
-    columns: HashMap<(SegmentId, String), (Arc<ColumnarReader>, usize, u64)>,
+    columns: HashMap<(SegmentId, String), Cached>,
     bytes: usize,
     built: u64,
 }
@@ -127,14 +130,15 @@ static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Mutex::default);
 /// The columns (one per value type) of `name` in the segment: a JSON path's built from its
 /// terms, any other field's the segment's fast field.
 pub(crate) fn columns(reader: &SegmentReader, name: &str) -> tantivy::Result<Vec<DynamicColumn>> {
-    let handles = match split(reader.schema(), name) {
-        Some((field, path)) => uninverted(reader, field, &path, name)?.read_columns(COLUMN)?,
-        None => reader.fast_fields().dynamic_column_handles(name)?,
-    };
-    handles
-        .into_iter()
-        .map(|handle| handle.open().map_err(tantivy::TantivyError::from))
-        .collect()
+    match split(reader.schema(), name) {
+        Some((field, path)) => Ok(uninverted(reader, field, &path, name)?.as_ref().clone()),
+        None => reader
+            .fast_fields()
+            .dynamic_column_handles(name)?
+            .into_iter()
+            .map(|handle| handle.open().map_err(tantivy::TantivyError::from))
+            .collect(),
+    }
 }
 
 /// Whether any term of the segment is at `name` (a JSON path) or, with `subpaths`, under it.
@@ -184,18 +188,34 @@ pub(crate) fn text_values(reader: &SegmentReader, name: &str) -> tantivy::Result
     Ok(n)
 }
 
+/// The opened columns of a JSON path in the segment, from the cache or built.
 fn uninverted(
     reader: &SegmentReader,
     field: Field,
     path: &str,
     name: &str,
-) -> tantivy::Result<Arc<ColumnarReader>> {
+) -> tantivy::Result<Arc<Vec<DynamicColumn>>> {
     let key = (reader.segment_id(), name.to_owned());
-    if let Some((columnar, _, _)) = lock().columns.get(&key) {
-        return Ok(columnar.clone());
+    if let Some((columns, _, _)) = lock().columns.get(&key) {
+        return Ok(columns.clone());
     }
-    let columnar = Arc::new(build(reader, field, path)?);
+    let started = std::time::Instant::now();
+    let columnar = build(reader, field, path)?;
     let bytes = path.len() + 64 + columnar_bytes(&columnar);
+    tracing::debug!(
+        name,
+        docs = reader.max_doc(),
+        bytes,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "built a column from terms"
+    );
+    let columnar = Arc::new(
+        columnar
+            .read_columns(COLUMN)?
+            .into_iter()
+            .map(|handle| handle.open())
+            .collect::<std::io::Result<Vec<_>>>()?,
+    );
     let mut cache = lock();
     cache.built += 1;
     let built = cache.built;
