@@ -106,7 +106,12 @@ pub(crate) struct RecordBucketsSegment {
     buckets: FxHashMap<([Raw; 2], Option<i64>), Acc>,
     /// One dimension of text, no interval (a group-by's usual shape): per column, the
     /// buckets by term ordinal, as tantivy's terms aggregation counts.
-    by_ord: Option<Vec<Vec<Option<Acc>>>>,
+    /// (Per column, each ordinal's index in `ord_accs`, or `u32::MAX`: four bytes an
+    /// ordinal, so that a column of many values stays in cache.)
+    by_ord: Option<Vec<Vec<u32>>>,
+    ord_accs: Vec<(Raw, Acc)>,
+    /// A block's term ordinals (reused).
+    ord_buf: Vec<Option<u64>>,
     segment_size: usize,
     overflow: bool,
     /// Per dimension, the document's values (reused).
@@ -137,9 +142,7 @@ impl Collector for RecordBuckets {
                 .0
                 .iter()
                 .map(|column| match column {
-                    DynamicColumn::Str(c) => std::iter::repeat_with(|| None)
-                        .take(c.num_terms())
-                        .collect(),
+                    DynamicColumn::Str(c) => vec![u32::MAX; c.num_terms()],
                     _ => Vec::new(),
                 })
                 .collect()
@@ -160,6 +163,8 @@ impl Collector for RecordBuckets {
             percentiles: self.percentiles,
             buckets: FxHashMap::default(),
             by_ord,
+            ord_accs: Vec::new(),
+            ord_buf: Vec::new(),
             segment_size: self.segment_size,
             overflow: false,
         })
@@ -186,8 +191,95 @@ impl Collector for RecordBuckets {
     }
 }
 
+impl RecordBucketsSegment {
+    /// Counts a record (of `duration`, if known) in the bucket `key`.
+    fn add(&mut self, key: ([Raw; 2], Option<i64>), duration: Option<f64>) {
+        let full = self.buckets.len() >= MAX_TRACE_PAIRS;
+        match self.buckets.get_mut(&key) {
+            Some(acc) => acc.add(duration),
+            None if full => self.overflow = true,
+            None => {
+                let mut acc = Acc::new(self.percentiles);
+                acc.add(duration);
+                self.buckets.insert(key, acc);
+            }
+        }
+    }
+}
+
 impl SegmentCollector for RecordBucketsSegment {
     type Fruit = RecordCounts;
+
+    /// A block of documents at once when the one dimension is a single-valued text column:
+    /// its ordinals (and the times and durations asked for) are read in one batch each, as
+    /// tantivy's aggregations read them.
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let ords = match &self.dims[..] {
+            [(columns, _)] => match &columns[..] {
+                [DynamicColumn::Str(c)]
+                    if c.ords().get_cardinality()
+                        != tantivy::columnar::Cardinality::Multivalued =>
+                {
+                    Some(c.ords().clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(ords) = ords else {
+            for &doc in docs {
+                self.collect(doc, 0.0);
+            }
+            return;
+        };
+        let n = docs.len();
+        self.ord_buf.clear();
+        self.ord_buf.resize(n, None);
+        ords.first_vals(docs, &mut self.ord_buf);
+        let mut times = [None; tantivy::COLLECT_BLOCK_BUFFER_LEN];
+        let mut durations = [None; tantivy::COLLECT_BLOCK_BUFFER_LEN];
+        let batched = n <= tantivy::COLLECT_BLOCK_BUFFER_LEN;
+        if let (Some(column), true) = (&self.timestamp, batched) {
+            column.first_vals(docs, &mut times[..n]);
+        }
+        if let (Some(column), true) = (&self.duration, batched) {
+            column.first_vals(docs, &mut durations[..n]);
+        }
+        for (i, &doc) in docs.iter().enumerate() {
+            let Some(ord) = self.ord_buf[i] else {
+                continue;
+            };
+            let (time, duration) = if batched {
+                (times[i], durations[i])
+            } else {
+                (
+                    self.timestamp.as_ref().and_then(|c| c.first(doc)),
+                    self.duration.as_ref().and_then(|c| c.first(doc)),
+                )
+            };
+            let duration = duration.map(|d| d as f64);
+            if let Some(by_ord) = &mut self.by_ord {
+                let Some(slot) = by_ord[0].get_mut(ord as usize) else {
+                    continue;
+                };
+                if *slot == u32::MAX {
+                    *slot = self.ord_accs.len() as u32;
+                    self.ord_accs.push(((0, ord), Acc::new(self.percentiles)));
+                }
+                self.ord_accs[*slot as usize].1.add(duration);
+                continue;
+            }
+            let time = self.interval_ms.map(|interval| {
+                let ms = time
+                    .map_or(0, DateTime::into_timestamp_nanos)
+                    .div_euclid(1_000_000);
+                ms - ms.rem_euclid(interval)
+            });
+            let mut key = [NO_RAW; 2];
+            key[0] = (0, ord);
+            self.add((key, time), duration);
+        }
+    }
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         for (values, (columns, _)) in self.values.iter_mut().zip(&self.dims) {
@@ -216,8 +308,11 @@ impl SegmentCollector for RecordBucketsSegment {
                 let Some(slot) = by_ord[usize::from(col)].get_mut(raw as usize) else {
                     continue;
                 };
-                slot.get_or_insert_with(|| Acc::new(self.percentiles))
-                    .add(duration);
+                if *slot == u32::MAX {
+                    *slot = self.ord_accs.len() as u32;
+                    self.ord_accs.push(((col, raw), Acc::new(self.percentiles)));
+                }
+                self.ord_accs[*slot as usize].1.add(duration);
             }
             // Numbers (and booleans) go to the map below.
             self.values[0].retain(|&(col, _)| by_ord[usize::from(col)].is_empty());
@@ -227,23 +322,14 @@ impl SegmentCollector for RecordBucketsSegment {
         }
         // The cartesian product of each dimension's values: a multi-valued attribute counts
         // in each of its values' buckets.
-        let mut at = vec![0usize; self.values.len()];
+        let mut at = [0usize; 2];
+        let at = &mut at[..self.values.len()];
         loop {
             let mut key = [NO_RAW; 2];
-            for ((slot, &i), values) in key.iter_mut().zip(&at).zip(&self.values) {
+            for ((slot, &i), values) in key.iter_mut().zip(at.iter()).zip(&self.values) {
                 *slot = values[i];
             }
-            let key = (key, time);
-            let full = self.buckets.len() >= MAX_TRACE_PAIRS;
-            match self.buckets.get_mut(&key) {
-                Some(acc) => acc.add(duration),
-                None if full => self.overflow = true,
-                None => {
-                    let mut acc = Acc::new(self.percentiles);
-                    acc.add(duration);
-                    self.buckets.insert(key, acc);
-                }
-            }
+            self.add((key, time), duration);
             // The next combination, the last dimension fastest.
             let mut d = at.len();
             loop {
@@ -261,15 +347,8 @@ impl SegmentCollector for RecordBucketsSegment {
     }
 
     fn harvest(mut self) -> RecordCounts {
-        if let Some(by_ord) = self.by_ord.take() {
-            let mut found: Vec<(Raw, Acc)> = Vec::new();
-            for (col, accs) in by_ord.into_iter().enumerate() {
-                for (ord, acc) in accs.into_iter().enumerate() {
-                    if let Some(acc) = acc {
-                        found.push(((col as u8, ord as u64), acc));
-                    }
-                }
-            }
+        if self.by_ord.take().is_some() {
+            let mut found = std::mem::take(&mut self.ord_accs);
             found.extend(self.buckets.drain().map(|((key, _), acc)| (key[0], acc)));
             let keep = self.segment_size.max(1);
             if found.len() > keep {

@@ -1,6 +1,7 @@
-//! Distinct traces per aggregation bucket (`count=traces`), read from fast fields: a decline
-//! that wrote a span and a log line counts once. A trace is known by the low 64 bits of its id,
-//! so a log known only by those bits (a Datadog logger's decimal id) counts with its trace.
+//! Distinct traces per aggregation bucket (`count=traces`), read from columns (an attribute's
+//! built from its terms, `json_terms`): a decline that wrote a span and a log line counts once.
+//! A trace is known by the low 64 bits of its id, so a log known only by those bits (a Datadog
+//! logger's decimal id) counts with its trace.
 
 use std::collections::{HashMap, HashSet};
 
@@ -51,7 +52,7 @@ impl KeyFormat {
     }
 }
 
-/// What the collector groups by: fast-field paths (with how their numbers read) and an
+/// What the collector groups by: field or attribute paths (with how their numbers read) and an
 /// optional time interval in milliseconds.
 #[derive(Debug, Clone)]
 pub(crate) struct TraceBuckets {

@@ -20,7 +20,7 @@ use tantivy::BitSet;
 use tantivy::columnar::{ColumnarReader, ColumnarWriter, DynamicColumn};
 use tantivy::index::SegmentId;
 use tantivy::query::{
-    BitSetDocSet, BooleanQuery, ConstScorer, EmptyQuery, EnableScoring, Explanation,
+    BitSetDocSet, BooleanQuery, ConstScorer, EmptyQuery, EmptyScorer, EnableScoring, Explanation,
     InvertedIndexRangeQuery, Query, Scorer, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption, Schema, Type};
@@ -333,15 +333,34 @@ struct PathExistsWeight {
 
 impl Weight for PathExistsWeight {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let mut bits = BitSet::with_max_value(reader.max_doc());
+        let inverted = reader.inverted_index(self.field)?;
+        let mut infos = Vec::new();
         for prefix in &self.prefixes {
-            each_term(reader, self.field, prefix, |_, postings| {
-                let mut doc = postings.doc();
-                while doc != TERMINATED {
-                    bits.insert(doc);
-                    doc = postings.advance();
-                }
-            })?;
+            let end = prefix_end(prefix);
+            let mut stream = inverted.terms().range().ge(prefix).lt(&end).into_stream()?;
+            while stream.advance() {
+                infos.push(stream.value().clone());
+            }
+        }
+        // No term, or one: no bitset of the whole segment to clear and fill.
+        match infos.len() {
+            0 => return Ok(Box::new(EmptyScorer)),
+            1 => {
+                let postings =
+                    inverted.read_postings_from_terminfo(&infos[0], IndexRecordOption::Basic)?;
+                return Ok(Box::new(ConstScorer::new(postings, boost)));
+            }
+            _ => {}
+        }
+        let mut bits = BitSet::with_max_value(reader.max_doc());
+        for info in &infos {
+            let mut postings =
+                inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                bits.insert(doc);
+                doc = postings.advance();
+            }
         }
         Ok(Box::new(ConstScorer::new(BitSetDocSet::from(bits), boost)))
     }

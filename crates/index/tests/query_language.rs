@@ -228,7 +228,9 @@ fn attribute_ranges_exists_and_groups_read_terms() {
                 .at(T0 + i as i64 * SEC, (i as i64 + 1) * MS)
                 .attr("retry.count", v.clone());
             if i.is_multiple_of(2) {
-                s = s.attr("net.peer.port", AttrValue::Int(443));
+                s = s
+                    .attr("net.peer.port", AttrValue::Int(443))
+                    .attr("peer.service", "card-api");
             }
             s.build()
         })
@@ -266,44 +268,48 @@ fn attribute_ranges_exists_and_groups_read_terms() {
     assert_eq!(search("exists(net.peer.port.x)"), 0);
     assert_eq!(search("NOT exists(net.peer)"), 2);
 
-    let request = AggRequest {
-        query: "kind = span",
-        by: vec!["net.peer.port".into()],
-        interval: Some(std::time::Duration::from_secs(2)),
-        duration_stats: true,
-        duration_percentiles: vec![50.0, 100.0],
-        ..Default::default()
-    };
-    let response = index.aggregate(&request).unwrap();
-    assert_eq!(response.total, 5);
-    let rows: Vec<_> = response
-        .buckets
-        .iter()
-        .map(|b| {
-            let d = b.duration.as_ref().unwrap();
-            (
-                b.key[0].1.clone(),
-                b.key[1].1.clone(),
-                b.count,
-                d.count,
-                d.min,
-                d.max,
-            )
-        })
-        .collect();
-    // Spans 1, 3 and 5 (at 0 s, 2 s and 4 s, lasting 1, 3 and 5 ms) have the port.
-    let ms = |n: f64| Some(n * MS as f64);
-    assert_eq!(
-        rows,
-        [
-            ("443".into(), time(T0), 1, 1, ms(1.0), ms(1.0)),
-            ("443".into(), time(T0 + 2 * SEC), 1, 1, ms(3.0), ms(3.0)),
-            ("443".into(), time(T0 + 4 * SEC), 1, 1, ms(5.0), ms(5.0)),
-        ]
-    );
-    let p100 = response.buckets[2].duration.as_ref().unwrap().percentiles[1];
-    let p100 = p100.1.unwrap();
-    assert!((p100 / (5.0 * MS as f64) - 1.0).abs() < 0.02, "{p100}");
+    // A number, and a text (read in blocks of ordinals).
+    for (by, value) in [("net.peer.port", "443"), ("peer.service", "card-api")] {
+        let request = AggRequest {
+            query: "kind = span",
+            by: vec![by.into()],
+            interval: Some(std::time::Duration::from_secs(2)),
+            duration_stats: true,
+            duration_percentiles: vec![50.0, 100.0],
+            ..Default::default()
+        };
+        let response = index.aggregate(&request).unwrap();
+        assert_eq!(response.total, 5);
+        let rows: Vec<_> = response
+            .buckets
+            .iter()
+            .map(|b| {
+                let d = b.duration.as_ref().unwrap();
+                (
+                    b.key[0].1.clone(),
+                    b.key[1].1.clone(),
+                    b.count,
+                    d.count,
+                    d.min,
+                    d.max,
+                )
+            })
+            .collect();
+        // Spans 1, 3 and 5 (at 0 s, 2 s and 4 s, lasting 1, 3 and 5 ms) have the port.
+        let ms = |n: f64| Some(n * MS as f64);
+        assert_eq!(
+            rows,
+            [
+                (value.into(), time(T0), 1, 1, ms(1.0), ms(1.0)),
+                (value.into(), time(T0 + 2 * SEC), 1, 1, ms(3.0), ms(3.0)),
+                (value.into(), time(T0 + 4 * SEC), 1, 1, ms(5.0), ms(5.0)),
+            ],
+            "{by}"
+        );
+        let p100 = response.buckets[2].duration.as_ref().unwrap().percentiles[1];
+        let p100 = p100.1.unwrap();
+        assert!((p100 / (5.0 * MS as f64) - 1.0).abs() < 0.02, "{p100}");
+    }
 
     let by_retry = AggRequest {
         query: "kind = span",
