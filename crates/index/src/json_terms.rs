@@ -18,12 +18,13 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use tantivy::BitSet;
 use tantivy::columnar::{ColumnarReader, ColumnarWriter, DynamicColumn};
-use tantivy::index::SegmentId;
+use tantivy::index::{InvertedIndexReader, SegmentId};
 use tantivy::query::{
     BitSetDocSet, BooleanQuery, ConstScorer, EmptyQuery, EmptyScorer, EnableScoring, Explanation,
     InvertedIndexRangeQuery, Query, Scorer, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption, Schema, Type};
+use tantivy::termdict::TermStreamer;
 use tantivy::{DateTime, DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 
 use crate::query::NumValue;
@@ -70,6 +71,15 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
+/// The segment's terms that start with `prefix`, in order.
+fn terms_with_prefix<'a>(
+    inverted: &'a InvertedIndexReader,
+    prefix: &[u8],
+) -> std::io::Result<TermStreamer<'a>> {
+    let end = prefix_end(prefix);
+    inverted.terms().range().ge(prefix).lt(&end).into_stream()
+}
+
 /// Visits every term starting with `prefix` in the segment, with its postings.
 fn each_term(
     reader: &SegmentReader,
@@ -78,8 +88,7 @@ fn each_term(
     mut visit: impl FnMut(&[u8], &mut dyn DocSet),
 ) -> tantivy::Result<()> {
     let inverted = reader.inverted_index(field)?;
-    let end = prefix_end(prefix);
-    let mut stream = inverted.terms().range().ge(prefix).lt(&end).into_stream()?;
+    let mut stream = terms_with_prefix(&inverted, prefix)?;
     while stream.advance() {
         let mut postings =
             inverted.read_postings_from_terminfo(stream.value(), IndexRecordOption::Basic)?;
@@ -156,14 +165,7 @@ pub(crate) fn has_terms(
         prefix.push(JSON_PATH_SEGMENT_SEP);
     }
     let inverted = reader.inverted_index(field)?;
-    let end = prefix_end(&prefix);
-    let mut stream = inverted
-        .terms()
-        .range()
-        .ge(&prefix)
-        .lt(&end)
-        .into_stream()?;
-    Ok(stream.advance())
+    Ok(terms_with_prefix(&inverted, &prefix)?.advance())
 }
 
 /// Distinct text values of the JSON path `name` in the segment.
@@ -174,13 +176,7 @@ pub(crate) fn text_values(reader: &SegmentReader, name: &str) -> tantivy::Result
     let mut prefix = path_prefix(field, &path);
     prefix.push(Type::Str.to_code());
     let inverted = reader.inverted_index(field)?;
-    let end = prefix_end(&prefix);
-    let mut stream = inverted
-        .terms()
-        .range()
-        .ge(&prefix)
-        .lt(&end)
-        .into_stream()?;
+    let mut stream = terms_with_prefix(&inverted, &prefix)?;
     let mut n = 0;
     while stream.advance() {
         n += 1;
@@ -336,8 +332,7 @@ impl Weight for PathExistsWeight {
         let inverted = reader.inverted_index(self.field)?;
         let mut infos = Vec::new();
         for prefix in &self.prefixes {
-            let end = prefix_end(prefix);
-            let mut stream = inverted.terms().range().ge(prefix).lt(&end).into_stream()?;
+            let mut stream = terms_with_prefix(&inverted, prefix)?;
             while stream.advance() {
                 infos.push(stream.value().clone());
             }
