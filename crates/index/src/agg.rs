@@ -443,7 +443,7 @@ impl Index {
             Resolved::Attribute { location, path } => {
                 for root in field_catalog::attr_roots(location) {
                     let field = format!("{root}.{path}");
-                    if self.has_column(&field)? {
+                    if self.has_terms(&field, false)? {
                         return Ok(Dimension {
                             label,
                             field,
@@ -475,9 +475,8 @@ impl Index {
             Ok(Resolved::Builtin(_)) => Ok(true),
             Ok(Resolved::Attribute { location, path }) => {
                 for root in field_catalog::attr_roots(location) {
-                    if self.has_column(&format!("{root}.{path}"))?
-                        || self.has_subpath_column(&format!("{root}.{path}"))?
-                    {
+                    let name = format!("{root}.{path}");
+                    if self.has_terms(&name, false)? || self.has_terms(&name, true)? {
                         return Ok(true);
                     }
                 }
@@ -485,14 +484,6 @@ impl Index {
             }
             Err(_) => Ok(false),
         }
-    }
-
-    fn has_subpath_column(&self, path: &str) -> Result<bool> {
-        self.has_terms(path, true)
-    }
-
-    fn has_column(&self, path: &str) -> Result<bool> {
-        self.has_terms(path, false)
     }
 
     /// Whether any segment has a term at the JSON path `path` (or under it, with `subpaths`).

@@ -11,7 +11,9 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, DynamicColumn};
 use tantivy::{DateTime, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use crate::agg_traces::{BucketKey, KeyFormat, MAX_TRACE_PAIRS, float_text, strs_of_ords};
+use crate::agg_traces::{
+    BucketKey, KeyFormat, MAX_TRACE_PAIRS, float_text, strs_of_ords, time_bucket_ms,
+};
 use crate::schema::names;
 
 /// What the collector groups by, and what it computes per bucket.
@@ -192,6 +194,27 @@ impl Collector for RecordBuckets {
 }
 
 impl RecordBucketsSegment {
+    /// Counts a record in the bucket of a text value's ordinal (one dimension, no interval).
+    /// False when `raw` is not a text column's ordinal: such values go to [`Self::add`].
+    fn add_by_ord(&mut self, (col, ord): Raw, duration: Option<f64>) -> bool {
+        let Some(by_ord) = &mut self.by_ord else {
+            return false;
+        };
+        let slots = &mut by_ord[usize::from(col)];
+        if slots.is_empty() {
+            return false;
+        }
+        // An ordinal past the column's terms cannot happen; it is not counted.
+        if let Some(slot) = slots.get_mut(ord as usize) {
+            if *slot == u32::MAX {
+                *slot = self.ord_accs.len() as u32;
+                self.ord_accs.push(((col, ord), Acc::new(self.percentiles)));
+            }
+            self.ord_accs[*slot as usize].1.add(duration);
+        }
+        true
+    }
+
     /// Counts a record (of `duration`, if known) in the bucket `key`.
     fn add(&mut self, key: ([Raw; 2], Option<i64>), duration: Option<f64>) {
         let full = self.buckets.len() >= MAX_TRACE_PAIRS;
@@ -258,23 +281,12 @@ impl SegmentCollector for RecordBucketsSegment {
                 )
             };
             let duration = duration.map(|d| d as f64);
-            if let Some(by_ord) = &mut self.by_ord {
-                let Some(slot) = by_ord[0].get_mut(ord as usize) else {
-                    continue;
-                };
-                if *slot == u32::MAX {
-                    *slot = self.ord_accs.len() as u32;
-                    self.ord_accs.push(((0, ord), Acc::new(self.percentiles)));
-                }
-                self.ord_accs[*slot as usize].1.add(duration);
+            if self.add_by_ord((0, ord), duration) {
                 continue;
             }
-            let time = self.interval_ms.map(|interval| {
-                let ms = time
-                    .map_or(0, DateTime::into_timestamp_nanos)
-                    .div_euclid(1_000_000);
-                ms - ms.rem_euclid(interval)
-            });
+            let time = self
+                .interval_ms
+                .map(|interval| time_bucket_ms(time, interval));
             let mut key = [NO_RAW; 2];
             key[0] = (0, ord);
             self.add((key, time), duration);
@@ -290,32 +302,18 @@ impl SegmentCollector for RecordBucketsSegment {
             }
         }
         let time = self.interval_ms.map(|interval| {
-            let ms = self
-                .timestamp
-                .as_ref()
-                .and_then(|c| c.first(doc))
-                .map_or(0, DateTime::into_timestamp_nanos)
-                .div_euclid(1_000_000);
-            ms - ms.rem_euclid(interval)
+            time_bucket_ms(self.timestamp.as_ref().and_then(|c| c.first(doc)), interval)
         });
         let duration = self
             .duration
             .as_ref()
             .and_then(|c| c.first(doc))
             .map(|d| d as f64);
-        if let Some(by_ord) = &mut self.by_ord {
-            for &(col, raw) in &self.values[0] {
-                let Some(slot) = by_ord[usize::from(col)].get_mut(raw as usize) else {
-                    continue;
-                };
-                if *slot == u32::MAX {
-                    *slot = self.ord_accs.len() as u32;
-                    self.ord_accs.push(((col, raw), Acc::new(self.percentiles)));
-                }
-                self.ord_accs[*slot as usize].1.add(duration);
-            }
-            // Numbers (and booleans) go to the map below.
-            self.values[0].retain(|&(col, _)| by_ord[usize::from(col)].is_empty());
+        if self.by_ord.is_some() {
+            // Text values by ordinal; numbers (and booleans) go to the map below.
+            let mut values = std::mem::take(&mut self.values[0]);
+            values.retain(|&raw| !self.add_by_ord(raw, duration));
+            self.values[0] = values;
             if self.values[0].is_empty() {
                 return;
             }

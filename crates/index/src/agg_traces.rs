@@ -145,14 +145,9 @@ impl SegmentCollector for TraceBucketsSegment {
             return;
         }
         self.counts.all.insert(low);
-        let time = self.interval_ms.map(|interval| {
-            let ms = self
-                .timestamp
-                .first(doc)
-                .map_or(0, DateTime::into_timestamp_nanos)
-                .div_euclid(1_000_000);
-            ms - ms.rem_euclid(interval)
-        });
+        let time = self
+            .interval_ms
+            .map(|interval| time_bucket_ms(self.timestamp.first(doc), interval));
         // The cartesian product of each dimension's values (a multi-valued attribute counts in
         // each of its values' buckets, as the record counts do).
         let mut keys: Vec<Vec<String>> = vec![Vec::new()];
@@ -221,6 +216,15 @@ fn values_of(columns: &[DynamicColumn], format: KeyFormat, doc: DocId) -> Vec<St
         }
     }
     out
+}
+
+/// The start, in ms since the epoch, of the `interval_ms` bucket that `time` falls in (buckets
+/// aligned to the epoch, as tantivy's date histogram aligns them); no time is the epoch's.
+pub(crate) fn time_bucket_ms(time: Option<DateTime>, interval_ms: i64) -> i64 {
+    let ms = time
+        .map_or(0, DateTime::into_timestamp_nanos)
+        .div_euclid(1_000_000);
+    ms - ms.rem_euclid(interval_ms)
 }
 
 /// A float as aggregation keys print it: whole numbers without a fraction.
