@@ -162,10 +162,10 @@ impl Index {
             None => None,
         };
         let query = within(self.fields(), query, request.from_ns, request.to_ns);
-        let by_attribute = dims
+        let from_terms = dims
             .iter()
-            .any(|d| crate::json_terms::split(&self.fields().schema, &d.field).is_some());
-        let (total, buckets) = if by_attribute {
+            .any(|d| crate::json_terms::from_terms(&self.fields().schema, &d.field));
+        let (total, buckets) = if from_terms {
             self.record_buckets(&*query, &dims, interval_ms, size, request)?
         } else {
             self.tantivy_buckets(&*query, &dims, interval_ms, size, request)?
@@ -204,7 +204,7 @@ impl Index {
         })
     }
 
-    /// Buckets from tantivy's aggregations (every dimension a built-in fast field).
+    /// Buckets from tantivy's aggregations (every dimension a fast field).
     fn tantivy_buckets(
         &self,
         query: &dyn Query,
@@ -241,8 +241,8 @@ impl Index {
         Ok((total as u64, buckets))
     }
 
-    /// Buckets counted by [`RecordBuckets`] (a dimension is an attribute, which has no fast
-    /// column for tantivy's aggregations).
+    /// Buckets counted by [`RecordBuckets`] (a dimension is an attribute, or a keyword without
+    /// a fast column, which tantivy's aggregations cannot read).
     fn record_buckets(
         &self,
         query: &dyn Query,

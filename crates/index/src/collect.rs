@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use crate::segment_cache::SegmentCache;
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::Column;
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use crate::doc::KIND_SPAN;
 use crate::schema::names;
 
 /// One matching document with its sort key: (timestamp, seq) is unique per document.
@@ -27,8 +26,7 @@ pub(crate) struct SortColumns {
     segment: SegmentOrdinal,
     timestamp: Column<DateTime>,
     seq: Column<u64>,
-    kind: Option<StrColumn>,
-    span_ord: Option<u64>,
+    is_span: IsSpan,
 }
 
 /// Per segment, the columns a trace lookup reads, opened once and kept: opening a column reads
@@ -43,8 +41,6 @@ pub(crate) struct OpenedColumns {
 pub(crate) struct SegmentColumns {
     timestamp: Column<DateTime>,
     seq: Column<u64>,
-    kind: Option<StrColumn>,
-    span_ord: Option<u64>,
     pub duration: Column<i64>,
     pub span_id: Option<Column<u64>>,
     pub parent_span_id: Option<Column<u64>>,
@@ -56,12 +52,9 @@ impl OpenedColumns {
     pub(crate) fn of(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
         self.segments.get_or_build(reader, |reader| {
             let fast = reader.fast_fields();
-            let (kind, span_ord) = kind_column(reader)?;
             Ok(SegmentColumns {
                 timestamp: fast.date(names::TIMESTAMP)?,
                 seq: fast.u64(names::SEQ)?,
-                kind,
-                span_ord,
                 duration: fast.i64(names::DURATION_NS)?,
                 span_id: fast.column_opt(names::SPAN_ID)?,
                 parent_span_id: fast.column_opt(names::PARENT_SPAN_ID)?,
@@ -81,17 +74,19 @@ impl OpenedColumns {
     }
 }
 
-/// A segment's `kind` column and the ordinal of `span` in it (`None` when the segment has no
-/// span), to tell spans from logs per document without reading the doc store.
-pub(crate) fn kind_column(
-    reader: &SegmentReader,
-) -> tantivy::Result<(Option<StrColumn>, Option<u64>)> {
-    let kind = reader.fast_fields().str(names::KIND)?;
-    let span_ord = match &kind {
-        Some(kind) => kind.dictionary().term_ord(KIND_SPAN)?,
-        None => None,
-    };
-    Ok((kind, span_ord))
+/// Tells spans from logs per document without reading the doc store: spans, and only spans,
+/// have a `duration_ns` (`doc::RecordDoc`; `kind` has no column).
+#[derive(Clone)]
+pub(crate) struct IsSpan(Column<i64>);
+
+impl IsSpan {
+    pub(crate) fn open(reader: &SegmentReader) -> tantivy::Result<IsSpan> {
+        Ok(IsSpan(reader.fast_fields().i64(names::DURATION_NS)?))
+    }
+
+    pub(crate) fn get(&self, doc: DocId) -> bool {
+        self.0.index.has_value(doc)
+    }
 }
 
 impl SortColumns {
@@ -100,13 +95,11 @@ impl SortColumns {
         reader: &SegmentReader,
     ) -> tantivy::Result<SortColumns> {
         let fast = reader.fast_fields();
-        let (kind, span_ord) = kind_column(reader)?;
         Ok(SortColumns {
             segment,
             timestamp: fast.date(names::TIMESTAMP)?,
             seq: fast.u64(names::SEQ)?,
-            kind,
-            span_ord,
+            is_span: IsSpan::open(reader)?,
         })
     }
 
@@ -121,8 +114,7 @@ impl SortColumns {
             segment,
             timestamp: columns.timestamp.clone(),
             seq: columns.seq.clone(),
-            kind: columns.kind.clone(),
-            span_ord: columns.span_ord,
+            is_span: IsSpan(columns.duration.clone()),
         })
     }
 
@@ -131,15 +123,11 @@ impl SortColumns {
             .timestamp
             .first(doc)
             .map_or(0, DateTime::into_timestamp_nanos);
-        let is_span = match (&self.kind, self.span_ord) {
-            (Some(kind), Some(span_ord)) => kind.term_ords(doc).next() == Some(span_ord),
-            _ => false,
-        };
         Match {
             ts,
             seq: self.seq.first(doc).unwrap_or(0),
             addr: DocAddress::new(self.segment, doc),
-            is_span,
+            is_span: self.is_span.get(doc),
         }
     }
 }

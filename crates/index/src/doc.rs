@@ -193,7 +193,7 @@ impl tantivy::Document for RecordDoc {
         if let Some(id) = self.parent_span_id {
             out.push((f.parent_span_id, DocValue::U64(id)));
         }
-        let problems = match &self.record {
+        match &self.record {
             Record::Span(span) => {
                 out.push((f.service, DocValue::Str(&span.service)));
                 out.push((f.name, DocValue::Str(&span.name)));
@@ -221,7 +221,6 @@ impl tantivy::Document for RecordDoc {
                     let attributes = indexed.map_or(&event.attributes, |i| &i.events[n]);
                     out.push((f.events, DocValue::Object(attributes, Some(&event.name))));
                 }
-                0
             }
             Record::Log(log) => {
                 out.push((f.service, DocValue::Str(&log.service)));
@@ -243,13 +242,11 @@ impl tantivy::Document for RecordDoc {
                     f.resource,
                     indexed.map_or(&log.resource, |i| &i.resource),
                 );
-                log.problems.bits()
             }
-        };
+        }
         if let Some(origin) = self.record.origin() {
             out.push((f.source, DocValue::Str(&origin.source)));
         }
-        out.push((f.problems, DocValue::U64(u64::from(problems))));
         out.push((f.record, DocValue::Str(self.stored())));
         out.push((f.seq, DocValue::U64(self.seq)));
         if let Record::Span(span) = &self.record {
@@ -491,7 +488,7 @@ mod tests {
             ..LogRecord::default()
         });
         let fields = Arc::new(Fields::new());
-        for (record, expected) in [(Record::Span(span), 24), (log, 14)] {
+        for (record, expected) in [(Record::Span(span), 23), (log, 13)] {
             let doc = RecordDoc::new(record, fields.clone(), 7);
             let ids: Vec<u32> = doc
                 .iter_fields_and_values()

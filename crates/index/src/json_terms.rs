@@ -23,7 +23,7 @@ use tantivy::query::{
     BitSetDocSet, BooleanQuery, ConstScorer, EmptyQuery, EmptyScorer, EnableScoring, Explanation,
     InvertedIndexRangeQuery, Query, Scorer, Weight,
 };
-use tantivy::schema::{Field, IndexRecordOption, Schema, Type};
+use tantivy::schema::{Field, FieldType, IndexRecordOption, Schema, Type};
 use tantivy::termdict::TermStreamer;
 use tantivy::{DateTime, DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 
@@ -40,6 +40,21 @@ const CACHE_BYTES: usize = 128 << 20;
 
 /// The name the built column has inside its own columnar.
 const COLUMN: &str = "v";
+
+/// A keyword field indexed without a fast column (`kind`, `status`, `source`): its values per
+/// record are built from its terms, as a JSON path's are.
+pub(crate) fn terms_only(schema: &Schema, name: &str) -> Option<Field> {
+    let field = schema.get_field(name).ok()?;
+    let entry = schema.get_field_entry(field);
+    (matches!(entry.field_type(), FieldType::Str(_)) && entry.is_indexed() && !entry.is_fast())
+        .then_some(field)
+}
+
+/// Whether `name`'s values per record come from terms (a JSON path, or a keyword field
+/// without a fast column) rather than from a fast field.
+pub(crate) fn from_terms(schema: &Schema, name: &str) -> bool {
+    split(schema, name).is_some() || terms_only(schema, name).is_some()
+}
 
 /// `attributes.user.id` → (`attributes`, `user.id`) when the root is a JSON field.
 pub(crate) fn split(schema: &Schema, name: &str) -> Option<(Field, String)> {
@@ -77,6 +92,10 @@ fn terms_with_prefix<'a>(
     prefix: &[u8],
 ) -> std::io::Result<TermStreamer<'a>> {
     let end = prefix_end(prefix);
+    // An empty end: no key is past every key of the prefix (the prefix is empty or all 0xff).
+    if end.is_empty() {
+        return inverted.terms().range().ge(prefix).into_stream();
+    }
     inverted.terms().range().ge(prefix).lt(&end).into_stream()
 }
 
@@ -136,11 +155,18 @@ struct Cache {
 
 static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Mutex::default);
 
-/// The columns (one per value type) of `name` in the segment: a JSON path's built from its
-/// terms, any other field's the segment's fast field.
+/// The columns (one per value type) of `name` in the segment: a JSON path's, or a keyword
+/// field's without a fast column, built from its terms; any other field's the segment's fast
+/// field.
 pub(crate) fn columns(reader: &SegmentReader, name: &str) -> tantivy::Result<Vec<DynamicColumn>> {
-    match split(reader.schema(), name) {
-        Some((field, path)) => Ok(uninverted(reader, field, &path, name)?.as_ref().clone()),
+    if let Some((field, path)) = split(reader.schema(), name) {
+        let terms = Terms::Json(path_prefix(field, &path));
+        return Ok(uninverted(reader, field, &terms, name)?.as_ref().clone());
+    }
+    match terms_only(reader.schema(), name) {
+        Some(field) => Ok(uninverted(reader, field, &Terms::Keyword, name)?
+            .as_ref()
+            .clone()),
         None => reader
             .fast_fields()
             .dynamic_column_handles(name)?
@@ -188,7 +214,7 @@ pub(crate) fn text_values(reader: &SegmentReader, name: &str) -> tantivy::Result
 fn uninverted(
     reader: &SegmentReader,
     field: Field,
-    path: &str,
+    terms: &Terms,
     name: &str,
 ) -> tantivy::Result<Arc<Vec<DynamicColumn>>> {
     let key = (reader.segment_id(), name.to_owned());
@@ -196,8 +222,8 @@ fn uninverted(
         return Ok(columns.clone());
     }
     let started = std::time::Instant::now();
-    let columnar = build(reader, field, path)?;
-    let bytes = path.len() + 64 + columnar_bytes(&columnar);
+    let columnar = build(reader, field, terms)?;
+    let bytes = name.len() + 64 + columnar_bytes(&columnar);
     tracing::debug!(
         name,
         docs = reader.max_doc(),
@@ -251,14 +277,31 @@ fn columnar_bytes(columnar: &ColumnarReader) -> usize {
         .unwrap_or(0)
 }
 
-/// The path's values per document, from its terms: each term's postings give the documents
-/// having that value; sorted by document, they are written as a column.
-fn build(reader: &SegmentReader, field: Field, path: &str) -> tantivy::Result<ColumnarReader> {
-    let prefix = path_prefix(field, path);
+/// The terms a column is built from.
+enum Terms {
+    /// A JSON path's: the terms starting with this prefix, each a type code and a value after it.
+    Json(Vec<u8>),
+    /// Every term of a keyword field, each the text itself.
+    Keyword,
+}
+
+/// The values per document, from the terms: each term's postings give the documents having
+/// that value; sorted by document, they are written as a column.
+fn build(reader: &SegmentReader, field: Field, terms: &Terms) -> tantivy::Result<ColumnarReader> {
+    let prefix: &[u8] = match terms {
+        Terms::Json(prefix) => prefix,
+        Terms::Keyword => &[],
+    };
     let mut values: Vec<TermValue> = Vec::new();
     let mut pairs: Vec<(DocId, u32)> = Vec::new();
-    each_term(reader, field, &prefix, |key, postings| {
-        let Some(value) = term_value(&key[prefix.len()..]) else {
+    each_term(reader, field, prefix, |key, postings| {
+        let value = match terms {
+            Terms::Json(_) => term_value(&key[prefix.len()..]),
+            Terms::Keyword => std::str::from_utf8(key)
+                .ok()
+                .map(|s| TermValue::Str(s.to_owned())),
+        };
+        let Some(value) = value else {
             return;
         };
         let id = values.len() as u32;
@@ -291,33 +334,38 @@ fn build(reader: &SegmentReader, field: Field, path: &str) -> tantivy::Result<Co
 #[derive(Debug, Clone)]
 pub(crate) struct PathExists {
     field: Field,
-    path: String,
-    subpaths: bool,
+    /// The documents having a term that starts with one of these.
+    prefixes: Vec<Vec<u8>>,
 }
 
 impl PathExists {
     pub(crate) fn new(field: Field, path: &str, subpaths: bool) -> PathExists {
+        let exact = path_prefix(field, path);
+        let mut prefixes = vec![exact.clone()];
+        if subpaths {
+            let mut under = exact;
+            under.pop();
+            under.push(JSON_PATH_SEGMENT_SEP);
+            prefixes.push(under);
+        }
+        PathExists { field, prefixes }
+    }
+
+    /// The documents having any term of `field` (a keyword field without a fast column, for
+    /// which tantivy's `ExistsQuery` has nothing to read).
+    pub(crate) fn any_term(field: Field) -> PathExists {
         PathExists {
             field,
-            path: path.to_owned(),
-            subpaths,
+            prefixes: vec![Vec::new()],
         }
     }
 }
 
 impl Query for PathExists {
     fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        let exact = path_prefix(self.field, &self.path);
-        let mut prefixes = vec![exact.clone()];
-        if self.subpaths {
-            let mut under = exact;
-            under.pop();
-            under.push(JSON_PATH_SEGMENT_SEP);
-            prefixes.push(under);
-        }
         Ok(Box::new(PathExistsWeight {
             field: self.field,
-            prefixes,
+            prefixes: self.prefixes.clone(),
         }))
     }
 }

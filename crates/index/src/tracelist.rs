@@ -344,8 +344,7 @@ struct RowCollector {
 struct RowSegment {
     ids: Arc<HashMap<u64, u128>>,
     trace_id: Option<StrColumn>,
-    kind: Option<StrColumn>,
-    span_ord: Option<u64>,
+    is_span: crate::collect::IsSpan,
     service: Option<StrColumn>,
     name: Option<StrColumn>,
     parent_span_id: Option<Column<u64>>,
@@ -388,12 +387,10 @@ impl Collector for RowCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<RowSegment> {
         let fast = reader.fast_fields();
-        let (kind, span_ord) = crate::collect::kind_column(reader)?;
         Ok(RowSegment {
             ids: Arc::clone(&self.ids),
             trace_id: fast.str(names::TRACE_ID)?,
-            kind,
-            span_ord,
+            is_span: crate::collect::IsSpan::open(reader)?,
             service: fast.str(names::SERVICE)?,
             name: fast.str(names::NAME)?,
             parent_span_id: fast.column_opt(names::PARENT_SPAN_ID)?,
@@ -429,10 +426,7 @@ impl SegmentCollector for RowSegment {
             .timestamp
             .first(doc)
             .map_or(0, DateTime::into_timestamp_nanos);
-        let is_span = match (&self.kind, self.span_ord) {
-            (Some(kind), Some(span_ord)) => kind.term_ords(doc).next() == Some(span_ord),
-            _ => false,
-        };
+        let is_span = self.is_span.get(doc);
         let service = first_ord(&self.service, doc);
         let acc = self.by_trace.entry(trace_ord).or_default();
         acc.row.error_count += u64::from(self.is_error.first(doc).unwrap_or(0) != 0);

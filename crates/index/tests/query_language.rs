@@ -335,3 +335,64 @@ fn time(ns: i64) -> String {
         .unwrap()
         .to_string()
 }
+
+/// `kind`, `status` and `source` have no fast columns: group-bys (records and traces) read
+/// columns built from their terms, and `exists()` and `!=` read the terms.
+#[test]
+fn keywords_without_columns_group_and_filter_by_their_terms() {
+    let index = index_of(records());
+    let search = |q: &str| {
+        let request = SearchRequest {
+            query: q,
+            limit: 100,
+            now_ns: Some(T0 + 60 * SEC),
+            ..Default::default()
+        };
+        index.search(&request).unwrap().total
+    };
+    assert_eq!(search("exists(status)"), 4, "every span");
+    assert_eq!(search("status != ERROR"), 3);
+    assert_eq!(search("kind != span"), 2);
+    assert_eq!(search("exists(source)"), 2, "the logs came from a file");
+    assert_eq!(search("NOT exists(source)"), 4);
+    assert_eq!(search("source != /var/log/payment.log"), 0);
+
+    let group = |query: &str, by: &str, count: index::CountMode| {
+        let request = AggRequest {
+            query,
+            by: vec![by.into()],
+            count,
+            ..Default::default()
+        };
+        let mut rows: Vec<(String, u64)> = index
+            .aggregate(&request)
+            .unwrap()
+            .buckets
+            .iter()
+            .map(|b| (b.key[0].1.clone(), b.count))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let rows = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    };
+    let records = index::CountMode::Records;
+    assert_eq!(
+        group("kind = span", "status", records),
+        rows(&[("ERROR", 1), ("UNSET", 3)])
+    );
+    assert_eq!(
+        group("kind = span", "status", index::CountMode::Traces),
+        rows(&[("ERROR", 1), ("UNSET", 2)]),
+        "trace A has the error; both have unset spans"
+    );
+    assert_eq!(
+        group("service = payment OR service = frontend", "kind", records),
+        rows(&[("log", 2), ("span", 4)])
+    );
+    assert_eq!(
+        group("kind = log", "source", records),
+        rows(&[("/var/log/payment.log", 2)])
+    );
+}

@@ -151,7 +151,7 @@ impl Compiler<'_> {
                 if op == Op::Eq {
                     eq
                 } else {
-                    not_equal(name, eq)
+                    not_equal(exists_query(f, name), eq)
                 }
             }
             (field, op, value) => match self.ordered_term(field, value) {
@@ -215,7 +215,7 @@ impl Compiler<'_> {
             }
             FieldRef::Attribute(attr) => return Ok(self.attribute_exists(attr, true)),
         };
-        Ok(Box::new(ExistsQuery::new(name.to_string(), false)))
+        Ok(exists_query(self.fields, name))
     }
 
     fn scope_fields(&self, scope: AttrScope) -> Vec<(Field, &'static str)> {
@@ -360,14 +360,21 @@ fn not(query: BoxQuery) -> BoxQuery {
 }
 
 /// `x != v` on a known field: the record has an `x` and it is not `v`.
-fn not_equal(exists_field: &str, eq: BoxQuery) -> BoxQuery {
+/// `field != value`: the records that have the field, less those equal to the value.
+fn not_equal(exists: BoxQuery, eq: BoxQuery) -> BoxQuery {
     Box::new(BooleanQuery::new(vec![
-        (
-            Occur::Must,
-            Box::new(ExistsQuery::new(exists_field.to_string(), false)),
-        ),
+        (Occur::Must, exists),
         (Occur::MustNot, eq),
     ]))
+}
+
+/// The records having a value of the built-in field `name`: its fast column says, or, for a
+/// keyword without one, its terms.
+fn exists_query(fields: &Fields, name: &str) -> BoxQuery {
+    match crate::json_terms::terms_only(&fields.schema, name) {
+        Some(field) => Box::new(PathExists::any_term(field)),
+        None => Box::new(ExistsQuery::new(name.to_string(), false)),
+    }
 }
 
 /// A comparison on an ordered value. Equality on dates is a one-point range, since the inverted
@@ -378,7 +385,10 @@ fn ordered(op: Op, t: Term, exists_field: &str) -> BoxQuery {
     let (lower, upper) = match op {
         Op::Eq if t.typ() != Type::Date => return term(t),
         Op::Eq => (Included(t.clone()), Included(t)),
-        Op::Ne => return not_equal(exists_field, ordered(Op::Eq, t, exists_field)),
+        Op::Ne => {
+            let exists = Box::new(ExistsQuery::new(exists_field.to_string(), false));
+            return not_equal(exists, ordered(Op::Eq, t, exists_field));
+        }
         Op::Gt => (Excluded(t), Unbounded),
         Op::Ge => (Included(t), Unbounded),
         Op::Lt => (Unbounded, Excluded(t)),
