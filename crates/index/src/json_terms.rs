@@ -288,45 +288,76 @@ enum Terms {
 /// The values per document, from the terms: each term's postings give the documents having
 /// that value; sorted by document, they are written as a column.
 fn build(reader: &SegmentReader, field: Field, terms: &Terms) -> tantivy::Result<ColumnarReader> {
-    let prefix: &[u8] = match terms {
-        Terms::Json(prefix) => prefix,
-        Terms::Keyword => &[],
-    };
     let mut values: Vec<TermValue> = Vec::new();
-    let mut pairs: Vec<(DocId, u32)> = Vec::new();
-    each_term(reader, field, prefix, |key, postings| {
-        let value = match terms {
-            Terms::Json(_) => term_value(&key[prefix.len()..]),
-            Terms::Keyword => std::str::from_utf8(key)
-                .ok()
-                .map(|s| TermValue::Str(s.to_owned())),
-        };
-        let Some(value) = value else {
-            return;
-        };
-        let id = values.len() as u32;
-        values.push(value);
-        let mut doc = postings.doc();
-        while doc != TERMINATED {
-            pairs.push((doc, id));
-            doc = postings.advance();
-        }
-    })?;
-    pairs.sort_unstable();
     let mut writer = ColumnarWriter::default();
-    for (doc, id) in pairs {
-        match &values[id as usize] {
-            TermValue::Str(s) => writer.record_str(doc, COLUMN, s),
-            TermValue::I64(v) => writer.record_numerical(doc, COLUMN, *v),
-            TermValue::U64(v) => writer.record_numerical(doc, COLUMN, *v),
-            TermValue::F64(v) => writer.record_numerical(doc, COLUMN, *v),
-            TermValue::Bool(v) => writer.record_bool(doc, COLUMN, *v),
-            TermValue::Date(v) => writer.record_datetime(doc, COLUMN, *v),
+    let record = |writer: &mut ColumnarWriter, doc: DocId, value: &TermValue| match value {
+        TermValue::Str(s) => writer.record_str(doc, COLUMN, s),
+        TermValue::I64(v) => writer.record_numerical(doc, COLUMN, *v),
+        TermValue::U64(v) => writer.record_numerical(doc, COLUMN, *v),
+        TermValue::F64(v) => writer.record_numerical(doc, COLUMN, *v),
+        TermValue::Bool(v) => writer.record_bool(doc, COLUMN, *v),
+        TermValue::Date(v) => writer.record_datetime(doc, COLUMN, *v),
+    };
+    let mut block = [0; tantivy::COLLECT_BLOCK_BUFFER_LEN];
+    match terms {
+        // A keyword has one value per document: each document's value id in place, with no
+        // sort (a group-by on the CLI builds this for every segment).
+        Terms::Keyword => {
+            let mut ids = vec![u32::MAX; reader.max_doc() as usize];
+            each_term(reader, field, &[], |key, postings| {
+                let Ok(text) = std::str::from_utf8(key) else {
+                    return;
+                };
+                let id = values.len() as u32;
+                values.push(TermValue::Str(text.to_owned()));
+                each_doc(postings, &mut block, |doc| {
+                    if let Some(slot) = ids.get_mut(doc as usize) {
+                        *slot = id;
+                    }
+                });
+            })?;
+            for (doc, &id) in ids.iter().enumerate() {
+                if let Some(value) = values.get(id as usize) {
+                    record(&mut writer, doc as DocId, value);
+                }
+            }
+        }
+        // A path may have several values per document (an array): (document, value) pairs,
+        // sorted by document.
+        Terms::Json(prefix) => {
+            let mut pairs: Vec<(DocId, u32)> = Vec::new();
+            each_term(reader, field, prefix, |key, postings| {
+                let Some(value) = term_value(&key[prefix.len()..]) else {
+                    return;
+                };
+                let id = values.len() as u32;
+                values.push(value);
+                each_doc(postings, &mut block, |doc| pairs.push((doc, id)));
+            })?;
+            pairs.sort_unstable();
+            for (doc, id) in pairs {
+                record(&mut writer, doc, &values[id as usize]);
+            }
         }
     }
     let mut bytes = Vec::new();
     writer.serialize(reader.max_doc(), None, &mut bytes)?;
     Ok(ColumnarReader::open(bytes)?)
+}
+
+/// Every document of `postings`, read a block at a time.
+fn each_doc(
+    postings: &mut dyn DocSet,
+    block: &mut [DocId; tantivy::COLLECT_BLOCK_BUFFER_LEN],
+    mut visit: impl FnMut(DocId),
+) {
+    loop {
+        let n = postings.fill_buffer(block);
+        block[..n].iter().for_each(|&doc| visit(doc));
+        if n < block.len() {
+            return;
+        }
+    }
 }
 
 /// `exists(path)` on a JSON field: the documents having a term at the path (or under it, with
