@@ -1,6 +1,6 @@
-//! What the spans say about the system, read from fast fields only: the services that wrote
-//! spans, each service's operations (span name and kind), and the service dependency graph
-//! (which service's spans are parents of which service's spans).
+//! What the spans say about the system, read from fast fields (span kinds from their terms):
+//! the services that wrote spans, each service's operations (span name and kind), and the
+//! service dependency graph (which service's spans are parents of which service's spans).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -47,27 +47,42 @@ impl Index {
             .collect())
     }
 
-    /// Distinct (span name, span kind) pairs of `service`'s spans, sorted.
+    /// Distinct (span name, span kind) pairs of `service`'s spans, sorted. `span_kind` has
+    /// no column: the names are collected once per kind the index has a term of.
     pub fn operations(&self, service: &str) -> Result<Vec<Operation>> {
         let fields = self.fields();
-        let query = BooleanQuery::intersection(vec![
-            kind_query(fields, KIND_SPAN),
-            Box::new(TermQuery::new(
-                Term::from_field_text(fields.service, service),
-                IndexRecordOption::Basic,
-            )),
-        ]);
-        let tuples = self
-            .searcher()
-            .search(&query, &DistinctStrs(&[names::NAME, names::SPAN_KIND]))
-            .context("listing operations")?;
-        Ok(tuples
-            .into_iter()
-            .filter_map(|v| match <[String; 2]>::try_from(v) {
-                Ok([name, span_kind]) => Some(Operation { name, span_kind }),
-                Err(_) => None,
-            })
-            .collect())
+        let mut span_kinds = BTreeSet::new();
+        for reader in self.searcher().segment_readers() {
+            span_kinds.extend(
+                crate::json_terms::keyword_values(reader, fields.span_kind)
+                    .context("listing span kinds")?,
+            );
+        }
+        let mut out = BTreeSet::new();
+        for span_kind in span_kinds {
+            let query = BooleanQuery::intersection(vec![
+                kind_query(fields, KIND_SPAN),
+                Box::new(TermQuery::new(
+                    Term::from_field_text(fields.service, service),
+                    IndexRecordOption::Basic,
+                )),
+                Box::new(TermQuery::new(
+                    Term::from_field_text(fields.span_kind, &span_kind),
+                    IndexRecordOption::Basic,
+                )),
+            ]);
+            let names = self
+                .searcher()
+                .search(&query, &DistinctStrs(&[names::NAME]))
+                .context("listing operations")?;
+            out.extend(names.into_iter().filter_map(|mut v| {
+                Some(Operation {
+                    name: v.pop()?,
+                    span_kind: span_kind.clone(),
+                })
+            }));
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Parent → child service pairs over the spans that started in `[from_ns, to_ns)`, with how

@@ -345,6 +345,38 @@ fn build(reader: &SegmentReader, field: Field, terms: &Terms) -> tantivy::Result
     Ok(ColumnarReader::open(bytes)?)
 }
 
+/// Per document, `code(value)` of a keyword field's value (0 for a document without one),
+/// from its terms: a byte a document, for a field of a few values read for every record of a
+/// segment, without building a column.
+pub(crate) fn keyword_codes(
+    reader: &SegmentReader,
+    field: Field,
+    code: impl Fn(&str) -> u8,
+) -> tantivy::Result<Vec<u8>> {
+    let mut codes = vec![0u8; reader.max_doc() as usize];
+    let mut block = [0; tantivy::COLLECT_BLOCK_BUFFER_LEN];
+    each_term(reader, field, &[], |key, postings| {
+        let value = code(&String::from_utf8_lossy(key));
+        each_doc(postings, &mut block, |doc| {
+            if let Some(slot) = codes.get_mut(doc as usize) {
+                *slot = value;
+            }
+        });
+    })?;
+    Ok(codes)
+}
+
+/// The values of a keyword field in the segment (its terms), in order.
+pub(crate) fn keyword_values(reader: &SegmentReader, field: Field) -> tantivy::Result<Vec<String>> {
+    let inverted = reader.inverted_index(field)?;
+    let mut stream = terms_with_prefix(&inverted, &[])?;
+    let mut out = Vec::new();
+    while stream.advance() {
+        out.push(String::from_utf8_lossy(stream.key()).into_owned());
+    }
+    Ok(out)
+}
+
 /// Every document of `postings`, read a block at a time.
 fn each_doc(
     postings: &mut dyn DocSet,

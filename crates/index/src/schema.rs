@@ -144,8 +144,8 @@ impl Fields {
         let span_id = b.add_u64_field(names::SPAN_ID, fast_only.clone());
         let parent_span_id = b.add_u64_field(names::PARENT_SPAN_ID, fast_only.clone());
         let service = b.add_text_field(names::SERVICE, keyword.clone());
-        let name = b.add_text_field(names::NAME, keyword.clone());
-        let span_kind = b.add_text_field(names::SPAN_KIND, keyword);
+        let name = b.add_text_field(names::NAME, keyword);
+        let span_kind = b.add_text_field(names::SPAN_KIND, keyword_terms.clone());
         let status = b.add_text_field(names::STATUS, keyword_terms.clone());
         let level = b.add_u64_field(names::LEVEL, num);
         let timestamp = b.add_date_field(

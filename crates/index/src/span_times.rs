@@ -565,23 +565,13 @@ impl SegmentSpans {
         }
         keyed.sort_unstable();
         let parents: Option<Column<u64>> = fast.column_opt(names::PARENT_SPAN_ID)?;
-        let span_kinds = fast.str(names::SPAN_KIND)?;
-        let mut kind_codes = Vec::new();
-        if let Some(column) = &span_kinds {
-            let mut terms = column.dictionary().stream()?;
-            while terms.advance() {
-                kind_codes.push(shape_of_kind(&String::from_utf8_lossy(terms.key())));
-            }
-        }
+        // `span_kind` has no column: its few terms' postings give each span's kind.
+        let kinds = crate::json_terms::keyword_codes(reader, fields.span_kind, shape_of_kind)?;
         let shapes: Vec<u8> = keyed
             .iter()
             .map(|&(_, doc)| {
                 let root = parents.as_ref().is_none_or(|p| p.first(doc).is_none());
-                let kind = span_kinds
-                    .as_ref()
-                    .and_then(|k| k.term_ords(doc).next())
-                    .and_then(|ord| kind_codes.get(ord as usize).copied())
-                    .unwrap_or(0);
+                let kind = kinds.get(doc as usize).copied().unwrap_or(0);
                 if root { SHAPE_ROOT | kind } else { kind }
             })
             .collect();
@@ -807,7 +797,11 @@ mod tests {
                     let fast = reader.fast_fields();
                     let ts = fast.date(names::TIMESTAMP).unwrap();
                     let duration = fast.i64(names::DURATION_NS).unwrap();
-                    let kind = fast.str(names::SPAN_KIND).unwrap().unwrap();
+                    let kind =
+                        match &crate::json_terms::columns(reader, names::SPAN_KIND).unwrap()[..] {
+                            [DynamicColumn::Str(kind)] => kind.clone(),
+                            other => panic!("span_kind: {} columns", other.len()),
+                        };
                     for doc in 0..reader.max_doc() {
                         let Some(start) = ts.first(doc).map(DateTime::into_timestamp_nanos) else {
                             continue;
