@@ -112,8 +112,14 @@ pub(crate) struct RecordBucketsSegment {
     /// ordinal, so that a column of many values stays in cache.)
     by_ord: Option<Vec<Vec<u32>>>,
     ord_accs: Vec<(Raw, Acc)>,
-    /// A block's term ordinals (reused).
-    ord_buf: Vec<Option<u64>>,
+    /// With `by_ord` and neither durations nor an interval: the first column's records per
+    /// ordinal, counted straight from a block's ordinals (folded into `ord_accs` at harvest).
+    ord_counts: Option<Vec<u64>>,
+    /// A block's documents that have a value, their rows in the column and their term
+    /// ordinals (reused).
+    doc_buf: Vec<DocId>,
+    row_buf: Vec<u32>,
+    ord_buf: Vec<u64>,
     segment_size: usize,
     overflow: bool,
     /// Per dimension, the document's values (reused).
@@ -139,17 +145,24 @@ impl Collector for RecordBuckets {
         for (path, format) in &self.dims {
             dims.push((crate::json_terms::columns(reader, path)?, *format));
         }
-        let by_ord = (dims.len() == 1 && self.interval_ms.is_none()).then(|| {
-            dims[0]
-                .0
-                .iter()
-                .map(|column| match column {
-                    DynamicColumn::Str(c) => vec![u32::MAX; c.num_terms()],
-                    _ => Vec::new(),
-                })
-                .collect()
-        });
+        let by_ord: Option<Vec<Vec<u32>>> =
+            (dims.len() == 1 && self.interval_ms.is_none()).then(|| {
+                dims[0]
+                    .0
+                    .iter()
+                    .map(|column| match column {
+                        DynamicColumn::Str(c) => vec![u32::MAX; c.num_terms()],
+                        _ => Vec::new(),
+                    })
+                    .collect()
+            });
+        let counts_only = !(self.durations || self.percentiles);
+        let ord_counts = match (&by_ord, counts_only) {
+            (Some(slots), true) => slots.first().map(|first| vec![0; first.len()]),
+            _ => None,
+        };
         Ok(RecordBucketsSegment {
+            ord_counts,
             timestamp: match self.interval_ms {
                 Some(_) => Some(fast.date(names::TIMESTAMP)?),
                 None => None,
@@ -166,6 +179,8 @@ impl Collector for RecordBuckets {
             buckets: FxHashMap::default(),
             by_ord,
             ord_accs: Vec::new(),
+            doc_buf: Vec::new(),
+            row_buf: Vec::new(),
             ord_buf: Vec::new(),
             segment_size: self.segment_size,
             overflow: false,
@@ -194,9 +209,10 @@ impl Collector for RecordBuckets {
 }
 
 impl RecordBucketsSegment {
-    /// Counts a record in the bucket of a text value's ordinal (one dimension, no interval).
-    /// False when `raw` is not a text column's ordinal: such values go to [`Self::add`].
-    fn add_by_ord(&mut self, (col, ord): Raw, duration: Option<f64>) -> bool {
+    /// Counts `n` records (of `duration`, if known) in the bucket of a text value's ordinal
+    /// (one dimension, no interval). False when `raw` is not a text column's ordinal: such
+    /// values go to [`Self::add`].
+    fn add_by_ord(&mut self, (col, ord): Raw, n: u64, duration: Option<f64>) -> bool {
         let Some(by_ord) = &mut self.by_ord else {
             return false;
         };
@@ -210,7 +226,11 @@ impl RecordBucketsSegment {
                 *slot = self.ord_accs.len() as u32;
                 self.ord_accs.push(((col, ord), Acc::new(self.percentiles)));
             }
-            self.ord_accs[*slot as usize].1.add(duration);
+            let acc = &mut self.ord_accs[*slot as usize].1;
+            match duration {
+                None => acc.count += n,
+                Some(_) => (0..n).for_each(|_| acc.add(duration)),
+            }
         }
         true
     }
@@ -255,23 +275,36 @@ impl SegmentCollector for RecordBucketsSegment {
             }
             return;
         };
-        let n = docs.len();
+        // The block's documents that have a value and their ordinals, in two batch reads
+        // (as tantivy's aggregations read a column), then their times and durations.
+        self.doc_buf.clear();
+        self.row_buf.clear();
+        ords.index
+            .docids_to_rowids(docs, &mut self.doc_buf, &mut self.row_buf);
+        let n = self.doc_buf.len();
         self.ord_buf.clear();
-        self.ord_buf.resize(n, None);
-        ords.first_vals(docs, &mut self.ord_buf);
+        self.ord_buf.resize(n, 0);
+        ords.values.get_vals(&self.row_buf, &mut self.ord_buf);
+        if let Some(counts) = &mut self.ord_counts {
+            for &ord in &self.ord_buf {
+                // An ordinal past the column's terms cannot happen; it is not counted.
+                if let Some(count) = counts.get_mut(ord as usize) {
+                    *count += 1;
+                }
+            }
+            return;
+        }
         let mut times = [None; tantivy::COLLECT_BLOCK_BUFFER_LEN];
         let mut durations = [None; tantivy::COLLECT_BLOCK_BUFFER_LEN];
         let batched = n <= tantivy::COLLECT_BLOCK_BUFFER_LEN;
         if let (Some(column), true) = (&self.timestamp, batched) {
-            column.first_vals(docs, &mut times[..n]);
+            column.first_vals(&self.doc_buf, &mut times[..n]);
         }
         if let (Some(column), true) = (&self.duration, batched) {
-            column.first_vals(docs, &mut durations[..n]);
+            column.first_vals(&self.doc_buf, &mut durations[..n]);
         }
-        for (i, &doc) in docs.iter().enumerate() {
-            let Some(ord) = self.ord_buf[i] else {
-                continue;
-            };
+        for i in 0..n {
+            let (ord, doc) = (self.ord_buf[i], self.doc_buf[i]);
             let (time, duration) = if batched {
                 (times[i], durations[i])
             } else {
@@ -281,7 +314,7 @@ impl SegmentCollector for RecordBucketsSegment {
                 )
             };
             let duration = duration.map(|d| d as f64);
-            if self.add_by_ord((0, ord), duration) {
+            if self.add_by_ord((0, ord), 1, duration) {
                 continue;
             }
             let time = self
@@ -312,7 +345,7 @@ impl SegmentCollector for RecordBucketsSegment {
         if self.by_ord.is_some() {
             // Text values by ordinal; numbers (and booleans) go to the map below.
             let mut values = std::mem::take(&mut self.values[0]);
-            values.retain(|&raw| !self.add_by_ord(raw, duration));
+            values.retain(|&raw| !self.add_by_ord(raw, 1, duration));
             self.values[0] = values;
             if self.values[0].is_empty() {
                 return;
@@ -345,6 +378,14 @@ impl SegmentCollector for RecordBucketsSegment {
     }
 
     fn harvest(mut self) -> RecordCounts {
+        if let Some(counts) = self.ord_counts.take() {
+            // Through the slot table, which records that came one at a time went to.
+            for (ord, count) in (0u64..).zip(counts) {
+                if count > 0 {
+                    self.add_by_ord((0, ord), count, None);
+                }
+            }
+        }
         if self.by_ord.take().is_some() {
             let mut found = std::mem::take(&mut self.ord_accs);
             found.extend(self.buckets.drain().map(|((key, _), acc)| (key[0], acc)));
