@@ -37,8 +37,9 @@ pub mod names {
     /// Span start / log time, nanosecond precision.
     pub const TIMESTAMP: &str = "timestamp";
     pub const DURATION_NS: &str = "duration_ns";
-    /// 1 for an error span or a log at level error or above (a column only: trace lists and
-    /// summaries count errors with it; queries ask `status` and `level`).
+    /// 1 for an error span or a log at level error or above, absent for any other record (a
+    /// column only: trace lists and summaries count errors with it; queries ask `status` and
+    /// `level`).
     pub const IS_ERROR: &str = "is_error";
     /// Full text: log body, span name and status message.
     pub const BODY: &str = "body";
