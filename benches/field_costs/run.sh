@@ -7,14 +7,15 @@
 # under callgrind, one variant after another. Instruction counts of one binary repeat to about
 # ±0.1%. The numbers are for deciding what to work on, not a schema anyone should run: every
 # variant but `none` answers some queries wrongly. The patch is written against the code of
-# 0763f80; when it no longer applies, the script says so.
+# ff8269b; when it no longer applies, the script says so.
 #
 # Usage: benches/field_costs/run.sh [MB]      (default 25; needs valgrind)
 # Variants: R resource, A attributes, B body, T trace_id column, S source, E span events,
 # K kind/span_kind/status, N span name, ST the stored record (left out of every document);
 # SR the resource left out of the stored record, SO the origin's file path left out of it;
-# JNF does nothing since cf8a1c5 (the JSON fields have no fast columns); KNF the keyword
-# fields without fast columns, BNP the body without positions; Z-1 the doc store at zstd level -1; RID and RIDF add
+# JNF does nothing since cf8a1c5 (the JSON fields have no fast columns); KNF `service` and
+# `name` without fast columns (kind, status, span_kind and source have none since 1df4c0d and
+# 9f937e9), BNP the body without positions; Z-1 the doc store at zstd level -1; RID and RIDF add
 # a u64 `resource_id` (indexed and fast, or fast only) numbering the decoded resource blocks,
 # the price of the id a resource table would need. Several at once: `R,SR,RIDF`.
 # `VARIANTS="none R,SR"` runs only those.
