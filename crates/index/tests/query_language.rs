@@ -46,6 +46,17 @@ fn records() -> Vec<model::Record> {
     ]
 }
 
+/// How many records `q` matches, a minute after `T0`.
+fn total(index: &index::Index, q: &str) -> u64 {
+    let request = SearchRequest {
+        query: q,
+        limit: 100,
+        now_ns: Some(T0 + 60 * SEC),
+        ..Default::default()
+    };
+    index.search(&request).unwrap().total
+}
+
 #[test]
 fn search_through_the_language() {
     let index = index_of(records());
@@ -236,15 +247,7 @@ fn attribute_ranges_exists_and_groups_read_terms() {
         })
         .collect();
     let index = index_of(records);
-    let search = |q: &str| {
-        let request = SearchRequest {
-            query: q,
-            limit: 100,
-            now_ns: Some(T0 + 60 * SEC),
-            ..Default::default()
-        };
-        index.search(&request).unwrap().total
-    };
+    let search = |q: &str| total(&index, q);
     assert_eq!(search("retry.count > 5"), 2, "5.5 and 7");
     assert_eq!(search("retry.count >= 5.5"), 2, "5.5 and 7");
     assert_eq!(
@@ -341,15 +344,7 @@ fn time(ns: i64) -> String {
 #[test]
 fn keywords_without_columns_group_and_filter_by_their_terms() {
     let index = index_of(records());
-    let search = |q: &str| {
-        let request = SearchRequest {
-            query: q,
-            limit: 100,
-            now_ns: Some(T0 + 60 * SEC),
-            ..Default::default()
-        };
-        index.search(&request).unwrap().total
-    };
+    let search = |q: &str| total(&index, q);
     assert_eq!(search("exists(status)"), 4, "every span");
     assert_eq!(search("status != ERROR"), 3);
     assert_eq!(search("kind != span"), 2);
