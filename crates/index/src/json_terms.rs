@@ -41,8 +41,8 @@ const CACHE_BYTES: usize = 128 << 20;
 /// The name the built column has inside its own columnar.
 const COLUMN: &str = "v";
 
-/// A keyword field indexed without a fast column (`kind`, `status`, `source`): its values per
-/// record are built from its terms, as a JSON path's are.
+/// A keyword field indexed without a fast column (`kind`, `status`, `span_kind`, `source`): its
+/// values per record are built from its terms, as a JSON path's are.
 pub(crate) fn terms_only(schema: &Schema, name: &str) -> Option<Field> {
     let field = schema.get_field(name).ok()?;
     let entry = schema.get_field_entry(field);
