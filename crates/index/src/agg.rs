@@ -12,7 +12,7 @@ use tantivy::query::{AllQuery, Query};
 use tantivy::schema::Type;
 
 use crate::Index;
-use crate::agg_records::RecordBuckets;
+use crate::agg_records::{KeywordCounts, RecordBuckets};
 use crate::agg_traces::{KeyFormat, MAX_TRACE_PAIRS, TraceBuckets, TraceCounts, float_text};
 use crate::error::{Context as _, Error, Result};
 use crate::schema::names;
@@ -162,10 +162,20 @@ impl Index {
             None => None,
         };
         let query = within(self.fields(), query, request.from_ns, request.to_ns);
+        let schema = &self.fields().schema;
         let from_terms = dims
             .iter()
-            .any(|d| crate::json_terms::from_terms(&self.fields().schema, &d.field));
-        let (total, buckets) = if from_terms {
+            .any(|d| crate::json_terms::from_terms(schema, &d.field));
+        let counts_only = interval_ms.is_none()
+            && !request.duration_stats
+            && request.duration_percentiles.is_empty();
+        let keyword = match &dims[..] {
+            [dim] if counts_only => crate::json_terms::terms_only(schema, &dim.field),
+            _ => None,
+        };
+        let (total, buckets) = if let Some(field) = keyword {
+            self.keyword_buckets(&*query, &dims[0], field)?
+        } else if from_terms {
             self.record_buckets(&*query, &dims, interval_ms, size, request)?
         } else {
             self.tantivy_buckets(&*query, &dims, interval_ms, size, request)?
@@ -238,6 +248,33 @@ impl Index {
             &mut prefix,
             &mut buckets,
         );
+        Ok((total as u64, buckets))
+    }
+
+    /// Records per value of one keyword without a fast column, counts only: its postings met
+    /// with the matching records ([`KeywordCounts`]), no column built.
+    fn keyword_buckets(
+        &self,
+        query: &dyn Query,
+        dim: &Dimension,
+        field: tantivy::schema::Field,
+    ) -> Result<(u64, Vec<AggBucket>)> {
+        let (total, values) = self
+            .searcher()
+            .search(query, &(Count, KeywordCounts(field)))
+            .context("counting records per value")?;
+        // A segment's error is raised when the segments' counts are merged.
+        let values = values
+            .map_err(tantivy::TantivyError::InternalError)
+            .context("counting records per value")?;
+        let buckets = values
+            .into_iter()
+            .map(|(value, count)| AggBucket {
+                key: vec![(dim.label.clone(), dim.key.text(value))],
+                count,
+                duration: None,
+            })
+            .collect();
         Ok((total as u64, buckets))
     }
 

@@ -377,6 +377,50 @@ pub(crate) fn keyword_values(reader: &SegmentReader, field: Field) -> tantivy::R
     Ok(out)
 }
 
+/// Per value of a keyword field (its terms, in order), how many of `docs` (ascending) have it;
+/// values none of them has are left out. No column is built: each value's postings are met
+/// with `docs`, skipping through the postings when `docs` are few next to them, else reading
+/// them whole.
+pub(crate) fn count_keyword_values(
+    inverted: &InvertedIndexReader,
+    docs: &[DocId],
+) -> std::io::Result<Vec<(String, u64)>> {
+    let mut stream = terms_with_prefix(inverted, &[])?;
+    let mut block = [0; tantivy::COLLECT_BLOCK_BUFFER_LEN];
+    let mut out = Vec::new();
+    while stream.advance() {
+        let info = stream.value();
+        let mut postings = inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+        let mut n = 0u64;
+        if (docs.len() as u64).saturating_mul(8) < u64::from(info.doc_freq) {
+            for &doc in docs {
+                if postings.doc() < doc {
+                    postings.seek(doc);
+                }
+                match postings.doc() {
+                    TERMINATED => break,
+                    found => n += u64::from(found == doc),
+                }
+            }
+        } else {
+            let mut at = 0;
+            each_doc(&mut postings, &mut block, |doc| {
+                while docs.get(at).is_some_and(|&d| d < doc) {
+                    at += 1;
+                }
+                if docs.get(at) == Some(&doc) {
+                    n += 1;
+                    at += 1;
+                }
+            });
+        }
+        if n > 0 {
+            out.push((String::from_utf8_lossy(stream.key()).into_owned(), n));
+        }
+    }
+    Ok(out)
+}
+
 /// Every document of `postings`, read a block at a time.
 fn each_doc(
     postings: &mut dyn DocSet,

@@ -46,6 +46,30 @@ fn records() -> Vec<model::Record> {
     ]
 }
 
+/// Records (or traces) per value of `by` among those `query` matches, sorted by value.
+fn group_counts(
+    index: &index::Index,
+    query: &str,
+    by: &str,
+    count: index::CountMode,
+) -> Vec<(String, u64)> {
+    let request = AggRequest {
+        query,
+        by: vec![by.into()],
+        count,
+        ..Default::default()
+    };
+    let mut rows: Vec<(String, u64)> = index
+        .aggregate(&request)
+        .unwrap()
+        .buckets
+        .iter()
+        .map(|b| (b.key[0].1.clone(), b.count))
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// How many records `q` matches, a minute after `T0`.
 fn total(index: &index::Index, q: &str) -> u64 {
     let request = SearchRequest {
@@ -352,23 +376,8 @@ fn keywords_without_columns_group_and_filter_by_their_terms() {
     assert_eq!(search("NOT exists(source)"), 4);
     assert_eq!(search("source != /var/log/payment.log"), 0);
 
-    let group = |query: &str, by: &str, count: index::CountMode| {
-        let request = AggRequest {
-            query,
-            by: vec![by.into()],
-            count,
-            ..Default::default()
-        };
-        let mut rows: Vec<(String, u64)> = index
-            .aggregate(&request)
-            .unwrap()
-            .buckets
-            .iter()
-            .map(|b| (b.key[0].1.clone(), b.count))
-            .collect();
-        rows.sort();
-        rows
-    };
+    let group =
+        |query: &str, by: &str, count: index::CountMode| group_counts(&index, query, by, count);
     let rows = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
         pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
     };
@@ -390,4 +399,41 @@ fn keywords_without_columns_group_and_filter_by_their_terms() {
         group("kind = log", "source", records),
         rows(&[("/var/log/payment.log", 2)])
     );
+    // Counts alone walk the keyword's postings; with duration stats the column is built: the
+    // two agree.
+    let with_stats = AggRequest {
+        query: "kind = span",
+        by: vec!["status".into()],
+        duration_stats: true,
+        ..Default::default()
+    };
+    let mut counted: Vec<(String, u64, u64)> = index
+        .aggregate(&with_stats)
+        .unwrap()
+        .buckets
+        .iter()
+        .map(|b| {
+            let timed = b.duration.as_ref().map_or(0, |d| d.count);
+            (b.key[0].1.clone(), b.count, timed)
+        })
+        .collect();
+    counted.sort();
+    assert_eq!(
+        counted,
+        [("ERROR".to_string(), 1, 1), ("UNSET".to_string(), 3, 3)]
+    );
+
+    // A few matches against a value of many records: the postings are skipped through.
+    let a = trace_id(A);
+    let many: Vec<model::Record> = (1..=40)
+        .map(|i| {
+            let service = if i % 20 == 0 { "rare" } else { "common" };
+            let s = span(a, i, None, service, "op").at(T0 + i as i64 * MS, MS);
+            if i == 40 { s.error("boom") } else { s }.build()
+        })
+        .collect();
+    let index = index_of(many);
+    let group = |query: &str| group_counts(&index, query, "status", index::CountMode::Records);
+    assert_eq!(group("service = rare"), rows(&[("ERROR", 1), ("UNSET", 1)]));
+    assert_eq!(group("kind = span"), rows(&[("ERROR", 1), ("UNSET", 39)]));
 }
