@@ -183,6 +183,9 @@ pub(crate) struct RecordBucketsSegment {
     /// With `by_ord` and neither durations nor an interval: the first column's records per
     /// ordinal, counted straight from a block's ordinals (folded into `ord_accs` at harvest).
     ord_counts: Option<Vec<u64>>,
+    /// The ordinals of the one dimension when it is a single-valued text column: read a block
+    /// at a time.
+    block_ords: Option<Column<u64>>,
     /// A block's documents that have a value, their rows in the column and their term
     /// ordinals (reused).
     doc_buf: Vec<DocId>,
@@ -224,6 +227,18 @@ impl Collector for RecordBuckets {
                     })
                     .collect()
             });
+        let block_ords = match &dims[..] {
+            [(columns, _)] => match &columns[..] {
+                [DynamicColumn::Str(c)]
+                    if c.ords().get_cardinality()
+                        != tantivy::columnar::Cardinality::Multivalued =>
+                {
+                    Some(c.ords().clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
         let counts_only = !(self.durations || self.percentiles);
         let ord_counts = match (&by_ord, counts_only) {
             (Some(slots), true) => slots.first().map(|first| vec![0; first.len()]),
@@ -231,6 +246,7 @@ impl Collector for RecordBuckets {
         };
         Ok(RecordBucketsSegment {
             ord_counts,
+            block_ords,
             timestamp: match self.interval_ms {
                 Some(_) => Some(fast.date(names::TIMESTAMP)?),
                 None => None,
@@ -325,19 +341,7 @@ impl SegmentCollector for RecordBucketsSegment {
     /// its ordinals (and the times and durations asked for) are read in one batch each, as
     /// tantivy's aggregations read them.
     fn collect_block(&mut self, docs: &[DocId]) {
-        let ords = match &self.dims[..] {
-            [(columns, _)] => match &columns[..] {
-                [DynamicColumn::Str(c)]
-                    if c.ords().get_cardinality()
-                        != tantivy::columnar::Cardinality::Multivalued =>
-                {
-                    Some(c.ords().clone())
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some(ords) = ords else {
+        let Some(ords) = &self.block_ords else {
             for &doc in docs {
                 self.collect(doc, 0.0);
             }

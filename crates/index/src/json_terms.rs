@@ -19,6 +19,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use tantivy::BitSet;
 use tantivy::columnar::{ColumnarReader, ColumnarWriter, DynamicColumn};
 use tantivy::index::{InvertedIndexReader, SegmentId};
+use tantivy::postings::SegmentPostings;
 use tantivy::query::{
     BitSetDocSet, BooleanQuery, ConstScorer, EmptyQuery, EmptyScorer, EnableScoring, Explanation,
     InvertedIndexRangeQuery, Query, Scorer, Weight,
@@ -99,19 +100,18 @@ fn terms_with_prefix<'a>(
     inverted.terms().range().ge(prefix).lt(&end).into_stream()
 }
 
-/// Visits every term starting with `prefix` in the segment, with its postings.
+/// Visits every term starting with `prefix` in a segment's field, with its postings (and how
+/// many documents they hold).
 fn each_term(
-    reader: &SegmentReader,
-    field: Field,
+    inverted: &InvertedIndexReader,
     prefix: &[u8],
-    mut visit: impl FnMut(&[u8], &mut dyn DocSet),
-) -> tantivy::Result<()> {
-    let inverted = reader.inverted_index(field)?;
-    let mut stream = terms_with_prefix(&inverted, prefix)?;
+    mut visit: impl FnMut(&[u8], &mut SegmentPostings, u32),
+) -> std::io::Result<()> {
+    let mut stream = terms_with_prefix(inverted, prefix)?;
     while stream.advance() {
-        let mut postings =
-            inverted.read_postings_from_terminfo(stream.value(), IndexRecordOption::Basic)?;
-        visit(stream.key(), &mut postings);
+        let info = stream.value();
+        let mut postings = inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+        visit(stream.key(), &mut postings, info.doc_freq);
     }
     Ok(())
 }
@@ -304,7 +304,7 @@ fn build(reader: &SegmentReader, field: Field, terms: &Terms) -> tantivy::Result
         // sort (a group-by on the CLI builds this for every segment).
         Terms::Keyword => {
             let mut ids = vec![u32::MAX; reader.max_doc() as usize];
-            each_term(reader, field, &[], |key, postings| {
+            each_term(&*reader.inverted_index(field)?, &[], |key, postings, _| {
                 let Ok(text) = std::str::from_utf8(key) else {
                     return;
                 };
@@ -326,14 +326,18 @@ fn build(reader: &SegmentReader, field: Field, terms: &Terms) -> tantivy::Result
         // sorted by document.
         Terms::Json(prefix) => {
             let mut pairs: Vec<(DocId, u32)> = Vec::new();
-            each_term(reader, field, prefix, |key, postings| {
-                let Some(value) = term_value(&key[prefix.len()..]) else {
-                    return;
-                };
-                let id = values.len() as u32;
-                values.push(value);
-                each_doc(postings, &mut block, |doc| pairs.push((doc, id)));
-            })?;
+            each_term(
+                &*reader.inverted_index(field)?,
+                prefix,
+                |key, postings, _| {
+                    let Some(value) = term_value(&key[prefix.len()..]) else {
+                        return;
+                    };
+                    let id = values.len() as u32;
+                    values.push(value);
+                    each_doc(postings, &mut block, |doc| pairs.push((doc, id)));
+                },
+            )?;
             pairs.sort_unstable();
             for (doc, id) in pairs {
                 record(&mut writer, doc, &values[id as usize]);
@@ -355,7 +359,7 @@ pub(crate) fn keyword_codes(
 ) -> tantivy::Result<Vec<u8>> {
     let mut codes = vec![0u8; reader.max_doc() as usize];
     let mut block = [0; tantivy::COLLECT_BLOCK_BUFFER_LEN];
-    each_term(reader, field, &[], |key, postings| {
+    each_term(&*reader.inverted_index(field)?, &[], |key, postings, _| {
         let value = code(&String::from_utf8_lossy(key));
         each_doc(postings, &mut block, |doc| {
             if let Some(slot) = codes.get_mut(doc as usize) {
@@ -385,14 +389,11 @@ pub(crate) fn count_keyword_values(
     inverted: &InvertedIndexReader,
     docs: &[DocId],
 ) -> std::io::Result<Vec<(String, u64)>> {
-    let mut stream = terms_with_prefix(inverted, &[])?;
     let mut block = [0; tantivy::COLLECT_BLOCK_BUFFER_LEN];
     let mut out = Vec::new();
-    while stream.advance() {
-        let info = stream.value();
-        let mut postings = inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+    each_term(inverted, &[], |key, postings, doc_freq| {
         let mut n = 0u64;
-        if (docs.len() as u64).saturating_mul(8) < u64::from(info.doc_freq) {
+        if (docs.len() as u64).saturating_mul(8) < u64::from(doc_freq) {
             for &doc in docs {
                 if postings.doc() < doc {
                     postings.seek(doc);
@@ -404,7 +405,7 @@ pub(crate) fn count_keyword_values(
             }
         } else {
             let mut at = 0;
-            each_doc(&mut postings, &mut block, |doc| {
+            each_doc(postings, &mut block, |doc| {
                 while docs.get(at).is_some_and(|&d| d < doc) {
                     at += 1;
                 }
@@ -415,9 +416,9 @@ pub(crate) fn count_keyword_values(
             });
         }
         if n > 0 {
-            out.push((String::from_utf8_lossy(stream.key()).into_owned(), n));
+            out.push((String::from_utf8_lossy(key).into_owned(), n));
         }
-    }
+    })?;
     Ok(out)
 }
 
